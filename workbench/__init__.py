@@ -1,0 +1,3 @@
+"""Workbench: incident response for production AI systems."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,82 @@
+"""Options and output helpers shared by every command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from workbench.access import Actor
+from workbench.session import actor_for
+from workbench.store import Workspace, open_workspace
+
+DbOpt = Annotated[
+    Path | None,
+    typer.Option("--db", help="Workspace DuckDB file (default: $WORKBENCH_DB, else ./workbench.duckdb).",
+                 show_default=False),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option("--user", help="Account to act as when the workspace has accounts (default: $WORKBENCH_USER).",
+                 show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line) instead of text.")]
+
+
+def workspace(db: Path | None, *, create: bool = True) -> Workspace:
+    """Open the workspace named by --db or the environment."""
+    return open_workspace(db, create=create)
+
+
+def actor(ws: Workspace, user: str | None) -> Actor:
+    """The acting user for this command."""
+    return actor_for(ws, user)
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, datetime | date):
+        return o.isoformat().replace("+00:00", "Z")
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)
+
+
+def dumps(obj: Any) -> str:
+    """One JSON line, with timestamps as ISO-8601 UTC."""
+    return json.dumps(obj, default=_default, ensure_ascii=False)
+
+
+def emit_json(rows: Iterable[dict[str, Any]]) -> None:
+    """Print one JSON object per line on stdout."""
+    for row in rows:
+        sys.stdout.write(dumps(row) + "\n")
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
+    """Print rows as a plain aligned text table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title, show_lines=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*["" if r.get(c) is None else _cell(r.get(c)) for c in columns])
+    Console(width=200).print(t)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%SZ")
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list | dict):
+        return dumps(v)
+    return str(v)

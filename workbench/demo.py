@@ -1,0 +1,68 @@
+"""Build the demo workspace from the shipped sample data: ingest, register models, detect."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workbench import audit, settings
+from workbench.access import Actor, require
+from workbench.errors import WorkbenchError
+from workbench.ingest import ingest
+from workbench.store import Workspace
+
+
+def is_empty(ws: Workspace) -> bool:
+    """Whether the workspace holds no decisions and no metrics yet."""
+    return not ws.scalar("SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM metrics)")
+
+
+def build_demo(ws: Workspace, actor: Actor, sample: Path | None = None,
+               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Load sample decisions and metrics, register the sample's models, and run detection once."""
+    require(actor, "write:ingest")
+    sample = Path(sample) if sample else settings.sample_dir()
+    say = progress or (lambda _msg: None)
+    if not (sample / "decisions").is_dir():
+        raise WorkbenchError(f"no sample data at {sample}: run `workbench sample --out {sample}` first")
+    say("ingesting decisions")
+    files = ingest(ws, actor, [sample / "decisions"], kind="decisions")
+    say("ingesting metrics")
+    files += ingest(ws, actor, [sample / "metrics"], kind="metrics")
+    errors = [f.error for f in files if f.error]
+    if errors:
+        raise WorkbenchError("demo ingest failed: " + errors[0])
+    models = _register_models(ws, actor, sample, say)
+    alerts = _detect(ws, actor, say)
+    ws.execute("INSERT OR REPLACE INTO workspace_meta(key, value) VALUES ('demo', ?)",
+               [json.dumps({"sample": str(sample)})])
+    audit.record(ws, actor, "demo.build", str(sample), {"files": len(files), "models": models, "alerts": alerts})
+    return {"files": [f.as_dict() for f in files], "models": models, "alerts": alerts}
+
+
+def _register_models(ws: Workspace, actor: Actor, sample: Path, say: Callable[[str], None]) -> int:
+    registry_file = sample / "models" / "registry.json"
+    if not registry_file.exists():
+        return 0
+    try:
+        from workbench.explain import registry
+    except ImportError:  # the explain package is optional while it is being built
+        return 0
+    say("registering models")
+    count = 0
+    for entry in json.loads(registry_file.read_text()):
+        registry.add_model(ws, actor, entry["system_id"], entry["version"], sample / "models" / entry["path"]
+                           if not (sample / entry["path"]).exists() else sample / entry["path"], exist_ok=True)
+        count += 1
+    return count
+
+
+def _detect(ws: Workspace, actor: Actor, say: Callable[[str], None]) -> int:
+    try:
+        from workbench.detect import run_all
+    except ImportError:
+        return 0
+    say("running detectors")
+    return len(run_all(ws, actor))

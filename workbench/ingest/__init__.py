@@ -1,0 +1,194 @@
+"""Ingest: files -> canonical decisions and metrics, with custody hashes, quarantine and audit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from workbench import audit
+from workbench.access import Actor, require
+from workbench.errors import WorkbenchError
+from workbench.ingest import decisions, metrics
+from workbench.ingest.files import detect_format, expand, head_text, sha256_file, sniff_kind
+from workbench.ingest.importers import IMPORTERS, load_all
+from workbench.ingest.reading import Reader
+from workbench.store import Workspace
+
+KINDS = ("decisions", "metrics")
+
+
+@dataclass
+class FileResult:
+    """What happened to one file: the ingest summary row."""
+
+    path: str
+    sha256: str | None = None
+    kind: str | None = None
+    format: str | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    duplicates: int = 0
+    rows_quarantined: int = 0
+    skipped: bool = False
+    source_id: int | None = None
+    system_ids: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dictionary for --json output."""
+        return asdict(self)
+
+
+def ingest(
+    ws: Workspace,
+    actor: Actor,
+    paths: list[str | Path],
+    *,
+    kind: str | None = None,
+    fmt: str | None = None,
+    system: str | None = None,
+    mapping: dict[str, Any] | None = None,
+    on_file: Callable[[FileResult, int], None] | None = None,
+) -> list[FileResult]:
+    """Ingest files, globs and directories; one transaction per file; returns one result per file."""
+    require(actor, "write:ingest")
+    if kind is not None and kind not in KINDS:
+        raise WorkbenchError(f"unknown kind {kind!r}; use decisions or metrics")
+    load_all()
+    if fmt is not None and fmt not in ("jsonl", "csv", "parquet", "prometheus", *IMPORTERS):
+        raise WorkbenchError(f"unknown format {fmt!r}; known: jsonl, csv, parquet, prometheus, "
+                             + ", ".join(sorted(IMPORTERS)))
+    results = []
+    for path in expand(paths):
+        result = ingest_file(ws, actor, path, kind=kind, fmt=fmt, system=system, mapping=mapping)
+        results.append(result)
+        if on_file:
+            on_file(result, path.stat().st_size if path.exists() else 0)
+    return results
+
+
+def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = None, fmt: str | None = None,
+                system: str | None = None, mapping: dict[str, Any] | None = None) -> FileResult:
+    """Ingest one file; errors are returned in the result as one line, never raised past here."""
+    require(actor, "write:ingest")
+    started = time.perf_counter()
+    path = Path(path).absolute()
+    result = FileResult(path=str(path))
+    try:
+        if not path.is_file():
+            raise WorkbenchError(f"{path}: not found")
+        result.sha256 = sha256_file(path)
+        prior = ws.one("SELECT source_id, kind, format FROM sources WHERE sha256 = ? ORDER BY source_id LIMIT 1",
+                       [result.sha256])
+        if prior:
+            result.skipped, result.source_id, result.kind, result.format = True, prior[0], prior[1], prior[2]
+            return result
+        result.format, importer = _resolve_format(path, fmt)
+        result.kind = importer.kind if importer else (kind or sniff_kind(path, result.format))
+        if importer and kind and importer.kind != kind:
+            raise WorkbenchError(f"{path}: format {importer.name} holds {importer.kind}, not {kind}")
+        if importer and importer.needs_mapping and not mapping:
+            raise WorkbenchError(f"{path}: the {importer.name} importer needs --mapping FILE; {importer.help}")
+        _load(ws, actor, path, result, importer, system, mapping)
+    except WorkbenchError as exc:
+        result.error = str(exc)
+    except duckdb.Error as exc:
+        result.error = f"{path}: {_one_line(exc)}"
+    except (OSError, UnicodeError, ValueError) as exc:
+        result.error = f"{path}: {exc}"
+    finally:
+        result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _resolve_format(path: Path, fmt: str | None):
+    if fmt in IMPORTERS:
+        return fmt, IMPORTERS[fmt]
+    if fmt:
+        return fmt, None
+    head = head_text(path)
+    for imp in IMPORTERS.values():
+        if imp.sniff and imp.sniff(path, head):
+            return imp.name, imp
+    return detect_format(path), None
+
+
+def _load(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer, system, mapping) -> None:
+    size = path.stat().st_size
+    with ws.transaction() as con:
+        source_id = con.execute("SELECT nextval('source_id_seq')").fetchone()[0]
+        reader = Reader.for_file(con, path, result.format)
+        module = decisions if result.kind == "decisions" else metrics
+        if importer:
+            importer.stage(reader, path, system, mapping)
+            if system:
+                table = "_stage" if result.kind == "decisions" else "_mstage"
+                con.execute(f"UPDATE {table} SET system_id = coalesce(system_id, ?)", [system])
+        else:
+            module.stage(reader, path, result.format, system)
+        module.check(reader)
+        counts = module.load(reader, source_id, path)
+        checked = "_checked" if result.kind == "decisions" else "_mchecked"
+        systems, ts_min, ts_max = con.execute(
+            f"SELECT list(DISTINCT system_id ORDER BY system_id), min(ts), max(ts) FROM {checked} "
+            "WHERE reason IS NULL").fetchone()
+        con.execute(f"DROP TABLE {checked}")
+        con.execute(
+            "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [source_id, str(path.resolve()), result.sha256, size, result.kind, result.format, datetime.now(UTC),
+             actor.user, actor.role, counts["rows_read"], counts["rows_loaded"], counts["duplicates"],
+             counts["rows_quarantined"], systems or [], ts_min, ts_max],
+        )
+        result.source_id, result.system_ids = source_id, systems or []
+        for key, value in counts.items():
+            setattr(result, key, value)
+        audit.record(ws, actor, "ingest.file", str(path.resolve()),
+                     {"source_id": source_id, "sha256": result.sha256, "kind": result.kind, **counts})
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def sources(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
+    """Every ingested source file with its custody record."""
+    require(actor, "read:aggregates")
+    return ws.dicts("SELECT * FROM sources ORDER BY source_id")
+
+
+def rejects(ws: Workspace, actor: Actor, source_id: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """Quarantined rows with file, line, raw text and reason (raw text is decision-level data)."""
+    require(actor, "read:decisions")
+    where = "WHERE source_id = ?" if source_id is not None else ""
+    params = [source_id] if source_id is not None else []
+    rows = ws.dicts(f"SELECT * FROM quarantine {where} ORDER BY source_id, line LIMIT ?", [*params, limit])
+    audit.record(ws, actor, "read.quarantine", None, {"source_id": source_id, "rows": len(rows)})
+    return rows
+
+
+def verify_sources(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
+    """Re-hash every source file still on disk: ok, changed or missing."""
+    require(actor, "read:aggregates")
+    out = []
+    for source_id, path, sha in ws.rows("SELECT source_id, path, sha256 FROM sources ORDER BY source_id"):
+        p = Path(path)
+        if not p.exists():
+            status, now = "missing", None
+        else:
+            try:
+                now = sha256_file(p)
+                status = "ok" if now == sha else "changed"
+            except WorkbenchError:
+                now, status = None, "changed"
+        out.append({"source_id": source_id, "path": path, "sha256": sha, "sha256_now": now, "status": status})
+    audit.record(ws, actor, "custody.verify", None,
+                 {"files": len(out), "bad": sum(r["status"] != "ok" for r in out)})
+    return out

@@ -1,0 +1,153 @@
+"""Find the files an analyst named, recognise their format, and hash them for the chain of custody."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import json
+import zlib
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+FORMATS = ("jsonl", "csv", "parquet", "prometheus")
+_SUFFIXES = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+    ".prom": "openmetrics", ".txt": "text",
+}
+
+
+def expand(paths: list[str | Path], missing: list[str] | None = None) -> list[Path]:
+    """Turn files, globs and directories (walked recursively, hidden files skipped) into a sorted file list.
+
+    A name matching nothing raises, unless a `missing` list is given to collect it in.
+    """
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and not _hidden(f.relative_to(p))))
+        elif p.exists():
+            out.append(p)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(str(raw), recursive=True) if Path(m).is_file())
+            if not matches and missing is not None:
+                missing.append(str(raw))
+            elif not matches:
+                raise WorkbenchError(f"{raw}: no such file, directory or matching glob")
+            out.extend(matches)
+    seen: set[Path] = set()
+    unique = []
+    for f in out:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether the file starts with the gzip magic bytes."""
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of the file's bytes, read in 4 MiB blocks; a gzip file is also checked for truncation."""
+    h = hashlib.sha256()
+    gz = is_gzip(path)
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gz else None
+    with path.open("rb") as fh:
+        while block := fh.read(4 << 20):
+            h.update(block)
+            if inflater is not None:
+                try:
+                    inflater.decompress(block, 0)
+                    while inflater.eof and inflater.unused_data:  # concatenated gzip members
+                        rest = inflater.unused_data
+                        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        inflater.decompress(rest, 0)
+                except zlib.error as exc:
+                    raise WorkbenchError(f"{path}: corrupt gzip data ({exc})") from exc
+    if inflater is not None and not inflater.eof:
+        raise WorkbenchError(f"{path}: truncated gzip file (the compressed stream ends early)")
+    return h.hexdigest()
+
+
+def head_text(path: Path, size: int = 65536) -> str:
+    """The first bytes of the (decompressed) file as text, for sniffing."""
+    try:
+        if is_gzip(path):
+            with gzip.open(path, "rb") as fh:
+                data = fh.read(size)
+        else:
+            with path.open("rb") as fh:
+                data = fh.read(size)
+    except (OSError, EOFError) as exc:
+        raise WorkbenchError(f"{path}: cannot read ({exc})") from exc
+    return data.decode("utf-8", errors="replace")
+
+
+def detect_format(path: Path) -> str:
+    """Recognise the file format from its name and first bytes: jsonl, csv, parquet or prometheus."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    suffix = Path(name).suffix
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PAR1":
+        return "parquet"
+    kind = _SUFFIXES.get(suffix)
+    head = head_text(path)
+    stripped = head.lstrip()
+    if kind in (None, "json", "jsonl", "text") and stripped.startswith("{"):
+        first = stripped.split("\n", 1)[0]
+        if '"resultType"' in head[:4096] and '"data"' in head[:4096]:
+            return "prometheus"
+        try:
+            json.loads(first)
+            return "jsonl"
+        except ValueError:
+            return "json" if kind == "json" else "jsonl"
+    if kind == "csv" or (kind is None and "," in head.split("\n", 1)[0]):
+        return "csv"
+    if kind in ("jsonl", "parquet"):
+        return kind
+    raise WorkbenchError(
+        f"{path}: unsupported format (expected .jsonl, .csv, .parquet, optionally .gz, or Prometheus JSON)"
+    )
+
+
+def sniff_kind(path: Path, fmt: str) -> str:
+    """Guess whether a file holds decisions or metrics from its columns or keys."""
+    if fmt == "prometheus":
+        return "metrics"
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        names = set(pq.read_schema(path).names)
+    elif fmt == "csv":
+        names = {c.strip().strip('"') for c in head_text(path).split("\n", 1)[0].split(",")}
+    else:
+        names = set()
+        for line in head_text(path).splitlines()[:50]:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                names = set(obj)
+                break
+    if "decision_id" in names or any(n.startswith("features") for n in names):
+        return "decisions"
+    if {"metric", "value"} <= names:
+        return "metrics"
+    raise WorkbenchError(
+        f"{path}: cannot tell decisions from metrics (no decision_id or metric/value columns); pass --kind"
+    )

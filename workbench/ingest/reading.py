@@ -1,0 +1,78 @@
+"""Low-level reading helpers shared by the canonical readers and the platform importers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from workbench.ingest.files import is_gzip
+
+# Every physical line of a text file with its 1-based number (blank lines come back as NULL).
+LINES_SQL = (
+    "SELECT row_number() OVER () AS line, raw FROM read_csv({path}, columns={{'raw': 'VARCHAR'}}, header=false, "
+    "delim='\\0', quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=67108864, "
+    "compression='{compression}')"
+)
+
+
+def quote_ident(name: str) -> str:
+    """Quote a column name for DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_str(value: str) -> str:
+    """Quote a string literal for DuckDB."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass
+class Reader:
+    """One file being read on one cursor: its compression and the rows its parser rejected."""
+
+    con: duckdb.DuckDBPyConnection
+    path: Path
+    compression: str = "none"
+    fmt: str = ""
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line, raw, reason)
+    line_expr: str = "_ord + 1"  # SQL giving the physical line of a CSV data row
+
+    @classmethod
+    def for_file(cls, con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Reader:
+        """A reader for path, with gzip recognised from the bytes rather than the name."""
+        return cls(con, path, "gzip" if is_gzip(path) else "none", fmt)
+
+    def lines_table(self, table: str) -> None:
+        """Materialise the file's non-blank lines as (line, raw) in a temp table."""
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM ("
+            + LINES_SQL.format(path=sql_str(str(self.path)), compression=self.compression)
+            + ") WHERE raw IS NOT NULL AND trim(raw) <> ''"
+        )
+
+    def csv_to_table(self, path: Path, table: str) -> list[str]:
+        """Read a CSV as text columns into a temp table with a `_line` column; keep the parser's rejects."""
+        src = sql_str(str(path))
+        opts = (f"all_varchar=true, header=true, delim=',', quote='\"', escape='\"', store_rejects=true, "
+                f"rejects_table='_rej_err', rejects_scan='_rej_scan', compression='{self.compression}', "
+                "max_line_size=67108864")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () AS _ord, * "
+                         f"FROM read_csv({src}, {opts})")
+        bad = self.con.execute(
+            "SELECT line, any_value(csv_line), arg_min(error_type || ': ' || error_message, column_idx) "
+            "FROM _rej_err GROUP BY line ORDER BY line"
+        ).fetchall()
+        self.con.execute("DROP TABLE IF EXISTS _rej_err")
+        self.con.execute("DROP TABLE IF EXISTS _rej_scan")
+        self.rejects.extend((int(line), raw, f"CSV parse error: {why}") for line, raw, why in bad)
+        # Data row k sits on line k + 1 (header) + the rejected lines before it.
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _rej_lines(line BIGINT, before BIGINT)")
+        if bad:
+            self.con.executemany("INSERT INTO _rej_lines VALUES (?, ?)",
+                                 [[int(line), int(line) - 1 - j] for j, (line, _, _) in enumerate(bad, start=1)])
+            self.line_expr = f"_ord + 1 + (SELECT count(*) FROM _rej_lines r WHERE r.before < {table}._ord)"
+        else:
+            self.line_expr = "_ord + 1"
+        cols = [r[0] for r in self.con.execute(f"DESCRIBE {table}").fetchall()]
+        return [c for c in cols if c != "_ord"]
