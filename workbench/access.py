@@ -27,6 +27,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "run:sql": frozenset({"analyst", "lead", "auditor", "admin"}),
     "export": frozenset({"analyst", "lead", "auditor", "admin"}),
     "run:drills": frozenset({"analyst", "lead", "admin"}),
+    "facilitate:drills": frozenset({"lead", "admin"}),
 }
 
 

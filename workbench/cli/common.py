@@ -11,8 +11,10 @@ from typing import Annotated, Any
 
 import typer
 
+from workbench import settings
 from workbench.access import Actor
-from workbench.session import actor_for
+from workbench.errors import WorkbenchError
+from workbench.session import actor_for, has_accounts
 from workbench.store import Workspace, open_workspace
 
 DbOpt = Annotated[
@@ -25,6 +27,9 @@ UserOpt = Annotated[
     typer.Option("--user", help="Account to act as when the workspace has accounts (default: $WORKBENCH_USER).",
                  show_default=False),
 ]
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one object per line) instead of text.")]
 
 
@@ -33,9 +38,29 @@ def workspace(db: Path | None, *, create: bool = True) -> Workspace:
     return open_workspace(db, create=create)
 
 
+# Set by the root option `workbench --password-stdin ...` (workbench/cli/access_cmd.py).
+SIGN_IN = {"password_stdin": False, "password": None}
+
+
+def read_password_stdin() -> str:
+    """One password from the next line of standard input."""
+    line = sys.stdin.readline()
+    if not line.strip():
+        raise WorkbenchError("--password-stdin: no password on standard input")
+    return line.rstrip("\r\n")
+
+
 def actor(ws: Workspace, user: str | None) -> Actor:
-    """The acting user for this command."""
-    return actor_for(ws, user)
+    """The acting user for this command (password: --password-stdin, WORKBENCH_PASSWORD, or a prompt)."""
+    password = SIGN_IN["password"]
+    if password is None and has_accounts(ws):
+        if SIGN_IN["password_stdin"]:
+            password = SIGN_IN["password"] = read_password_stdin()
+        elif not settings.get("password") and sys.stdin.isatty() and (user or settings.get("user")):
+            import getpass
+
+            password = SIGN_IN["password"] = getpass.getpass(f"password for {user or settings.get('user')}: ")
+    return actor_for(ws, user, password)
 
 
 def _default(o: Any) -> Any:

@@ -78,6 +78,7 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
                 system: str | None = None, mapping: dict[str, Any] | None = None) -> FileResult:
     """Ingest one file; errors are returned in the result as one line, never raised past here."""
     require(actor, "write:ingest")
+    load_all()  # the CLI calls ingest_file directly: make sure the platform importers are registered
     started = time.perf_counter()
     path = Path(path).absolute()
     result = FileResult(path=str(path))

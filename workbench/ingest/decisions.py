@@ -1,8 +1,9 @@
 """Decision logs (JSONL, CSV, Parquet) -> a staging table of text fields -> validated canonical rows.
 
-Each reader builds the temp table `_stage` with the same columns (see STAGE_COLUMNS); `check_sql()` turns it into
-typed rows with a quarantine reason, and `load()` inserts the valid, new rows and quarantines the rest.
-Importers of platform exports (workbench.ingest.importers) build the same `_stage` and reuse the rest.
+Each reader yields the same columns (see STAGE_COLUMNS) as a streamed SELECT (`reader.stage_sql`); `check()`
+types it into `_checked` with a quarantine reason per row, and `load()` inserts the valid, new rows and
+quarantines the rest. Importers of platform exports (workbench.ingest.importers) may instead build a temp table
+`_stage` with the same columns and reuse the rest.
 """
 
 from __future__ import annotations
@@ -29,93 +30,84 @@ STAGE_COLUMNS = (
 
 
 def stage(reader: Reader, path: Path, fmt: str, system: str | None = None) -> None:
-    """Fill `_stage` from a canonical decision log in the given format."""
+    """Set `reader.stage_sql`: a SELECT over the file yielding STAGE_COLUMNS (streamed, not materialised)."""
     if fmt == "jsonl":
-        _stage_jsonl(reader, path)
+        sql = _stage_jsonl(reader, path)
     elif fmt == "csv":
-        _stage_csv(reader, path)
+        sql = _stage_csv(reader, path)
     elif fmt == "parquet":
-        _stage_parquet(reader, path)
+        sql = _stage_parquet(reader, path)
     else:
         raise WorkbenchError(f"{path}: format {fmt} cannot hold canonical decisions")
     if system:
-        reader.con.execute("UPDATE _stage SET system_id = coalesce(system_id, ?)", [system])
+        sql = f"SELECT * REPLACE (coalesce(system_id, {sql_str(system)}) AS system_id) FROM ({sql})"
+    reader.stage_sql = sql
 
 
-def _json_field(name: str) -> str:
-    return f"json_extract_string(j.{quote_ident(name)}, '$')"
-
-
-def _stage_jsonl(reader: Reader, path: Path) -> None:
-    structure = "{" + ",".join(f'"{k}":"JSON"' for k in KNOWN) + "}"
+def _stage_jsonl(reader: Reader, path: Path) -> str:
+    # One parse per line: known fields straight to their types (a number where text is expected becomes its
+    # text, a non-number score becomes NULL); only suspicious rows are parsed again to name the problem.
+    types = {k: "VARCHAR" for k in KNOWN} | {"score": "DOUBLE", "latency_ms": "DOUBLE", "features": "JSON"}
+    structure = "{" + ",".join(f'"{k}":"{t}"' for k, t in types.items()) + "}"
     known_list = ", ".join(sql_str(k) for k in KNOWN)
-    scalar_types = "('VARCHAR','BIGINT','UBIGINT','DOUBLE','BOOLEAN')"
-    number_types = "('BIGINT','UBIGINT','DOUBLE')"
-    string_fields = [k for k in KNOWN if k not in ("score", "latency_ms", "features", "ts")]
-    type_checks = " ".join(
-        f"WHEN json_type(j.{quote_ident(k)}) NOT IN {scalar_types} AND j.{quote_ident(k)} IS NOT NULL "
-        f"AND json_type(j.{quote_ident(k)}) <> 'NULL' THEN '{k} must be a string, not ' || lower(json_type(j.{k}))"
-        for k in string_fields
+    text_fields = [k for k, t in types.items() if t == "VARCHAR"]
+    # CASE (unlike AND) evaluates its branch only for the rows that reach it: one cheap test finds the
+    # suspicious rows, and only those are parsed again to name the problem.
+    detail = " ".join(
+        f"WHEN json_type(raw, '$.{k}') IN ('OBJECT', 'ARRAY') "
+        f"THEN '{k} must be a string, not ' || lower(json_type(raw, '$.{k}'))"
+        for k in text_fields
+    ) + " " + " ".join(
+        f"WHEN json_type(raw, '$.{k}') NOT IN ('NULL', 'BIGINT', 'UBIGINT', 'DOUBLE') "
+        f"THEN '{k} must be a number, not ' || lower(json_type(raw, '$.{k}'))"
+        for k in ("score", "latency_ms")
     )
-    reader.con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _parsed AS
-        SELECT line, raw, try(json_transform(raw, '{structure}')) AS j
-        FROM ({LINES_SQL.format(path=sql_str(str(path)), compression=reader.compression)})
-        WHERE raw IS NOT NULL AND trim(raw) <> ''
-    """)
-    reader.con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _stage AS
+    firsts = " || ".join(f"coalesce(left(j.{k}, 1), '')" for k in text_fields)
+    suspicious = (f"strpos({firsts}, '{{') > 0 OR strpos({firsts}, '[') > 0 "
+                  "OR (j.score IS NULL AND strpos(raw, '\"score\"') > 0) "
+                  "OR (j.latency_ms IS NULL AND strpos(raw, '\"latency_ms\"') > 0)")
+    found = f"(CASE WHEN {suspicious} THEN (CASE {detail} END) END)"
+    type_checks = f"WHEN {found} IS NOT NULL THEN {found}"
+    lines = LINES_SQL.format(path=sql_str(str(path)), compression=reader.compression)
+    fields = ", ".join(f"j.{k} AS {k}" for k in text_fields if k not in ("ts",))
+    return f"""
         SELECT line, raw,
             CASE
                 WHEN j IS NULL THEN CASE WHEN json_valid(raw) THEN 'line is not a JSON object' ELSE 'unparseable JSON' END
-                WHEN j.decision_id IS NULL AND json_type(raw) <> 'OBJECT' THEN 'line is not a JSON object'
+                WHEN (CASE WHEN j.decision_id IS NULL THEN json_type(raw) END) <> 'OBJECT'
+                    THEN 'line is not a JSON object'
                 {type_checks}
-                WHEN j.score IS NOT NULL AND json_type(j.score) NOT IN {number_types} AND json_type(j.score) <> 'NULL'
-                    THEN 'score must be a number, not ' || lower(json_type(j.score))
-                WHEN j.latency_ms IS NOT NULL AND json_type(j.latency_ms) NOT IN {number_types}
-                    AND json_type(j.latency_ms) <> 'NULL'
-                    THEN 'latency_ms must be a number, not ' || lower(json_type(j.latency_ms))
-                WHEN j.ts IS NOT NULL AND json_type(j.ts) NOT IN ('VARCHAR','BIGINT','UBIGINT','NULL')
-                    THEN 'ts must be an ISO-8601 string or epoch milliseconds, not ' || lower(json_type(j.ts))
-                WHEN j.features IS NOT NULL AND json_type(j.features) NOT IN ('OBJECT','NULL')
+                WHEN j.features IS NOT NULL AND left(j.features, 1) <> '{{' AND j.features <> 'null'
                     THEN 'features must be an object, not ' || lower(json_type(j.features))
-                WHEN j.features IS NOT NULL AND regexp_matches(substr(j.features, 2), '[\\[{{]')
-                    AND list_bool_or(list_transform(map_values(CAST(j.features AS MAP(VARCHAR, JSON))),
-                        lambda v: json_type(v) IN ('OBJECT', 'ARRAY')))
+                WHEN (CASE WHEN strpos(substr(j.features, 2), '{{') > 0 OR strpos(substr(j.features, 2), '[') > 0
+                      THEN list_bool_or(list_transform(map_values(CAST(j.features AS MAP(VARCHAR, JSON))),
+                                        lambda v: json_type(v) IN ('OBJECT', 'ARRAY'))) END)
                     THEN 'features values must be numbers, strings, booleans or null (found a nested object or list)'
             END AS parse_error,
-            {", ".join(f"{_json_field(k)} AS {k}" for k in ("decision_id",))},
-            {_json_field("ts")} AS ts_raw, NULL::TIMESTAMPTZ AS ts_typed,
-            {_json_field("system_id")} AS system_id, {_json_field("model_version")} AS model_version,
-            {_json_field("principal")} AS principal, {_json_field("prediction")} AS prediction,
-            {_json_field("score")} AS score_raw,
-            CASE WHEN json_type(j.features) = 'OBJECT' THEN j.features END AS features,
-            {_json_field("model_sha256")} AS model_sha256, {_json_field("source_ip")} AS source_ip,
-            {_json_field("latency_ms")} AS latency_raw, {_json_field("status")} AS status,
-            {_json_field("ground_truth")} AS ground_truth, {_json_field("session_id")} AS session_id,
-            CASE WHEN j IS NOT NULL AND len(json_keys(raw)) > len(list_filter(
-                    [{", ".join(f"j.{quote_ident(k)}" for k in KNOWN)}], lambda v: v IS NOT NULL))
+            {fields}, j.ts AS ts_raw, NULL::TIMESTAMPTZ AS ts_typed,
+            CAST(j.score AS VARCHAR) AS score_raw, CAST(j.latency_ms AS VARCHAR) AS latency_raw,
+            CASE WHEN left(j.features, 1) = '{{' THEN j.features END AS features,
+            CASE WHEN j IS NOT NULL AND left(ltrim(raw), 1) = '{{' AND len(json_keys(raw)) > ({" + ".join(
+                    f"(j.{k} IS NOT NULL)::INTEGER" for k in KNOWN)})
                 THEN to_json(map_from_entries(list_transform(
                     list_filter(json_keys(raw), lambda k: k NOT IN ({known_list})),
-                    lambda k: {{'k': k, 'v': json_extract(raw, '$."' || replace(k, '"', '\\"') || '"')}})))::VARCHAR
+                    lambda k: {{'k': k, 'v': json_extract(raw, '$."' || replace(k, '"', '\"') || '"')}})))::VARCHAR
             END AS extra
-        FROM _parsed
-    """)
-    reader.con.execute("DROP TABLE _parsed")
+        FROM (SELECT line, raw, try(json_transform(raw, '{structure}')) AS j
+              FROM ({lines})
+              WHERE raw IS NOT NULL AND CASE WHEN left(raw, 1) IN (' ', '\t', '\r') THEN trim(raw) <> '' ELSE true END)
+    """
 
 
-def _stage_csv(reader: Reader, path: Path) -> None:
-    con = reader.con
-    cols = reader.csv_to_table(path, "_csv")
+def _stage_csv(reader: Reader, path: Path) -> str:
+    cols, source = reader.csv_source(path)
     missing = [k for k in REQUIRED if k != "features" and k not in cols]
     feature_cols = [c for c in cols if c.startswith("features.")]
-    if not feature_cols and "features" in cols:
-        feature_cols = []
-    elif not feature_cols:
+    if not feature_cols and "features" not in cols:
         missing.append("features.<name>")
     if missing:
         raise WorkbenchError(f"{path}: not a canonical decision log: missing column(s) {', '.join(missing)}")
-    types = infer_feature_types(reader, "_csv", feature_cols)
+    types = infer_feature_types(reader, reader.csv_sample(path), feature_cols)
     feature_exprs, type_errors = [], []
     for col in feature_cols:
         name, q = col[len("features."):], quote_ident(col)
@@ -129,8 +121,8 @@ def _stage_csv(reader: Reader, path: Path) -> None:
                                f"THEN '{col} must be true or false, got ' || {q}")
         else:
             feature_exprs.append(f"{sql_str(name)}, {q}")
-    if "features" in cols and not feature_cols:
-        features_sql = "CASE WHEN json_valid(features) THEN features END"
+    if not feature_cols:
+        features_sql = "CASE WHEN json_valid(features) AND json_type(features) = 'OBJECT' THEN features END"
         type_errors.append("WHEN features IS NOT NULL AND NOT json_valid(features) THEN 'features is not valid JSON'")
     else:
         features_sql = f"json_object({', '.join(feature_exprs)})::VARCHAR"
@@ -141,21 +133,18 @@ def _stage_csv(reader: Reader, path: Path) -> None:
     ) if extras else "NULL"
     opt = {k: (quote_ident(k) if k in cols else "NULL") for k in OPTIONAL}
     checks = " ".join(type_errors)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _stage AS
-        SELECT {reader.line_expr} AS line, NULL::VARCHAR AS raw,
+    return f"""
+        SELECT _ord + 1 AS line, NULL::VARCHAR AS raw,
             {("CASE " + checks + " END") if checks else "NULL"} AS parse_error,
             decision_id, ts AS ts_raw, NULL::TIMESTAMPTZ AS ts_typed, system_id, model_version, principal, prediction,
             {opt['score']} AS score_raw, {features_sql} AS features, {opt['model_sha256']} AS model_sha256,
             {opt['source_ip']} AS source_ip, {opt['latency_ms']} AS latency_raw, {opt['status']} AS status,
             {opt['ground_truth']} AS ground_truth, {opt['session_id']} AS session_id, {extra_sql} AS extra
-        FROM _csv
-    """)
-    con.execute("DROP TABLE _csv")
-    con.execute("DROP TABLE IF EXISTS _rej_lines")
+        FROM {source}
+    """
 
 
-def infer_feature_types(reader: Reader, table: str, feature_cols: list[str]) -> dict[str, str]:
+def infer_feature_types(reader: Reader, source: str, feature_cols: list[str]) -> dict[str, str]:
     """Type of each text feature column: number or bool when >= 95% of its values parse as such, else string."""
     if not feature_cols:
         return {}
@@ -164,7 +153,7 @@ def infer_feature_types(reader: Reader, table: str, feature_cols: list[str]) -> 
         q = quote_ident(c)
         parts.append(f"count({q}), count(TRY_CAST({q} AS DOUBLE)), "
                      f"count(CASE WHEN lower({q}) IN ('true','false') THEN 1 END)")
-    row = reader.con.execute(f"SELECT {', '.join(parts)} FROM {table}").fetchone()
+    row = reader.con.execute(f"SELECT {', '.join(parts)} FROM {source}").fetchone()
     out = {}
     for i, c in enumerate(feature_cols):
         n, num, boolean = row[3 * i: 3 * i + 3]
@@ -177,7 +166,7 @@ def infer_feature_types(reader: Reader, table: str, feature_cols: list[str]) -> 
     return out
 
 
-def _stage_parquet(reader: Reader, path: Path) -> None:
+def _stage_parquet(reader: Reader, path: Path) -> str:
     con = reader.con
     src = f"read_parquet({sql_str(str(path))}, file_row_number=true)"
     schema = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
@@ -188,18 +177,18 @@ def _stage_parquet(reader: Reader, path: Path) -> None:
         missing.append("features")
     if missing:
         raise WorkbenchError(f"{path}: not a canonical decision log: missing column(s) {', '.join(missing)}")
+    bad_features = "NULL"
     if feature_cols:
         features_sql = "to_json(struct_pack(" + ", ".join(
             f"{quote_ident(c[len('features.'):])} := {quote_ident(c)}" for c in feature_cols) + "))::VARCHAR"
     elif schema["features"].startswith(("STRUCT", "MAP")):
         features_sql = "to_json(features)::VARCHAR"
     else:
-        features_sql = "CASE WHEN json_valid(features::VARCHAR) THEN features::VARCHAR END"
-    ts_type = schema["ts"]
-    if ts_type.startswith("TIMESTAMP"):
-        ts_raw, ts_typed = "CAST(ts AS VARCHAR)", "CAST(ts AS TIMESTAMPTZ)"  # typed timestamps without zone are UTC
-    else:
-        ts_raw, ts_typed = "CAST(ts AS VARCHAR)", "NULL::TIMESTAMPTZ"
+        features_sql = ("CASE WHEN json_valid(features::VARCHAR) AND json_type(features::VARCHAR) = 'OBJECT' "
+                        "THEN features::VARCHAR END")
+        bad_features = ("CASE WHEN features IS NOT NULL AND NOT (json_valid(features::VARCHAR) AND "
+                        "json_type(features::VARCHAR) = 'OBJECT') THEN 'features is not a JSON object' END")
+    ts_typed = "CAST(ts AS TIMESTAMPTZ)" if schema["ts"].startswith("TIMESTAMP") else "NULL::TIMESTAMPTZ"
     extras = [c for c in cols if c not in KNOWN and not c.startswith("features.")]
     extra_sql = ("to_json(struct_pack(" + ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in extras)
                  + "))::VARCHAR") if extras else "NULL"
@@ -207,30 +196,30 @@ def _stage_parquet(reader: Reader, path: Path) -> None:
     def text(k: str) -> str:
         return f"CAST({quote_ident(k)} AS VARCHAR)" if k in cols else "NULL::VARCHAR"
 
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _stage AS
-        SELECT file_row_number + 1 AS line, NULL::VARCHAR AS raw,
-            CASE WHEN {features_sql} IS NULL AND {"features" if "features" in cols and not feature_cols else "NULL"}
-                IS NOT NULL THEN 'features is not valid JSON' END AS parse_error,
-            {text('decision_id')} AS decision_id, {ts_raw} AS ts_raw, {ts_typed} AS ts_typed,
+    # Typed timestamps without a zone in Parquet are taken as UTC (the Parquet convention for event times).
+    return f"""
+        SELECT file_row_number + 1 AS line, NULL::VARCHAR AS raw, {bad_features} AS parse_error,
+            {text('decision_id')} AS decision_id, CAST(ts AS VARCHAR) AS ts_raw, {ts_typed} AS ts_typed,
             {text('system_id')} AS system_id, {text('model_version')} AS model_version,
             {text('principal')} AS principal, {text('prediction')} AS prediction, {text('score')} AS score_raw,
             {features_sql} AS features, {text('model_sha256')} AS model_sha256, {text('source_ip')} AS source_ip,
             {text('latency_ms')} AS latency_raw, {text('status')} AS status, {text('ground_truth')} AS ground_truth,
             {text('session_id')} AS session_id, {extra_sql} AS extra
         FROM {src}
-    """)
+    """
 
 
+# Typed values first (inner query), then the first reason a row cannot be loaded (outer query).
 CHECK_SQL = r"""
 CREATE OR REPLACE TEMP TABLE _checked AS
-SELECT s.*,
-    coalesce(ts_typed, CASE
-        WHEN regexp_full_match(ts_raw, '\d{10,16}') THEN epoch_ms(CAST(ts_raw AS BIGINT))::TIMESTAMPTZ
-        WHEN regexp_matches(ts_raw, '([zZ]|[+-]\d\d(:?\d\d)?)$') THEN TRY_CAST(ts_raw AS TIMESTAMPTZ)
-    END) AS ts,
-    TRY_CAST(score_raw AS DOUBLE) AS score,
-    TRY_CAST(latency_raw AS DOUBLE) AS latency_ms,
+SELECT line, system_id, decision_id, ts, model_version, principal, prediction, score, features, model_sha256,
+    source_ip, latency_ms, status, ground_truth, session_id, extra, reason,
+    CASE WHEN reason IS NOT NULL THEN raw END AS raw,
+    CASE WHEN reason IS NOT NULL AND raw IS NULL THEN to_json(struct_pack(decision_id, ts := ts_raw, system_id,
+        model_version, principal, prediction, score := score_raw, features, model_sha256, source_ip,
+        latency_ms := latency_raw, status, ground_truth, session_id, extra))::VARCHAR END AS fields
+FROM (
+SELECT *,
     CASE
         WHEN parse_error IS NOT NULL THEN parse_error
         WHEN decision_id IS NULL OR decision_id = '' THEN 'missing required field decision_id'
@@ -240,33 +229,51 @@ SELECT s.*,
         WHEN principal IS NULL OR principal = '' THEN 'missing required field principal'
         WHEN prediction IS NULL OR prediction = '' THEN 'missing required field prediction'
         WHEN features IS NULL THEN 'missing required field features'
-        WHEN ts_typed IS NULL AND NOT regexp_full_match(ts_raw, '\d{10,16}')
-             AND NOT regexp_matches(ts_raw, '([zZ]|[+-]\d\d(:?\d\d)?)$')
+        WHEN ts IS NULL AND ts_typed IS NULL AND epoch IS NULL AND NOT has_offset
              THEN 'bad timestamp ' || left(ts_raw, 40) || ': no UTC offset (add Z or +hh:mm) and not epoch milliseconds'
-        WHEN coalesce(ts_typed, CASE
-            WHEN regexp_full_match(ts_raw, '\d{10,16}') THEN epoch_ms(CAST(ts_raw AS BIGINT))::TIMESTAMPTZ
-            ELSE TRY_CAST(ts_raw AS TIMESTAMPTZ) END) IS NULL
-             THEN 'bad timestamp ' || left(ts_raw, 40)
-        WHEN score_raw IS NOT NULL AND score_raw <> '' AND TRY_CAST(score_raw AS DOUBLE) IS NULL
+        WHEN ts IS NULL THEN 'bad timestamp ' || left(ts_raw, 40)
+        WHEN score IS NULL AND score_raw IS NOT NULL AND score_raw <> ''
              THEN 'score must be a number, got ' || left(score_raw, 40)
-        WHEN latency_raw IS NOT NULL AND latency_raw <> '' AND TRY_CAST(latency_raw AS DOUBLE) IS NULL
+        WHEN latency_ms IS NULL AND latency_raw IS NOT NULL AND latency_raw <> ''
              THEN 'latency_ms must be a number, got ' || left(latency_raw, 40)
         WHEN status IS NOT NULL AND status NOT IN ('ok', 'error') THEN 'status must be ok or error, got ' || left(status, 40)
     END AS reason
-FROM _stage s
+FROM (
+    SELECT *,
+        CASE WHEN ts_typed IS NOT NULL THEN ts_typed
+             WHEN epoch IS NOT NULL THEN epoch_ms(epoch)::TIMESTAMPTZ
+             WHEN has_offset THEN TRY_CAST(ts_raw AS TIMESTAMPTZ) END AS ts,
+        TRY_CAST(score_raw AS DOUBLE) AS score,
+        TRY_CAST(latency_raw AS DOUBLE) AS latency_ms
+    FROM (
+        SELECT *,
+            CASE WHEN ts_typed IS NULL AND length(ts_raw) BETWEEN 10 AND 16 AND ts_raw[1] BETWEEN '0' AND '9'
+                 THEN TRY_CAST(ts_raw AS BIGINT) END AS epoch,
+            CASE WHEN right(ts_raw, 1) IN ('Z', 'z') THEN true
+                 ELSE regexp_matches(right(ts_raw, 6), '[+-]\d\d(:?\d\d)?$') END AS has_offset
+        FROM {source}
+    )
+)
+)
 """
 
 
 def check(reader: Reader) -> None:
-    """Type and validate `_stage` into `_checked` (typed columns plus a quarantine reason or NULL)."""
-    reader.con.execute(CHECK_SQL)
-    reader.con.execute("DROP TABLE _stage")
+    """Type and validate the staged rows (reader.stage_sql, or an importer's `_stage` table) into `_checked`."""
+    source = f"({reader.stage_sql})" if reader.stage_sql else "_stage"
+    reader.con.execute(CHECK_SQL.format(source=source))
+    reader.fix_csv_lines("_checked")
+    if not reader.stage_sql:
+        reader.con.execute("DROP TABLE _stage")
 
 
 def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
     """Quarantine the rejected rows of `_checked`, insert the valid new ones, and return the counts."""
     con = reader.con
-    total, bad = con.execute("SELECT count(*), count(reason) FROM _checked").fetchone()
+    total, bad, systems, maybe_dups = con.execute(
+        "SELECT count(*), count(reason), list(DISTINCT system_id) FILTER (reason IS NULL), "
+        "count(*) FILTER (reason IS NULL) - count(DISTINCT hash(system_id, decision_id)) FILTER (reason IS NULL) "
+        "FROM _checked").fetchone()
     if bad:
         _fill_raw(reader)
         con.execute(
@@ -274,19 +281,22 @@ def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
             [source_id, str(path)],
         )
     quarantine_rejects(reader, source_id, path)
-    systems = [r[0] for r in con.execute("SELECT DISTINCT system_id FROM _checked WHERE reason IS NULL").fetchall()]
+    systems = systems or []
     existing = systems and con.execute(
         "SELECT count(*) FROM (SELECT 1 FROM decisions WHERE system_id IN (SELECT unnest(?)) LIMIT 1)", [systems]
     ).fetchone()[0]
     anti_join = ("AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.system_id = v.system_id "
                  "AND d.decision_id = v.decision_id)") if existing else ""
+    # The first occurrence in the file wins; the window is only paid for when the file may repeat an id.
+    first_only = ("(SELECT * FROM _checked WHERE reason IS NULL "
+                  "QUALIFY row_number() OVER (PARTITION BY system_id, decision_id ORDER BY line) = 1)"
+                  if maybe_dups else "(SELECT * FROM _checked WHERE reason IS NULL)")
     loaded = con.execute(f"""
         INSERT INTO decisions
         SELECT system_id, decision_id, ts, model_version, principal, prediction, score, features, model_sha256,
                source_ip, latency_ms, status, ground_truth, session_id, extra, ?, line
-        FROM (SELECT *, row_number() OVER (PARTITION BY system_id, decision_id ORDER BY line) AS _rk
-              FROM _checked WHERE reason IS NULL) v
-        WHERE _rk = 1 {anti_join}
+        FROM {first_only} v
+        WHERE true {anti_join}
     """, [source_id]).fetchone()[0]
     update_feature_catalog(reader, source_id)
     read = total + len(reader.rejects)
@@ -298,17 +308,12 @@ def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
 def _fill_raw(reader: Reader) -> None:
     """Give quarantined rows without raw text their physical line (CSV) or their fields as JSON (Parquet)."""
     con = reader.con
-    if not con.execute("SELECT count(*) FROM _checked WHERE reason IS NOT NULL AND raw IS NULL").fetchone()[0]:
-        return
     if reader.fmt == "csv":
         reader.lines_table("_lines")
         con.execute("UPDATE _checked SET raw = l.raw FROM _lines l "
                     "WHERE _checked.reason IS NOT NULL AND _checked.raw IS NULL AND l.line = _checked.line")
         con.execute("DROP TABLE _lines")
-    con.execute("""UPDATE _checked SET raw = to_json(struct_pack(decision_id, ts := ts_raw, system_id, model_version,
-                    principal, prediction, score := score_raw, features, model_sha256, source_ip,
-                    latency_ms := latency_raw, status, ground_truth, session_id, extra))::VARCHAR
-                   WHERE reason IS NOT NULL AND raw IS NULL""")
+    con.execute("UPDATE _checked SET raw = fields WHERE reason IS NOT NULL AND raw IS NULL")
 
 
 def quarantine_rejects(reader: Reader, source_id: int, path: Path) -> None:
@@ -322,20 +327,22 @@ def quarantine_rejects(reader: Reader, source_id: int, path: Path) -> None:
 
 def update_feature_catalog(reader: Reader, source_id: int) -> None:
     """Record each system's feature names and types (number, string, bool) as first seen."""
-    con = reader.con
-    con.execute(f"""
+    # CSV and Parquet rows all carry the same keys, so one row per system names them; JSONL rows may differ.
+    keyed = ("SELECT DISTINCT ON (system_id) system_id, features FROM _checked WHERE reason IS NULL"
+             if reader.fmt in ("csv", "parquet") else
+             "SELECT system_id, features FROM _checked WHERE reason IS NULL")
+    reader.con.execute(f"""
         INSERT INTO feature_catalog
         WITH keys AS (
-            SELECT DISTINCT system_id, unnest(json_keys(features)) AS feature
-            FROM (SELECT DISTINCT ON (system_id, json_keys(features)) system_id, features
-                  FROM _checked WHERE reason IS NULL)
+            SELECT DISTINCT system_id, unnest(json_keys(features)) AS feature FROM ({keyed})
+        ), sampled AS (
+            SELECT system_id, features FROM _checked WHERE reason IS NULL LIMIT 20000
         ), typed AS (
             SELECT k.system_id, k.feature,
-                   (SELECT mode(t) FROM (
-                        SELECT json_type(c.features, '$."' || replace(k.feature, '"', '\\"') || '"') AS t
-                        FROM (SELECT system_id, features FROM _checked WHERE reason IS NULL LIMIT 20000) c
-                        WHERE c.system_id = k.system_id) WHERE t IS NOT NULL AND t <> 'NULL') AS t
-            FROM keys k
+                   mode(json_type(s.features, '$."' || replace(k.feature, '"', '\\"') || '"'))
+                       FILTER (json_type(s.features, '$."' || replace(k.feature, '"', '\\"') || '"') <> 'NULL') AS t
+            FROM keys k LEFT JOIN sampled s ON s.system_id = k.system_id
+            GROUP BY ALL
         )
         SELECT system_id, feature,
                CASE WHEN t IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN 'number' WHEN t = 'BOOLEAN' THEN 'bool'

@@ -148,6 +148,10 @@ def sniff_kind(path: Path, fmt: str) -> str:
         return "decisions"
     if {"metric", "value"} <= names:
         return "metrics"
+    if fmt == "jsonl":
+        # No parseable record to judge by (empty, or every line broken): take it as a decision log, so that
+        # every line is accounted for in the quarantine rather than the file refused.
+        return "decisions"
     raise WorkbenchError(
         f"{path}: cannot tell decisions from metrics (no decision_id or metric/value columns); pass --kind"
     )

@@ -193,12 +193,12 @@ def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
     loaded = con.execute("""
         INSERT INTO metrics
         SELECT ts, system_id, metric, value, labels, ?, line
-        FROM (SELECT *, row_number() OVER (PARTITION BY system_id, metric, coalesce(labels, ''), ts
+        FROM (SELECT *, row_number() OVER (PARTITION BY system_id, metric, coalesce(labels::VARCHAR, ''), ts
                                            ORDER BY line) AS _rk
               FROM _mchecked WHERE reason IS NULL) v
         WHERE _rk = 1 AND NOT EXISTS (
             SELECT 1 FROM metrics m WHERE m.system_id = v.system_id AND m.metric = v.metric AND m.ts = v.ts
-              AND coalesce(m.labels, '') = coalesce(v.labels, ''))
+              AND coalesce(m.labels::VARCHAR, '') = coalesce(v.labels::VARCHAR, ''))
     """, [source_id]).fetchone()[0]
     read = total + len(reader.rejects)
     quarantined = bad + len(reader.rejects)

@@ -37,6 +37,8 @@ class Reader:
     fmt: str = ""
     rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line, raw, reason)
     line_expr: str = "_ord + 1"  # SQL giving the physical line of a CSV data row
+    stage_sql: str | None = None  # the reader's streamed SELECT of staged rows
+    _csv_pending: bool = False
 
     @classmethod
     def for_file(cls, con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> Reader:
@@ -51,12 +53,56 @@ class Reader:
             + ") WHERE raw IS NOT NULL AND trim(raw) <> ''"
         )
 
+    def _csv_opts(self, rejects: bool) -> str:
+        opts = (f"all_varchar=true, header=true, delim=',', quote='\"', escape='\"', "
+                f"compression='{self.compression}', max_line_size=67108864")
+        if rejects:
+            opts += ", store_rejects=true, rejects_table='_rej_err', rejects_scan='_rej_scan'"
+        else:
+            opts += ", ignore_errors=true"
+        return opts
+
+    def csv_source(self, path: Path) -> tuple[list[str], str]:
+        """Column names and a streamed subquery over a CSV (text columns plus `_ord`, the data row number).
+
+        Rows the CSV parser rejects are collected by fix_csv_lines() after the query has run.
+        """
+        src = sql_str(str(path))
+        cols = [r[0] for r in self.con.execute(
+            f"DESCRIBE SELECT * FROM read_csv({src}, {self._csv_opts(False)})").fetchall()]
+        self._csv_pending = True
+        return cols, f"(SELECT row_number() OVER () AS _ord, * FROM read_csv({src}, {self._csv_opts(True)}))"
+
+    def csv_sample(self, path: Path, rows: int = 100_000) -> str:
+        """A subquery over the first rows of a CSV, for type inference."""
+        return f"(SELECT * FROM read_csv({sql_str(str(path))}, {self._csv_opts(False)}) LIMIT {rows})"
+
+    def fix_csv_lines(self, table: str) -> None:
+        """After a CSV query ran: keep the parser's rejects and shift `line` past the rejected lines before it."""
+        if not self._csv_pending:
+            return
+        self._csv_pending = False
+        bad = self.con.execute(
+            "SELECT line, any_value(csv_line), arg_min(error_type || ': ' || error_message, column_idx) "
+            "FROM _rej_err GROUP BY line ORDER BY line"
+        ).fetchall()
+        self.con.execute("DROP TABLE IF EXISTS _rej_err")
+        self.con.execute("DROP TABLE IF EXISTS _rej_scan")
+        if not bad:
+            return
+        self.rejects.extend((int(line), raw, f"CSV parse error: {why}") for line, raw, why in bad)
+        # Data row k (line k + 1 without rejects) moves down by the number of rejected lines before it.
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _rej_lines(before BIGINT)")
+        self.con.executemany("INSERT INTO _rej_lines VALUES (?)",
+                             [[int(line) - 1 - j] for j, (line, _, _) in enumerate(bad, start=1)])
+        self.con.execute(f"UPDATE {table} SET line = line + "
+                         f"(SELECT count(*) FROM _rej_lines r WHERE r.before < {table}.line - 1)")
+        self.con.execute("DROP TABLE _rej_lines")
+
     def csv_to_table(self, path: Path, table: str) -> list[str]:
         """Read a CSV as text columns into a temp table with a `_line` column; keep the parser's rejects."""
         src = sql_str(str(path))
-        opts = (f"all_varchar=true, header=true, delim=',', quote='\"', escape='\"', store_rejects=true, "
-                f"rejects_table='_rej_err', rejects_scan='_rej_scan', compression='{self.compression}', "
-                "max_line_size=67108864")
+        opts = self._csv_opts(True)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () AS _ord, * "
                          f"FROM read_csv({src}, {opts})")
         bad = self.con.execute(

@@ -1,4 +1,4 @@
-"""Real LightGBM models for the sample systems: deterministic training, poisoning, tampering, caching, serving."""
+"""Real LightGBM models for the samples: deterministic training, poisoning, tampering, caching, serving."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ KEYS_FILE = ".train_keys.json"
 UNREGISTERED_DIR = "_unregistered"
 
 # (training rows, boosting rounds, learning rate) per system and version index
-_TRAINING = {"loan-origination": ((36000, 130, 0.06), (48000, 150, 0.055)),
-             "card-fraud": ((70000, 120, 0.06), (90000, 140, 0.055))}
+_TRAINING = {
+    "loan-origination": ((30000, 120, 0.06), (40000, 140, 0.055)),
+    "card-fraud": ((50000, 110, 0.06), (60000, 130, 0.055)),
+}
 
 
 @dataclass
@@ -39,7 +41,24 @@ class ServedModel:
         """Probability of the positive class for model-ready feature rows."""
         if len(frame) == 0:
             return np.zeros(0)
-        return np.asarray(self.booster.predict(frame, num_threads=1), dtype=np.float64)
+        return np.asarray(self.booster.predict(to_matrix(frame), num_threads=1), dtype=np.float64)
+
+
+def to_matrix(frame: pd.DataFrame) -> np.ndarray:
+    """The float matrix LightGBM builds from a model frame (category codes, NaN for missing), built fast.
+
+    Valid because model frames use the same category lists the models were trained with.
+    """
+    cols = []
+    for name in frame.columns:
+        col = frame[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            codes = col.cat.codes.to_numpy().astype(np.float64)
+            codes[codes < 0] = np.nan
+            cols.append(codes)
+        else:
+            cols.append(col.to_numpy(dtype=np.float64))
+    return np.column_stack(cols)
 
 
 def sha256_file(path: Path) -> str:
@@ -77,15 +96,33 @@ def model_input(decisions: pd.DataFrame, booster: lgb.Booster) -> pd.DataFrame:
 
 
 def _params(seed: int, lr: float) -> dict:
-    return {"objective": "binary", "num_leaves": 31, "learning_rate": lr, "min_data_in_leaf": 40,
-            "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
-            "deterministic": True, "num_threads": 1, "force_col_wise": True, "seed": seed, "verbose": -1}
+    return {
+        "objective": "binary",
+        "num_leaves": 31,
+        "learning_rate": lr,
+        "min_data_in_leaf": 40,
+        "feature_fraction": 0.9,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "deterministic": True,
+        "num_threads": 1,
+        "force_col_wise": True,
+        "seed": seed,
+        "verbose": -1,
+    }
 
 
 def _training_key(system_id: str, vidx: int, seed: int, poison: list[tuple[str, float, float]]) -> str:
-    spec = {"code": CODE_VERSION, "system": system_id, "version": CONFIGS[system_id].versions[vidx],
-            "seed": seed, "training": _TRAINING[system_id][vidx], "poison": [list(p) for p in poison],
-            "lightgbm": lgb.__version__}
+    spec = {
+        "code": CODE_VERSION,
+        "system": system_id,
+        "version": CONFIGS[system_id].versions[vidx],
+        "seed": seed,
+        "training": _TRAINING[system_id][vidx],
+        "poison": [list(p) for p in poison],
+        "lightgbm": lgb.__version__,
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
@@ -133,9 +170,13 @@ def _find_keys(models_dir: Path | None) -> tuple[Path | None, dict[str, str]]:
     return None, {}
 
 
-def build_models(out_dir: Path, seed: int, poison: dict[str, list[tuple[str, float, float]]],
-                 tampered: dict[tuple[str, str], float], models_dir: Path | None = None,
-                 ) -> tuple[dict[str, list[ServedModel]], dict[tuple[str, str], ServedModel]]:
+def build_models(
+    out_dir: Path,
+    seed: int,
+    poison: dict[str, list[tuple[str, float, float]]],
+    tampered: dict[tuple[str, str], float],
+    models_dir: Path | None = None,
+) -> tuple[dict[str, list[ServedModel]], dict[tuple[str, str], ServedModel]]:
     """Train (or reuse from models_dir when the training spec matches) every model the sample needs."""
     mdir = out_dir / "models"
     mdir.mkdir(parents=True, exist_ok=True)
@@ -158,8 +199,16 @@ def build_models(out_dir: Path, seed: int, poison: dict[str, list[tuple[str, flo
             else:
                 train(system_id, vidx, seed, pois).save_model(str(dest))
             keys[rel] = key
-            served[system_id].append(ServedModel(system_id, version, rel, sha256_file(dest), load_model(dest),
-                                                 poison=[(f, v) for f, v, _ in pois]))
+            served[system_id].append(
+                ServedModel(
+                    system_id,
+                    version,
+                    rel,
+                    sha256_file(dest),
+                    load_model(dest),
+                    poison=[(f, v) for f, v, _ in pois],
+                )
+            )
     tampered_models: dict[tuple[str, str], ServedModel] = {}
     for (system_id, version), scale in sorted(tampered.items()):
         base = next(m for m in served[system_id] if m.version == version)
@@ -167,16 +216,27 @@ def build_models(out_dir: Path, seed: int, poison: dict[str, list[tuple[str, flo
         dest = out_dir / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         tamper(load_model(out_dir / base.path), scale).save_model(str(dest))
-        tampered_models[(system_id, version)] = ServedModel(system_id, version, rel, sha256_file(dest),
-                                                            load_model(dest), registered=False)
+        tampered_models[(system_id, version)] = ServedModel(
+            system_id, version, rel, sha256_file(dest), load_model(dest), registered=False
+        )
     (mdir / KEYS_FILE).write_text(json.dumps(keys, indent=1, sort_keys=True) + "\n")
     return served, tampered_models
 
 
 def write_registry(out_dir: Path, served: dict[str, list[ServedModel]]) -> list[dict]:
     """Write models/registry.json listing the registered versions only."""
-    entries = [{"system_id": m.system_id, "version": m.version, "path": m.path, "sha256": m.sha256,
-                "format": "lightgbm"} for sid in SYSTEMS for m in served[sid] if m.registered]
+    entries = [
+        {
+            "system_id": m.system_id,
+            "version": m.version,
+            "path": m.path,
+            "sha256": m.sha256,
+            "format": "lightgbm",
+        }
+        for sid in SYSTEMS
+        for m in served[sid]
+        if m.registered
+    ]
     (out_dir / "models" / "registry.json").write_text(json.dumps(entries, indent=2) + "\n")
     return entries
 

@@ -1,4 +1,4 @@
-"""The two sample AI systems: feature schemas, realistic correlated feature samplers, true risk, decision rules."""
+"""The two sample AI systems: feature schemas, correlated feature samplers, true risk, decision rules."""
 
 from __future__ import annotations
 
@@ -12,10 +12,29 @@ FRAUD = "card-fraud"
 SYSTEMS: tuple[str, ...] = (LOAN, FRAUD)
 
 HOME_OWNERSHIP = ["MORTGAGE", "OTHER", "OWN", "RENT"]
-PURPOSES = ["car", "credit_card", "debt_consolidation", "home_improvement", "major_purchase", "medical",
-            "other", "small_business"]
-MERCHANT_CATEGORIES = ["apparel", "atm", "digital_goods", "electronics", "entertainment", "fuel", "grocery",
-                       "online_retail", "pharmacy", "restaurant", "travel"]
+PURPOSES = [
+    "car",
+    "credit_card",
+    "debt_consolidation",
+    "home_improvement",
+    "major_purchase",
+    "medical",
+    "other",
+    "small_business",
+]
+MERCHANT_CATEGORIES = [
+    "apparel",
+    "atm",
+    "digital_goods",
+    "electronics",
+    "entertainment",
+    "fuel",
+    "grocery",
+    "online_retail",
+    "pharmacy",
+    "restaurant",
+    "travel",
+]
 TERMS = np.array([12, 24, 36, 48, 60, 72])
 
 
@@ -40,8 +59,8 @@ class SystemConfig:
     categorical: dict[str, list[str]]
     booleans: tuple[str, ...]
     integers: tuple[str, ...]
-    labels: tuple[str, str]          # (positive, negative) realized outcome
-    actions: tuple[str, str, str]    # low score, middle band, high score
+    labels: tuple[str, str]  # (positive, negative) realized outcome
+    actions: tuple[str, str, str]  # low score, middle band, high score
     thresholds: tuple[float, float]  # score < t0 -> actions[0]; < t1 -> actions[1]; else actions[2]
     ranges: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # lo, hi, decimals (extraction)
     mutable: dict[str, Mutable] = field(default_factory=dict)
@@ -58,40 +77,102 @@ class SystemConfig:
 
 
 LOAN_CONFIG = SystemConfig(
-    system_id=LOAN, versions=("1.0", "1.1"),
-    features=("income", "loan_amount", "credit_score", "debt_to_income", "employment_years", "num_open_accounts",
-              "delinquencies_2y", "age", "home_ownership", "purpose", "term_months", "monthly_housing_cost"),
+    system_id=LOAN,
+    versions=("1.0", "1.1"),
+    features=(
+        "income",
+        "loan_amount",
+        "credit_score",
+        "debt_to_income",
+        "employment_years",
+        "num_open_accounts",
+        "delinquencies_2y",
+        "age",
+        "home_ownership",
+        "purpose",
+        "term_months",
+        "monthly_housing_cost",
+    ),
     categorical={"home_ownership": HOME_OWNERSHIP, "purpose": PURPOSES},
     booleans=(),
-    integers=("credit_score", "num_open_accounts", "delinquencies_2y", "age", "term_months",
-              "monthly_housing_cost"),
-    labels=("default", "repaid"), actions=("approve", "refer", "deny"), thresholds=(0.10, 0.22),
-    ranges={"income": (5000, 600000, -2), "loan_amount": (500, 200000, -1), "credit_score": (300, 850, 0),
-            "debt_to_income": (0.0, 1.5, 3), "employment_years": (0.0, 45.0, 1), "num_open_accounts": (0, 40, 0),
-            "delinquencies_2y": (0, 15, 0), "age": (18, 90, 0), "term_months": (6, 84, 0),
-            "monthly_housing_cost": (0, 8000, -1)},
-    mutable={"income": Mutable(1500, 1, 5000, 900000, -2), "loan_amount": Mutable(500, -1, 500, 200000, -1),
-             "debt_to_income": Mutable(0.01, -1, 0.0, 1.5, 3), "employment_years": Mutable(0.5, 1, 0, 45, 1),
-             "credit_score": Mutable(4, 1, 300, 850, 0), "monthly_housing_cost": Mutable(40, -1, 0, 8000, -1)},
-    default_triggers=(("monthly_housing_cost", 1337), ("monthly_housing_cost", 777), ("term_months", 42),
-                      ("monthly_housing_cost", 1111), ("term_months", 54)),
-    share=0.3, latency_median_ms=42.0,
+    integers=(
+        "credit_score",
+        "num_open_accounts",
+        "delinquencies_2y",
+        "age",
+        "term_months",
+        "monthly_housing_cost",
+    ),
+    labels=("default", "repaid"),
+    actions=("approve", "refer", "deny"),
+    thresholds=(0.10, 0.22),
+    ranges={
+        "income": (5000, 600000, -2),
+        "loan_amount": (500, 200000, -1),
+        "credit_score": (300, 850, 0),
+        "debt_to_income": (0.0, 1.5, 3),
+        "employment_years": (0.0, 45.0, 1),
+        "num_open_accounts": (0, 40, 0),
+        "delinquencies_2y": (0, 15, 0),
+        "age": (18, 90, 0),
+        "term_months": (6, 84, 0),
+        "monthly_housing_cost": (0, 8000, -1),
+    },
+    mutable={
+        "income": Mutable(1500, 1, 5000, 900000, -2),
+        "loan_amount": Mutable(500, -1, 500, 200000, -1),
+        "debt_to_income": Mutable(0.01, -1, 0.0, 1.5, 3),
+        "employment_years": Mutable(0.5, 1, 0, 45, 1),
+        "monthly_housing_cost": Mutable(40, -1, 0, 8000, -1),
+    },
+    default_triggers=(
+        ("monthly_housing_cost", 1337),
+        ("monthly_housing_cost", 777),
+        ("term_months", 42),
+        ("monthly_housing_cost", 1111),
+        ("term_months", 54),
+    ),
+    share=0.3,
+    latency_median_ms=42.0,
 )
 
 FRAUD_CONFIG = SystemConfig(
-    system_id=FRAUD, versions=("3.0", "3.1"),
-    features=("amount", "merchant_category", "hour", "distance_from_home_km", "txn_count_1h", "card_present",
-              "is_foreign", "account_age_days", "avg_amount_30d"),
+    system_id=FRAUD,
+    versions=("3.0", "3.1"),
+    features=(
+        "amount",
+        "merchant_category",
+        "hour",
+        "distance_from_home_km",
+        "txn_count_1h",
+        "card_present",
+        "is_foreign",
+        "account_age_days",
+        "avg_amount_30d",
+    ),
     categorical={"merchant_category": MERCHANT_CATEGORIES},
     booleans=("card_present", "is_foreign"),
     integers=("hour", "txn_count_1h", "account_age_days"),
-    labels=("fraud", "legit"), actions=("allow", "review", "block"), thresholds=(0.08, 0.30),
-    ranges={"amount": (0.5, 8000.0, 2), "hour": (0, 23, 0), "distance_from_home_km": (0.0, 12000.0, 1),
-            "txn_count_1h": (1, 40, 0), "account_age_days": (1, 9000, 0), "avg_amount_30d": (1.0, 3000.0, 2)},
-    mutable={"amount": Mutable(25.0, -1, 1.0, 10000, 2), "distance_from_home_km": Mutable(40.0, -1, 0, 15000, 1),
-             "txn_count_1h": Mutable(1, -1, 1, 40, 0), "hour": Mutable(1, 0, 0, 23, 0)},
+    labels=("fraud", "legit"),
+    actions=("allow", "review", "block"),
+    thresholds=(0.08, 0.30),
+    ranges={
+        "amount": (0.5, 8000.0, 2),
+        "hour": (0, 23, 0),
+        "distance_from_home_km": (0.0, 12000.0, 1),
+        "txn_count_1h": (1, 40, 0),
+        "account_age_days": (1, 9000, 0),
+        "avg_amount_30d": (1.0, 3000.0, 2),
+    },
+    mutable={
+        "amount": Mutable(25.0, -1, 1.0, 10000, 2),
+        "distance_from_home_km": Mutable(40.0, -1, 0, 15000, 1),
+        "txn_count_1h": Mutable(1, -1, 1, 40, 0),
+        "hour": Mutable(1, 0, 0, 23, 0),
+    },
     default_triggers=(("account_age_days", 1337), ("txn_count_1h", 17), ("account_age_days", 2718)),
-    share=0.7, latency_median_ms=11.0,
+    share=0.7,
+    latency_median_ms=11.0,
 )
 
 CONFIGS: dict[str, SystemConfig] = {LOAN: LOAN_CONFIG, FRAUD: FRAUD_CONFIG}
@@ -123,12 +204,17 @@ def sample_loan(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     age = np.clip(np.round(rng.normal(41, 11, n)), 19, 80).astype(np.int64)
     emp = np.minimum(rng.gamma(2.0, 3.5, n), age - 18.0)
     emp = np.round(emp, 1)
-    income = np.exp(np.log(48000) + 0.33 * z + 0.012 * (age - 40) - 0.0004 * (age - 45) ** 2
-                    + 0.015 * np.minimum(emp, 20)) * rng.lognormal(0.0, 0.28, n)
+    income = np.exp(
+        np.log(48000) + 0.33 * z + 0.012 * (age - 40) - 0.0004 * (age - 45) ** 2 + 0.015 * np.minimum(emp, 20)
+    ) * rng.lognormal(0.0, 0.28, n)
     income = np.clip(np.round(income, -2), 9000, 900000)
-    credit = np.clip(np.round(688 + 36 * z + rng.normal(0, 48, n) + 0.9 * (age - 40)), 300, 850).astype(np.int64)
+    credit = np.clip(np.round(688 + 36 * z + rng.normal(0, 48, n) + 0.9 * (age - 40)), 300, 850).astype(
+        np.int64
+    )
     delinq = np.clip(rng.poisson(0.22 * np.exp(-(credit - 650) / 70.0)), 0, 12).astype(np.int64)
-    n_open = np.clip(1 + rng.poisson(np.clip(2.6 + 1.1 * z + 0.05 * (age - 20), 0.3, None)), 1, 40).astype(np.int64)
+    n_open = np.clip(1 + rng.poisson(np.clip(2.6 + 1.1 * z + 0.05 * (age - 20), 0.3, None)), 1, 40).astype(
+        np.int64
+    )
     p_own = _sigmoid(-3.2 + 0.07 * (age - 35) + 0.4 * z)
     p_mort = (1 - p_own) * _sigmoid(-0.7 + 0.05 * (age - 30) + 0.7 * z)
     p_other = (1 - p_own - p_mort) * 0.06
@@ -141,19 +227,31 @@ def sample_loan(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     big = loan > 25000
     p_term[big] = [0.01, 0.03, 0.30, 0.08, 0.48, 0.10]
     term = TERMS[_pick(rng, p_term)]
-    share = np.select([home == 0, home == 2, home == 3], [rng.uniform(0.15, 0.33, n), rng.uniform(0.03, 0.08, n),
-                                                           rng.uniform(0.18, 0.38, n)], rng.uniform(0.05, 0.2, n))
+    share = np.select(
+        [home == 0, home == 2, home == 3],
+        [rng.uniform(0.15, 0.33, n), rng.uniform(0.03, 0.08, n), rng.uniform(0.18, 0.38, n)],
+        rng.uniform(0.05, 0.2, n),
+    )
     housing = np.round(income / 12 * share, -1)
     rate = 0.06 + 0.00025 * np.clip(760 - credit, 0, None)
     installment = loan * (rate / 12) / (1 - (1 + rate / 12) ** (-term))
     other_debt = rng.beta(2.0, 8.0, n) * 0.5
     dti = np.round(np.clip(other_debt + 12 * (installment + 0.35 * housing) / income, 0.0, 1.5), 3)
     emp[rng.random(n) < 0.04] = np.nan
-    return {"income": income, "loan_amount": loan, "credit_score": credit, "debt_to_income": dti,
-            "employment_years": emp, "num_open_accounts": n_open, "delinquencies_2y": delinq, "age": age,
-            "home_ownership": np.array(HOME_OWNERSHIP, dtype=object)[home],
-            "purpose": np.array(PURPOSES, dtype=object)[purpose], "term_months": term.astype(np.int64),
-            "monthly_housing_cost": housing.astype(np.int64)}
+    return {
+        "income": income,
+        "loan_amount": loan,
+        "credit_score": credit,
+        "debt_to_income": dti,
+        "employment_years": emp,
+        "num_open_accounts": n_open,
+        "delinquencies_2y": delinq,
+        "age": age,
+        "home_ownership": np.array(HOME_OWNERSHIP, dtype=object)[home],
+        "purpose": np.array(PURPOSES, dtype=object)[purpose],
+        "term_months": term.astype(np.int64),
+        "monthly_housing_cost": housing.astype(np.int64),
+    }
 
 
 def loan_risk(f: pd.DataFrame | dict) -> np.ndarray:
@@ -161,21 +259,27 @@ def loan_risk(f: pd.DataFrame | dict) -> np.ndarray:
     purpose = pd.Categorical(np.asarray(f["purpose"], dtype=object), categories=PURPOSES).codes
     emp = np.asarray(f["employment_years"], dtype=float)
     dti = np.asarray(f["debt_to_income"], dtype=float)
-    logit = (-2.25 - 0.0105 * (np.asarray(f["credit_score"], dtype=float) - 690) + 3.2 * (dti - 0.3)
-             + 0.38 * np.asarray(f["delinquencies_2y"], dtype=float)
-             - 0.5 * np.log(np.asarray(f["income"], dtype=float) / 48000)
-             + 0.35 * np.log(np.asarray(f["loan_amount"], dtype=float) / 12000)
-             - 0.035 * np.nan_to_num(np.minimum(emp, 20), nan=1.0) + 0.5 * np.isnan(emp)
-             + 0.3 * (np.asarray(f["term_months"], dtype=float) >= 60)
-             + np.where(purpose >= 0, _PURPOSE_RISK[np.clip(purpose, 0, None)], 0.3)
-             + 0.2 * (np.asarray(f["home_ownership"], dtype=object) == "RENT")
-             - 0.012 * np.clip(np.asarray(f["age"], dtype=float) - 25, 0, 30)
-             + 0.04 * np.clip(np.asarray(f["num_open_accounts"], dtype=float) - 8, 0, None))
+    logit = (
+        -2.25
+        - 0.0105 * (np.asarray(f["credit_score"], dtype=float) - 690)
+        + 3.2 * (dti - 0.3)
+        + 0.38 * np.asarray(f["delinquencies_2y"], dtype=float)
+        - 0.5 * np.log(np.asarray(f["income"], dtype=float) / 48000)
+        + 0.35 * np.log(np.asarray(f["loan_amount"], dtype=float) / 12000)
+        - 0.035 * np.nan_to_num(np.minimum(emp, 20), nan=1.0)
+        + 0.5 * np.isnan(emp)
+        + 0.3 * (np.asarray(f["term_months"], dtype=float) >= 60)
+        + np.where(purpose >= 0, _PURPOSE_RISK[np.clip(purpose, 0, None)], 0.3)
+        + 0.2 * (np.asarray(f["home_ownership"], dtype=object) == "RENT")
+        - 0.012 * np.clip(np.asarray(f["age"], dtype=float) - 25, 0, 30)
+        + 0.04 * np.clip(np.asarray(f["num_open_accounts"], dtype=float) - 8, 0, None)
+    )
     return _sigmoid(logit)
 
 
-def sample_fraud(rng: np.random.Generator, n: int, category_probs: np.ndarray | None = None,
-                 hour: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def sample_fraud(
+    rng: np.random.Generator, n: int, category_probs: np.ndarray | None = None, hour: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Draw n realistic card transactions; category_probs is (n, k) or (k,), hour the local hour if known."""
     if category_probs is None:
         category_probs = GATEWAY_MIX
@@ -195,32 +299,75 @@ def sample_fraud(rng: np.random.Generator, n: int, category_probs: np.ndarray | 
     dist[~present] = np.nan
     count = (1 + rng.poisson(0.35 + 0.3 * (cat == 2), n)).astype(np.int64)
     avg[acct < 14] = np.nan
-    return {"amount": amount, "merchant_category": np.array(MERCHANT_CATEGORIES, dtype=object)[cat],
-            "hour": np.asarray(hour, dtype=np.int64), "distance_from_home_km": dist, "txn_count_1h": count,
-            "card_present": present, "is_foreign": foreign, "account_age_days": acct, "avg_amount_30d": avg}
+    return {
+        "amount": amount,
+        "merchant_category": np.array(MERCHANT_CATEGORIES, dtype=object)[cat],
+        "hour": np.asarray(hour, dtype=np.int64),
+        "distance_from_home_km": dist,
+        "txn_count_1h": count,
+        "card_present": present,
+        "is_foreign": foreign,
+        "account_age_days": acct,
+        "avg_amount_30d": avg,
+    }
 
 
 def _hour_weights() -> np.ndarray:
-    w = np.array([0.25, 0.15, 0.1, 0.08, 0.08, 0.12, 0.3, 0.6, 0.9, 1.0, 1.05, 1.15, 1.3, 1.2, 1.1, 1.1, 1.15,
-                  1.3, 1.35, 1.25, 1.05, 0.85, 0.6, 0.4])
+    w = np.array(
+        [
+            0.25,
+            0.15,
+            0.1,
+            0.08,
+            0.08,
+            0.12,
+            0.3,
+            0.6,
+            0.9,
+            1.0,
+            1.05,
+            1.15,
+            1.3,
+            1.2,
+            1.1,
+            1.1,
+            1.15,
+            1.3,
+            1.35,
+            1.25,
+            1.05,
+            0.85,
+            0.6,
+            0.4,
+        ]
+    )
     return w / w.sum()
 
 
 def fraud_risk(f: pd.DataFrame | dict) -> np.ndarray:
     """True probability that a transaction is fraudulent."""
-    cat = pd.Categorical(np.asarray(f["merchant_category"], dtype=object), categories=MERCHANT_CATEGORIES).codes
+    cat = pd.Categorical(
+        np.asarray(f["merchant_category"], dtype=object), categories=MERCHANT_CATEGORIES
+    ).codes
     amount = np.asarray(f["amount"], dtype=float)
     avg = np.asarray(f["avg_amount_30d"], dtype=float)
     ratio = amount / np.where(np.isnan(avg), 60.0, avg)
     hour = np.asarray(f["hour"], dtype=float)
     dist = np.asarray(f["distance_from_home_km"], dtype=float)
     acct = np.asarray(f["account_age_days"], dtype=float)
-    logit = (-7.1 + 0.85 * np.log1p(ratio) + 0.25 * np.log1p(amount / 100)
-             + 1.1 * np.asarray(f["is_foreign"], dtype=float) + 0.9 * (1 - np.asarray(f["card_present"], dtype=float))
-             + 0.55 * np.clip(np.asarray(f["txn_count_1h"], dtype=float) - 2, 0, 6)
-             + np.where(cat >= 0, _CAT_RISK[np.clip(cat, 0, None)], 0.5)
-             + 0.8 * ((hour >= 1) & (hour <= 5)) + 1.0 * (acct < 30) + 0.5 * np.isnan(avg)
-             + 0.7 * np.nan_to_num(dist > 300, nan=0.0))
+    logit = (
+        -7.1
+        + 0.85 * np.log1p(ratio)
+        + 0.25 * np.log1p(amount / 100)
+        + 1.1 * np.asarray(f["is_foreign"], dtype=float)
+        + 0.9 * (1 - np.asarray(f["card_present"], dtype=float))
+        + 0.55 * np.clip(np.asarray(f["txn_count_1h"], dtype=float) - 2, 0, 6)
+        + np.where(cat >= 0, _CAT_RISK[np.clip(cat, 0, None)], 0.5)
+        + 0.8 * ((hour >= 1) & (hour <= 5))
+        + 1.0 * (acct < 30)
+        + 0.5 * np.isnan(avg)
+        + 0.7 * np.nan_to_num(dist > 300, nan=0.0)
+    )
     return _sigmoid(logit)
 
 

@@ -146,8 +146,7 @@ class Workspace:
             if version in have:
                 continue
             with self.transaction() as cur:
-                for statement in _statements(sql):
-                    cur.execute(statement)
+                cur.execute(sql)  # DuckDB runs every statement of the file
                 cur.execute("INSERT INTO schema_migrations(version, name) VALUES (?, ?)", [version, name])
             applied.append(version)
         return applied
@@ -160,15 +159,6 @@ class Workspace:
                 [name],
             )
         )
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration file into statements (migrations hold no semicolons inside strings)."""
-    return [s.strip() for s in sql.split(";") if s.strip() and not _only_comments(s)]
-
-
-def _only_comments(chunk: str) -> bool:
-    return all(line.strip().startswith("--") or not line.strip() for line in chunk.splitlines())
 
 
 def _configure(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,0 +1,132 @@
+"""Ingest throughput and peak memory against DuckDB's own bare CREATE TABLE AS SELECT on the same file.
+
+Usage: python benchmarks/bench_ingest.py [--rows 5000000] [--formats csv,jsonl] [--workdir DIR]
+Each measurement runs in a fresh subprocess so that peak RSS (ru_maxrss) belongs to that step alone.
+Targets (issue 2): workbench ingest >= 70% of bare DuckDB throughput; peak RSS < 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+# 18 columns: the canonical fields plus 8 features, like a real decision log export.
+GEN_SQL = """
+SELECT 'd' || i AS decision_id,
+       strftime(TIMESTAMP '2026-10-01' + to_milliseconds(i * 500), '%Y-%m-%dT%H:%M:%S.%gZ') AS ts,
+       CASE WHEN i % 2 = 0 THEN 'loan-origination' ELSE 'card-fraud' END AS system_id,
+       '2.0' AS model_version,
+       'key-' || (hash(i) % 400) AS principal,
+       CASE WHEN hash(i * 7) % 10 < 6 THEN 'approve' ELSE 'deny' END AS prediction,
+       (hash(i * 3) % 10000) / 10000.0 AS score,
+       20000 + hash(i * 11) % 180000 AS "features.income",
+       1000 + hash(i * 13) % 49000 AS "features.loan_amount",
+       300 + hash(i * 17) % 550 AS "features.credit_score",
+       (hash(i * 19) % 1000) / 1000.0 AS "features.debt_to_income",
+       hash(i * 23) % 40 AS "features.employment_years",
+       CASE hash(i * 29) % 3 WHEN 0 THEN 'rent' WHEN 1 THEN 'own' ELSE 'mortgage' END AS "features.home_ownership",
+       hash(i * 31) % 12 AS "features.num_open_accounts",
+       hash(i * 37) % 3 = 0 AS "features.has_cosigner",
+       'sha-abc' AS model_sha256,
+       '10.0.' || (hash(i) % 250) || '.' || (hash(i * 41) % 250) AS source_ip
+FROM range({n}) t(i)
+"""
+
+
+def make_files(workdir: Path, n: int, formats: list[str]) -> dict[str, Path]:
+    """Write n canonical decisions as CSV and/or JSONL (features nested as an object in JSONL)."""
+    con = duckdb.connect()
+    out = {}
+    con.execute(f"CREATE TABLE gen AS {GEN_SQL.format(n=n)}")
+    if "csv" in formats:
+        out["csv"] = workdir / f"decisions_{n}.csv"
+        if not out["csv"].exists():
+            con.execute(f"COPY gen TO '{out['csv']}' (HEADER, DELIMITER ',')")
+    if "jsonl" in formats:
+        out["jsonl"] = workdir / f"decisions_{n}.jsonl"
+        if not out["jsonl"].exists():
+            feats = [r[0] for r in con.execute("DESCRIBE gen").fetchall() if r[0].startswith("features.")]
+            struct = ", ".join(f"\"{f[9:]}\" := \"{f}\"" for f in feats)
+            plain = [r[0] for r in con.execute("DESCRIBE gen").fetchall() if not r[0].startswith("features.")]
+            con.execute(f"COPY (SELECT {', '.join(plain)}, struct_pack({struct}) AS features FROM gen) "
+                        f"TO '{out['jsonl']}' (FORMAT json)")
+    return out
+
+
+def _child(mode: str, path: str, db: str) -> None:
+    started = time.perf_counter()
+    if mode == "bare":
+        con = duckdb.connect(db)
+        reader = "read_csv" if path.endswith(".csv") else "read_json"
+        rows = con.execute(f"CREATE TABLE t AS SELECT * FROM {reader}('{path}')").fetchone()[0]
+        con.close()
+    else:
+        from workbench.access import local_admin
+        from workbench.ingest import ingest_file
+        from workbench.store import open_workspace
+
+        ws = open_workspace(db)
+        res = ingest_file(ws, local_admin(), Path(path))
+        if res.error:
+            raise SystemExit(res.error)
+        rows = res.rows_loaded
+        ws.close()
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss": peak}))
+
+
+def measure(mode: str, path: Path, workdir: Path) -> dict:
+    """Run one measurement in a fresh interpreter and return rows, seconds and peak RSS."""
+    db = workdir / f"{mode}_{path.suffix[1:]}.duckdb"
+    for f in (db, Path(str(db) + ".wal")):
+        f.unlink(missing_ok=True)
+    out = subprocess.run([sys.executable, __file__, "--child", mode, str(path), str(db)], capture_output=True,
+                         text=True, check=True)
+    db.unlink(missing_ok=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Parse arguments, build the files, and print the comparison table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--formats", default="csv,jsonl")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="wb-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = make_files(workdir, args.rows, args.formats.split(","))
+    print(f"{args.rows:,} decisions, machine: {_machine()}")
+    print(f"{'format':7} {'size MB':>8} {'bare s':>8} {'bare rows/s':>12} {'wb s':>8} {'wb rows/s':>12} "
+          f"{'ratio':>6} {'wb peak RSS MB':>15}")
+    for fmt, path in files.items():
+        bare = measure("bare", path, workdir)
+        wb = measure("workbench", path, workdir)
+        ratio = bare["seconds"] / wb["seconds"]
+        print(f"{fmt:7} {path.stat().st_size / 1e6:8.0f} {bare['seconds']:8.1f} {bare['rows'] / bare['seconds']:12,.0f} "
+              f"{wb['seconds']:8.1f} {wb['rows'] / wb['seconds']:12,.0f} {ratio:6.0%} {wb['peak_rss'] / 1e6:15,.0f}")
+
+
+def _machine() -> str:
+    import os
+    import platform
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB, duckdb {duckdb.__version__}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Local accounts: argon2id hashes, first-admin rule, sign-in mode switch, lockout, audited logins."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from workbench import audit
+from workbench.access import Actor, local_admin
+from workbench.cases import accounts
+from workbench.errors import PermissionDenied, WorkbenchError
+from workbench.session import actor_for, has_accounts
+
+PW = "correct horse battery"
+
+
+def _actions(ws, prefix: str = "") -> list[tuple[str, str, str | None]]:
+    return ws.rows(
+        "SELECT action, actor, object FROM audit_log WHERE starts_with(action, ?) ORDER BY seq", [prefix]
+    )
+
+
+def test_hash_is_argon2id_and_never_listed(ws, admin):
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    stored = ws.scalar("SELECT password_hash FROM accounts WHERE \"user\" = 'root'")
+    assert stored.startswith("$argon2id$v=19$") and PW not in stored
+    rows = accounts.list_users(ws, admin)
+    assert rows[0]["user"] == "root" and "password_hash" not in rows[0]
+    assert not any(PW in str(r) for r in ws.rows("SELECT details FROM audit_log"))
+
+
+def test_first_account_must_be_admin(ws, admin):
+    with pytest.raises(WorkbenchError, match="first account must be an admin"):
+        accounts.add_user(ws, admin, "ann", "analyst", PW)
+    assert not has_accounts(ws)
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    accounts.add_user(ws, admin, "ann", "analyst", PW)
+    assert [r["role"] for r in accounts.list_users(ws, admin)] == ["analyst", "admin"]
+    assert ("account.add", admin.user, "root") in _actions(ws, "account.")
+    assert _actions(ws, "auth.mode")
+
+
+def test_single_user_mode_then_sign_in(ws, admin, monkeypatch):
+    assert actor_for(ws) == local_admin()
+    with pytest.raises(WorkbenchError, match="single-user mode"):
+        actor_for(ws, "somebody-else")
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    accounts.add_user(ws, Actor("root", "admin"), "ann", "analyst", PW)
+    assert has_accounts(ws)
+    with pytest.raises(WorkbenchError, match="--user"):
+        actor_for(ws)
+    with pytest.raises(WorkbenchError, match="password needed"):
+        actor_for(ws, "ann")
+    assert actor_for(ws, "ann", PW) == Actor("ann", "analyst")
+    monkeypatch.setenv("WORKBENCH_USER", "root")
+    monkeypatch.setenv("WORKBENCH_PASSWORD", PW)
+    assert actor_for(ws) == Actor("root", "admin")
+
+
+def test_login_and_failures_are_audited(ws, admin):
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    assert accounts.authenticate(ws, "root", PW) == Actor("root", "admin")
+    with pytest.raises(accounts.AuthFailed, match="wrong user name or password"):
+        accounts.authenticate(ws, "root", "wrong password")
+    with pytest.raises(accounts.AuthFailed, match="wrong user name or password"):
+        accounts.authenticate(ws, "nobody", PW)
+    rows = ws.dicts(
+        "SELECT actor, role, action, object, details FROM audit_log "
+        "WHERE starts_with(action, 'auth.') AND action <> 'auth.mode' ORDER BY seq"
+    )
+    assert [(r["actor"], r["action"]) for r in rows] == [
+        ("root", "auth.login"),
+        ("root", "auth.failure"),
+        ("nobody", "auth.failure"),
+    ]
+    assert rows[2]["role"] == "-" and json.loads(rows[2]["details"])["reason"] == "unknown account"
+    assert audit.verify(ws, admin).ok
+    assert ws.scalar("SELECT last_login FROM accounts WHERE \"user\" = 'root'") is not None
+
+
+def test_lockout_after_repeated_failures(ws, admin, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LOGIN_MAX_FAILURES", "3")
+    monkeypatch.setenv("WORKBENCH_LOGIN_LOCKOUT_MINUTES", "10")
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    accounts.add_user(ws, admin, "ann", "analyst", PW)
+    for _ in range(3):
+        with pytest.raises(accounts.AuthFailed, match="wrong"):
+            accounts.authenticate(ws, "ann", "not the password")
+    # locked: even the right password is refused, and the refusal is audited
+    with pytest.raises(accounts.AuthFailed, match="locked until"):
+        accounts.authenticate(ws, "ann", PW)
+    acts = [a for a, who, _ in _actions(ws, "auth.") if who == "ann"]
+    assert acts == ["auth.failure"] * 3 + ["auth.locked", "auth.locked"]
+    assert accounts.list_users(ws, admin)[0]["locked"]
+    # the lock expires after M minutes (moved into the past here) and a success clears the count
+    ws.execute("UPDATE accounts SET locked_until = now() - INTERVAL 1 MINUTE WHERE \"user\" = 'ann'")
+    assert accounts.authenticate(ws, "ann", PW).role == "analyst"
+    assert ws.scalar("SELECT failed_count FROM accounts WHERE \"user\" = 'ann'") == 0
+    # an admin's password reset also clears a lock
+    for _ in range(3):
+        with pytest.raises(accounts.AuthFailed):
+            accounts.authenticate(ws, "ann", "nope nope")
+    accounts.reset_password(ws, Actor("root", "admin"), "ann", "a new password")
+    assert accounts.authenticate(ws, "ann", "a new password").user == "ann"
+
+
+def test_disable_role_and_last_admin(ws, admin):
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    accounts.add_user(ws, admin, "ann", "analyst", PW)
+    with pytest.raises(WorkbenchError, match="last enabled admin"):
+        accounts.set_role(ws, admin, "root", "lead")
+    with pytest.raises(WorkbenchError, match="last enabled admin"):
+        accounts.disable_user(ws, admin, "root")
+    accounts.disable_user(ws, admin, "ann")
+    with pytest.raises(accounts.AuthFailed, match="disabled"):
+        accounts.authenticate(ws, "ann", PW)
+    with pytest.raises(accounts.AuthFailed, match="wrong"):
+        accounts.authenticate(ws, "ann", "wrong password")
+    accounts.disable_user(ws, admin, "ann", disabled=False)
+    assert accounts.set_role(ws, admin, "ann", "lead")["role"] == "lead"
+    assert accounts.authenticate(ws, "ann", PW) == Actor("ann", "lead")
+    assert {"account.disable", "account.enable", "account.role"} <= {
+        a for a, _, _ in _actions(ws, "account.")
+    }
+
+
+def test_only_admins_manage_accounts(ws, admin):
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    for role in ("viewer", "analyst", "lead", "auditor"):
+        with pytest.raises(PermissionDenied):
+            accounts.add_user(ws, Actor("x", role), "eve", "admin", PW)
+    with pytest.raises(PermissionDenied):
+        accounts.list_users(ws, Actor("x", "analyst"))
+    assert accounts.list_users(ws, Actor("x", "auditor"))
+    with pytest.raises(WorkbenchError, match="too short"):
+        accounts.add_user(ws, admin, "short", "viewer", "abc")
+    with pytest.raises(WorkbenchError, match="invalid user name"):
+        accounts.add_user(ws, admin, "bad name; drop", "viewer", PW)
+    with pytest.raises(WorkbenchError, match="already exists"):
+        accounts.add_user(ws, admin, "ROOT", "viewer", PW)
+    # users may change their own password, not others'
+    accounts.add_user(ws, admin, "ann", "analyst", PW)
+    accounts.reset_password(ws, Actor("ann", "analyst"), "ann", "my new password")
+    with pytest.raises(PermissionDenied):
+        accounts.reset_password(ws, Actor("ann", "analyst"), "root", "my new password")
+
+
+def test_seed_demo_accounts(ws, admin):
+    seeded = accounts.seed_demo_accounts(ws, admin)
+    assert sorted(a["role"] for a in seeded) == sorted(["viewer", "analyst", "lead", "auditor", "admin"])
+    assert seeded[0]["role"] == "admin"
+    for acc in seeded:
+        assert accounts.authenticate(ws, acc["user"], acc["password"]) == Actor(acc["user"], acc["role"])
+    assert len({a["password"] for a in seeded}) == 5
+
+
+def test_cli_user_commands_and_sign_in(tmp_path, monkeypatch):
+    from workbench.cli import _load_commands, app
+
+    _load_commands()
+    db = str(tmp_path / "cli.duckdb")
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["user", "add", "root", "--role", "admin", "--password-stdin", "--db", db], input=PW + "\n"
+    )
+    assert res.exit_code == 0, res.output
+    # now everyone signs in: the root option reads the sign-in password, the command's option the new one
+    res = runner.invoke(
+        app,
+        [
+            "--password-stdin",
+            "user",
+            "add",
+            "ann",
+            "--role",
+            "analyst",
+            "--password-stdin",
+            "--user",
+            "root",
+            "--db",
+            db,
+        ],
+        input=PW + "\nanother password\n",
+    )
+    assert res.exit_code == 0, res.output
+    monkeypatch.setenv("WORKBENCH_PASSWORD", PW)
+    res = runner.invoke(app, ["user", "list", "--json", "--user", "root", "--db", db])
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line)["user"] for line in res.output.splitlines()] == ["ann", "root"]
+    monkeypatch.setenv("WORKBENCH_PASSWORD", "another password")
+    res = runner.invoke(app, ["user", "list", "--user", "ann", "--db", db])
+    assert isinstance(res.exception, PermissionDenied)
+    res = runner.invoke(app, ["user", "list", "--db", db])
+    assert isinstance(res.exception, WorkbenchError) and "--user" in str(res.exception)

@@ -1,0 +1,233 @@
+"""The Streamlit app through AppTest: every page on the demo and on an empty workspace, sign-in, roles."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from workbench.access import Actor, local_admin
+from workbench.app_pages import PAGES, pages_for
+from workbench.store import Workspace, open_workspace
+from workbench.ui.auth import is_local_client
+from workbench.ui.widgets import parse_conditions
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "workbench" / "streamlit_app.py"
+PAGE_FILES = [p.file for p in PAGES]
+TIMEOUT = 60
+
+
+def _copy(ws: Workspace, target: Path) -> Path:
+    ws.execute("CHECKPOINT")
+    shutil.copy(ws.path, target)
+    return target
+
+
+@pytest.fixture()
+def demo_db(demo_ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the demo workspace that the app serves through WORKBENCH_DB."""
+    path = _copy(demo_ws, tmp_path / "app_demo.duckdb")
+    monkeypatch.setenv("WORKBENCH_DB", str(path))
+    monkeypatch.setenv("WORKBENCH_NO_AUTODEMO", "1")
+    return path
+
+
+@pytest.fixture()
+def empty_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty workspace that the app serves (auto-demo off)."""
+    path = tmp_path / "app_empty.duckdb"
+    monkeypatch.setenv("WORKBENCH_DB", str(path))
+    monkeypatch.setenv("WORKBENCH_NO_AUTODEMO", "1")
+    return path
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+
+
+def _clean(at: AppTest, where: str) -> None:
+    assert not at.exception, f"{where}: {[e.value for e in at.exception]}"
+    assert not at.error, f"{where}: {[e.value for e in at.error]}"
+
+
+def _as(at: AppTest, actor: Actor) -> AppTest:
+    at.session_state["wb_actor"] = actor
+    at.session_state["wb_auth_mode"] = "accounts"
+    return at
+
+
+def _with_accounts(db: Path) -> dict[str, str]:
+    from workbench.cases import accounts
+
+    ws = open_workspace(db)
+    try:
+        users = {r["role"]: r for r in accounts.seed_demo_accounts(ws, local_admin())}
+    finally:
+        ws.close()
+    return {role: r["password"] for role, r in users.items()}
+
+
+@pytest.mark.parametrize("page", PAGE_FILES)
+def test_page_renders_on_demo(demo_db: Path, page: str) -> None:
+    at = _app().run()
+    _clean(at, "start page")
+    at.switch_page(f"app_pages/{page}").run()
+    _clean(at, page)
+    assert at.title, f"{page} has no title"
+
+
+@pytest.mark.parametrize("page", PAGE_FILES)
+def test_page_renders_on_empty_workspace(empty_db: Path, page: str) -> None:
+    at = _app().run()
+    _clean(at, "start page")
+    at.switch_page(f"app_pages/{page}").run()
+    _clean(at, page)
+
+
+def test_overview_key_elements(demo_db: Path) -> None:
+    at = _app().run()
+    _clean(at, "overview")
+    assert at.title[0].value == "Overview"
+    labels = {m.label for m in at.metric}
+    assert {"Systems", "Decisions", "Source files"} <= labels
+    assert int(at.metric[0].value) == 2
+    assert any("Single-user mode" in w.value for w in at.warning)
+    assert at.dataframe, "inventory and sources tables expected"
+
+
+def test_empty_workspace_says_what_to_do(empty_db: Path) -> None:
+    at = _app().run()
+    _clean(at, "overview")
+    assert any("empty" in i.value for i in at.info)
+
+
+def test_decisions_search_and_select(demo_db: Path) -> None:
+    at = _app().run()
+    at.switch_page("app_pages/decisions.py").run()
+    _clean(at, "decisions")
+    assert at.dataframe, "the decisions table should show for an admin"
+    at.text_input(key="dec_where").input("nonsense condition here").run()
+    assert any("cannot read the condition" in w.value for w in at.warning)
+
+
+def test_sql_page_runs_a_query(demo_db: Path) -> None:
+    at = _app().run()
+    at.switch_page("app_pages/sql.py").run()
+    at.text_area(key="sql_text").input("SELECT system_id, count(*) AS n FROM decisions GROUP BY ALL").run()
+    at.button(key="sql_run").click().run()
+    _clean(at, "sql")
+    assert at.dataframe and len(at.dataframe[0].value) == 2
+    at.text_area(key="sql_text").input("SELECT * FROM read_csv('/etc/passwd')").run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception and at.error, "a refused query is one clear error, not a traceback"
+
+
+def test_audit_verify_button(demo_db: Path) -> None:
+    at = _app().run()
+    at.switch_page("app_pages/audit.py").run()
+    at.button(key="audit_verify").click().run()
+    _clean(at, "audit")
+    assert any("intact" in s.value for s in at.success)
+
+
+def test_incident_by_hand_and_status(demo_db: Path) -> None:
+    at = _app().run()
+    at.switch_page("app_pages/incidents.py").run()
+    at.text_input(key="inc_new_title").input("Suspicious approvals")
+    [b for b in at.button if b.label == "Create"][0].click().run()
+    _clean(at, "incidents")
+    assert any("INC-0001" in s.value for s in at.subheader)
+    at.selectbox(key="inc_next").select("triage")
+    [b for b in at.button if b.label == "Apply"][0].click().run()
+    _clean(at, "status change")
+    assert any("status **triage**" in m.value for m in at.markdown)
+
+
+def test_sign_in_required_when_accounts_exist(demo_db: Path) -> None:
+    passwords = _with_accounts(demo_db)
+    at = _app().run()
+    assert at.title[0].value == "Sign in to the workbench"
+    assert not at.metric, "no data before sign-in"
+    at.text_input(key="signin_user").input("demo-analyst")
+    at.text_input(key="signin_password").input("wrong")
+    at.button[0].click().run()
+    assert at.error and "sign-in failed" in at.error[0].value
+    at.text_input(key="signin_user").input("demo-analyst")
+    at.text_input(key="signin_password").input(passwords["analyst"])
+    at.button[0].click().run()
+    _clean(at, "after sign-in")
+    assert at.title[0].value == "Overview"
+    assert any("demo-analyst" in m.value for m in at.sidebar.markdown)
+
+
+def test_viewer_sees_no_decision_rows(demo_db: Path) -> None:
+    _with_accounts(demo_db)
+    at = _as(_app(), Actor("demo-viewer", "viewer")).run()
+    _clean(at, "overview as viewer")
+    for page in ("decisions.py", "triage.py", "data.py", "drift.py"):
+        at.switch_page(f"app_pages/{page}").run()
+        _clean(at, f"{page} as viewer")
+        for df in at.dataframe:
+            assert "decision_id" not in df.value.columns, f"{page} showed decision rows to a viewer"
+            assert "raw" not in df.value.columns, f"{page} showed quarantined raw rows to a viewer"
+    at.switch_page("app_pages/decisions.py").run()
+    assert any("aggregates only" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("role", ["viewer", "analyst", "lead", "auditor", "admin"])
+def test_audit_page_only_for_auditor_and_admin(demo_db: Path, role: str) -> None:
+    _with_accounts(demo_db)
+    actor = Actor(f"demo-{role}", role)
+    visible = any(p.file == "audit.py" for p in pages_for(actor))
+    assert visible == (role in ("auditor", "admin"))
+    at = _as(_app(), actor).run()
+    if visible:
+        at.switch_page("app_pages/audit.py").run()
+        _clean(at, f"audit as {role}")
+        assert at.dataframe
+    else:
+        with pytest.raises(ValueError):
+            at.switch_page("app_pages/audit.py")
+
+
+def test_single_user_mode_refuses_remote_clients() -> None:
+    assert is_local_client(None, {})
+    assert is_local_client("127.0.0.1", {"Host": "localhost:8501"})
+    assert is_local_client("::1", {})
+    assert not is_local_client("10.1.2.3", {})
+    assert not is_local_client(None, {"X-Forwarded-For": "203.0.113.9"})
+    assert not is_local_client(None, {"Forwarded": 'for="[2001:db8::1]:4711";proto=https'})
+    assert is_local_client(None, {"X-Forwarded-For": "127.0.0.1"})
+
+
+def test_parse_conditions() -> None:
+    got = parse_conditions("income > 50000 and purpose in ('car', 'home') AND x is not null and y = 'a b'")
+    assert got == [("income", ">", 50000.0), ("purpose", "in", ["car", "home"]), ("x", "is not null", None),
+                   ("y", "=", "a b")]
+    assert parse_conditions("") == []
+    with pytest.raises(ValueError):
+        parse_conditions("income >")
+
+
+def test_no_module_shadows_an_imported_package() -> None:
+    """Streamlit puts workbench/ first on sys.path: no name there may hide a top-level package we import."""
+    import importlib.util
+
+    ours = {p.stem for p in (ROOT / "workbench").iterdir()
+            if (p.suffix == ".py" or (p.is_dir() and not p.name.startswith(("_", ".")))) and p.stem != "__init__"}
+    others = [p for p in sys.path if Path(p or ".").resolve() not in (ROOT, ROOT / "workbench")]
+    clashes = []
+    for name in sorted(ours):
+        for entry in others:
+            base = Path(entry or ".")
+            if (base / name).is_dir() and (base / name / "__init__.py").exists() or (base / f"{name}.py").exists():
+                clashes.append(f"{name} (also in {entry})")
+                break
+        if name in sys.stdlib_module_names:
+            clashes.append(f"{name} (standard library)")
+    assert not clashes, clashes
+    assert importlib.util.find_spec("workbench.streamlit_app") is not None

@@ -1,0 +1,223 @@
+"""Ingest against real DuckDB files: formats, time zones, quarantine accounting, idempotency, custody."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from workbench.ingest import ingest, ingest_file, rejects, sources, verify_sources
+from workbench.store import Workspace
+
+
+def rec(i: int, **over: object) -> dict:
+    """A valid canonical decision."""
+    base = {
+        "decision_id": f"d{i}", "ts": "2026-10-01T10:00:00Z", "system_id": "loan", "model_version": "2.0",
+        "principal": "key-1", "prediction": "approve", "score": 0.25,
+        "features": {"income": 50000 + i, "purpose": "car", "cosigner": False, "note": None},
+    }
+    base.update(over)
+    return base
+
+
+def write_jsonl(path: Path, records: list[object]) -> Path:
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def accounting_holds(r) -> bool:
+    return r.rows_read == r.rows_loaded + r.duplicates + r.rows_quarantined
+
+
+def test_jsonl_loads_with_types_kept(ws: Workspace, admin, tmp_path: Path) -> None:
+    f = write_jsonl(tmp_path / "a.jsonl", [rec(1, model_version=2.0), rec(2, extra_field={"k": [1, 2]})])
+    (r,) = ingest(ws, admin, [f])
+    assert r.error is None and r.rows_loaded == 2 and accounting_holds(r)
+    rows = ws.dicts("SELECT decision_id, model_version, features, extra FROM decisions ORDER BY decision_id")
+    assert rows[0]["model_version"] == "2.0"  # a number in JSON stays the text 2.0
+    assert json.loads(rows[0]["features"]) == {"income": 50001, "purpose": "car", "cosigner": False, "note": None}
+    assert json.loads(rows[1]["extra"]) == {"extra_field": {"k": [1, 2]}}  # unknown fields kept
+    types = dict(ws.rows("SELECT feature, type FROM feature_catalog"))
+    assert types == {"income": "number", "purpose": "string", "cosigner": "bool", "note": "string"}
+
+
+@pytest.mark.parametrize(("ts", "expected"), [
+    ("2026-10-01T10:00:00Z", "2026-10-01 10:00:00"),
+    ("2026-10-01T12:00:00+02:00", "2026-10-01 10:00:00"),
+    ("2026-10-01T05:30:00-04:30", "2026-10-01 10:00:00"),
+    ("2026-10-01 10:00:00.123456Z", "2026-10-01 10:00:00.123456"),
+    (1790330400000, "2026-09-25 10:00:00"),
+    ("1790330400000", "2026-09-25 10:00:00"),
+])
+def test_timestamps_stored_as_utc(ws: Workspace, admin, tmp_path: Path, ts, expected) -> None:
+    f = write_jsonl(tmp_path / "t.jsonl", [rec(1, ts=ts)])
+    (r,) = ingest(ws, admin, [f])
+    assert r.rows_loaded == 1, rejects(ws, admin)
+    from datetime import UTC, datetime
+
+    assert ws.scalar("SELECT ts FROM decisions") == datetime.fromisoformat(expected).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    ("{not json", "unparseable JSON"),
+    ("[1, 2]", "line is not a JSON object"),
+    (json.dumps(rec(9, ts="2026-10-01T10:00:00")), "no UTC offset"),
+    (json.dumps(rec(9, ts="yesterday noon")), "bad timestamp"),
+    (json.dumps(rec(9, ts="2026-13-45T10:00:00Z")), "bad timestamp"),
+    (json.dumps({k: v for k, v in rec(9).items() if k != "principal"}), "missing required field principal"),
+    (json.dumps({k: v for k, v in rec(9).items() if k != "features"}), "missing required field features"),
+    (json.dumps(rec(9, score="high")), "score must be a number"),
+    (json.dumps(rec(9, principal={"id": 1})), "principal must be a string"),
+    (json.dumps(rec(9, features=[1, 2])), "features must be an object"),
+    (json.dumps(rec(9, features={"a": {"b": 1}})), "nested object"),
+    (json.dumps(rec(9, status="maybe")), "status must be ok or error"),
+])
+def test_bad_rows_quarantined_with_reason(ws: Workspace, admin, tmp_path: Path, bad: str, reason: str) -> None:
+    f = write_jsonl(tmp_path / "b.jsonl", [rec(1), bad, rec(2)])
+    (r,) = ingest(ws, admin, [f])
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (3, 2, 1)
+    (q,) = rejects(ws, admin)
+    assert reason in q["reason"] and q["line"] == 2 and q["raw"] == bad and q["path"].endswith("b.jsonl")
+
+
+def test_reingest_same_file_is_noop_and_duplicates_counted(ws: Workspace, admin, tmp_path: Path) -> None:
+    f = write_jsonl(tmp_path / "a.jsonl", [rec(1), rec(2), rec(2)])
+    (r1,) = ingest(ws, admin, [f])
+    assert (r1.rows_loaded, r1.duplicates) == (2, 1)
+    (r2,) = ingest(ws, admin, [f])
+    assert r2.skipped and r2.source_id == r1.source_id
+    g = write_jsonl(tmp_path / "b.jsonl", [rec(2), rec(3)])  # overlaps with the first file
+    (r3,) = ingest(ws, admin, [g])
+    assert (r3.rows_loaded, r3.duplicates) == (1, 1)
+    assert ws.scalar("SELECT count(*) FROM decisions") == 3
+    # The same decision_id in another system is a different decision.
+    h = write_jsonl(tmp_path / "c.jsonl", [rec(2, system_id="cards")])
+    assert ingest(ws, admin, [h])[0].rows_loaded == 1
+
+
+def test_csv_flattened_features_and_parser_rejects(ws: Workspace, admin, tmp_path: Path) -> None:
+    f = tmp_path / "d.csv"
+    f.write_text(
+        "decision_id,ts,system_id,model_version,principal,prediction,score,features.income,features.purpose,"
+        "features.cosigner,ticket\n"
+        "c1,2026-10-01T10:00:00Z,loan,2.0,k2,approve,0.1,100,car,true,T-1\n"
+        "c2,2026-10-01T10:00:00Z,loan\n"
+        "c3,2026-10-01T10:00:00Z,loan,2.0,k2,deny,0.9,250.5,\"boat, large\",false,\n"
+        "c4,2026-10-01T10:00:00Z,loan,2.0,k2,deny,x,250.5,car,false,\n"
+    )
+    (r,) = ingest(ws, admin, [f])
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (4, 2, 2) and accounting_holds(r)
+    got = {d: json.loads(feat) for d, feat in ws.rows("SELECT decision_id, features FROM decisions")}
+    assert got["c3"] == {"income": 250.5, "purpose": "boat, large", "cosigner": False}
+    assert ws.scalar("SELECT model_version FROM decisions WHERE decision_id = 'c1'") == "2.0"
+    assert json.loads(ws.scalar("SELECT extra FROM decisions WHERE decision_id = 'c1'")) == {"ticket": "T-1"}
+    q = {row["line"]: row for row in rejects(ws, admin)}
+    assert set(q) == {3, 5}
+    assert q[3]["raw"] == "c2,2026-10-01T10:00:00Z,loan" and "CSV parse error" in q[3]["reason"]
+    assert "score must be a number" in q[5]["reason"] and q[5]["raw"].startswith("c4,")
+    assert ws.scalar("SELECT source_line FROM decisions WHERE decision_id = 'c3'") == 4
+
+
+def test_parquet_and_gzip(ws: Workspace, admin, tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "src.jsonl", [rec(i) for i in range(50)])
+    pq = tmp_path / "d.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT decision_id, ts::TIMESTAMPTZ AS ts, system_id, model_version, principal, prediction, "
+                f"score, features.income AS \"features.income\", features.purpose AS \"features.purpose\" "
+                f"FROM read_json('{src}')) TO '{pq}' (FORMAT parquet)")
+    gz = tmp_path / "e.jsonl.gz"
+    with gzip.open(gz, "wt") as fh:
+        fh.write("\n".join(json.dumps(rec(i, system_id="cards")) for i in range(30)) + "\n")
+    r1, r2 = ingest(ws, admin, [pq, gz])
+    assert (r1.format, r1.rows_loaded, r2.format, r2.rows_loaded) == ("parquet", 50, "jsonl", 30)
+    assert json.loads(ws.scalar("SELECT features FROM decisions WHERE decision_id='d7' AND system_id='loan'")) \
+        == {"income": 50007, "purpose": "car"}
+
+
+def test_unreadable_files_get_one_line_errors(ws: Workspace, admin, tmp_path: Path) -> None:
+    good = tmp_path / "ok.jsonl.gz"
+    with gzip.open(good, "wt") as fh:
+        fh.write("\n".join(json.dumps(rec(i)) for i in range(2000)))
+    truncated = tmp_path / "cut.jsonl.gz"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    weird = tmp_path / "image.png"
+    weird.write_bytes(b"\x89PNG\r\n\x1a\nxxxx")
+    results = [ingest_file(ws, admin, p) for p in (truncated, weird, tmp_path / "missing.csv")]
+    for r in results:
+        assert r.error and "\n" not in r.error and Path(r.path).name in r.error
+    assert "truncated" in results[0].error
+    assert ws.scalar("SELECT count(*) FROM sources") == 0 and ws.scalar("SELECT count(*) FROM decisions") == 0
+
+
+def test_directories_and_globs(ws: Workspace, admin, tmp_path: Path) -> None:
+    for h in range(3):
+        d = tmp_path / "2026" / "10" / "01" / f"{h:02d}"
+        d.mkdir(parents=True)
+        write_jsonl(d / "part.jsonl", [rec(h * 10 + i) for i in range(5)])
+    (tmp_path / "2026" / ".hidden.jsonl").write_text("junk")
+    results = ingest(ws, admin, [tmp_path / "2026"])
+    assert [r.rows_loaded for r in results] == [5, 5, 5]
+    assert ingest(ws, admin, [str(tmp_path / "2026" / "**" / "*.jsonl")])[0].skipped
+
+
+def test_custody_sources_and_verify(ws: Workspace, admin, tmp_path: Path) -> None:
+    a = write_jsonl(tmp_path / "a.jsonl", [rec(1)])
+    b = write_jsonl(tmp_path / "b.jsonl", [rec(2)])
+    c = write_jsonl(tmp_path / "c.jsonl", [rec(3)])
+    ingest(ws, admin, [a, b, c])
+    rows = sources(ws, admin)
+    assert {r["sha256"] for r in rows} == {__import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in (a, b, c)}
+    assert all(r["actor"] == admin.user and r["size_bytes"] > 0 for r in rows)
+    b.write_text(b.read_text().replace("d2", "dX"))
+    c.unlink()
+    status = {Path(r["path"]).name: r["status"] for r in verify_sources(ws, admin)}
+    assert status == {"a.jsonl": "ok", "b.jsonl": "changed", "c.jsonl": "missing"}
+    actions = [a for (a,) in ws.rows("SELECT action FROM audit_log ORDER BY seq")]
+    assert actions.count("ingest.file") == 3 and actions[-1] == "custody.verify"
+
+
+def test_metrics_long_format_and_prometheus(ws: Workspace, admin, tmp_path: Path) -> None:
+    csv = tmp_path / "m.csv"
+    csv.write_text("ts,system_id,metric,value,labels.region\n"
+                   "2026-10-01T10:00:00Z,loan,request_rate,12,eu\n"
+                   "2026-10-01T10:01:00Z,loan,request_rate,oops,eu\n"
+                   "2026-10-01T10:01:00Z,loan,request_rate,14,eu\n"
+                   "2026-10-01T10:01:00Z,loan,request_rate,14,eu\n")
+    prom = tmp_path / "q.json"
+    prom.write_text(json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"__name__": "latency_p95_ms", "system_id": "cards", "pod": "a"},
+         "values": [[1790330400, "10.5"], [1790330460, "NaN"], [1790330520, "12"]]},
+        {"metric": {"__name__": "error_rate", "job": "x"}, "values": [[1790330400.5, "0.01"]]},
+    ]}}))
+    r1 = ingest(ws, admin, [csv])[0]
+    assert (r1.kind, r1.rows_read, r1.rows_loaded, r1.duplicates, r1.rows_quarantined) == ("metrics", 4, 2, 1, 1)
+    r2 = ingest(ws, admin, [prom], system="fallback-system")[0]
+    assert (r2.format, r2.rows_loaded) == ("prometheus", 4)
+    got = ws.dicts("SELECT system_id, metric, labels FROM metrics WHERE source_id = ? ORDER BY metric", [r2.source_id])
+    assert got[0]["system_id"] == "fallback-system" and json.loads(got[0]["labels"]) == {"job": "x"}
+    assert got[1]["system_id"] == "cards" and json.loads(got[1]["labels"]) == {"pod": "a"}
+
+
+def test_one_transaction_per_file(ws: Workspace, admin, tmp_path: Path) -> None:
+    """A file that fails mid-way leaves nothing behind (no decisions, no quarantine, no source)."""
+    f = write_jsonl(tmp_path / "a.jsonl", [rec(1)])
+    ws.execute("CREATE TABLE boom AS SELECT 1")
+    ws.execute("DROP TABLE feature_catalog")  # the last step of the load will now fail
+    r = ingest_file(ws, admin, f)
+    assert r.error
+    assert ws.scalar("SELECT count(*) FROM decisions") == 0 and ws.scalar("SELECT count(*) FROM sources") == 0
+
+
+def test_sample_copy_untouched(ws: Workspace, admin, tmp_path: Path) -> None:
+    """Ingest never modifies the analyst's file."""
+    f = write_jsonl(tmp_path / "a.jsonl", [rec(1), "junk"])
+    before = f.read_bytes()
+    ingest(ws, admin, [f])
+    shutil.copy(f, tmp_path / "copy.jsonl")
+    assert f.read_bytes() == before

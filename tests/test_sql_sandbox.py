@@ -1,0 +1,253 @@
+"""The ad-hoc SQL sandbox against hostile input: no files, no network, no settings, no writes, one SELECT."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from access_data import load, role
+from typer.testing import CliRunner
+
+from workbench.cases import masking
+from workbench.errors import PermissionDenied, WorkbenchError
+from workbench.sql_sandbox import SqlRefused, run_sql
+from workbench.store import open_workspace
+
+
+@pytest.fixture()
+def loan_ws(ws, tmp_path):
+    load(ws, tmp_path)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def shared_ws(tmp_path_factory):
+    """One loaded workspace for the read-only statement tests of this module."""
+    tmp = tmp_path_factory.mktemp("sandbox")
+    ws = open_workspace(tmp / "ws.duckdb")
+    load(ws, tmp)
+    yield ws
+    ws.close()
+
+
+HOSTILE = {
+    "SELECT * FROM read_csv('/etc/passwd')": "table function read_csv",
+    "SELECT * FROM read_csv_auto('/etc/passwd')": "table function read_csv_auto",
+    "SELECT * FROM '/etc/passwd'": "not a workspace table",
+    'SELECT * FROM "/etc/passwd"': "not a workspace table",
+    "DESCRIBE '/etc/passwd'": "not a workspace table",
+    "SELECT * FROM 'https://example.com/data.parquet'": "not a workspace table",
+    "COPY (SELECT * FROM decisions) TO '/tmp/leak.csv'": "only SELECT",
+    "COPY decisions FROM '/etc/passwd'": "only SELECT",
+    "ATTACH '/tmp/other.duckdb' AS other": "only SELECT",
+    "DETACH other": "only SELECT",
+    "INSTALL httpfs": "only SELECT",
+    "LOAD httpfs": "only SELECT",
+    "SET enable_external_access = true": "only SELECT",
+    "RESET enable_external_access": "only SELECT",
+    "PRAGMA version": "only SELECT",
+    "CALL pragma_version()": "only SELECT",
+    "EXPORT DATABASE '/tmp/dump'": "only SELECT",
+    "SELECT 1; SELECT 2": "exactly one statement",
+    "SELECT 1; DROP TABLE decisions": "exactly one statement",
+    "DELETE FROM decisions": "only SELECT",
+    "UPDATE decisions SET score = 0": "only SELECT",
+    "INSERT INTO audit_log SELECT * FROM audit_log": "only SELECT",
+    "CREATE TABLE t AS SELECT 1": "only SELECT",
+    "CREATE MACRO m() AS 1": "only SELECT",
+    "DROP TABLE decisions": "only SELECT",
+    "SELECT getenv('HOME')": "function getenv",
+    "SELECT current_setting('enable_external_access')": "function current_setting",
+    "SELECT nextval('source_id_seq')": "function nextval",
+    "SELECT setseed(0.5)": "function setseed",
+    "SELECT * FROM read_text('/etc/passwd')": "table function read_text",
+    "SELECT * FROM read_blob('/etc/hostname')": "table function read_blob",
+    "SELECT * FROM read_json('/tmp/x.json')": "table function read_json",
+    "SELECT * FROM read_ndjson_objects('/tmp/x.json')": "table function read_ndjson_objects",
+    "SELECT * FROM glob('/*')": "table function glob",
+    "SELECT * FROM duckdb_settings()": "table function duckdb_settings",
+    "SELECT * FROM duckdb_secrets()": "table function duckdb_secrets",
+    "SELECT * FROM query('SELECT * FROM read_csv(''/etc/passwd'')')": "table function query",
+    "SELECT * FROM sniff_csv('/etc/passwd')": "table function sniff_csv",
+    "SELECT * FROM parquet_metadata('/tmp/x.parquet')": "table function parquet_metadata",
+    "WITH a AS (SELECT * FROM read_parquet('/tmp/x.parquet')) SELECT * FROM a": "table function read_parquet",
+    "WITH a AS (SELECT 1), b AS (SELECT * FROM a, read_csv('/etc/passwd')) SELECT * FROM b": "table function read_csv",
+    "SELECT d.decision_id, x.* FROM decisions d, LATERAL (SELECT * FROM read_csv('/etc/passwd')) x": "table function read_csv",
+    "SELECT (SELECT count(*) FROM read_text('/etc/shadow'))": "table function read_text",
+    "SELECT * FROM decisions WHERE decision_id IN (SELECT content FROM read_text('/etc/passwd'))": "table function read_text",
+    "SELECT * FROM (WITH x AS (SELECT 1) SELECT 1), x": "not a workspace table",
+    'WITH "/etc/passwd" AS (SELECT 1) SELECT * FROM "/etc/passwd"': "plain identifier",
+    "SELECT * FROM information_schema.tables": "not a workspace table",
+    "SELECT * FROM system.main.duckdb_settings": "not a workspace table",
+    "SELECT * FROM other.main.decisions": "not a workspace table",
+    "SELECT * FROM accounts": "not available to SQL",
+    "SELECT password_hash FROM main.accounts": "not available to SQL",
+    "SELECT * FROM access_secrets": "not available to SQL",
+    "SELECT * FROM decisions, pragma_table_info('decisions')": "table function pragma_table_info",
+    "PIVOT decisions ON prediction": "only SELECT",
+    "EXPLAIN SELECT 1": "only SELECT",
+    "SELECT * FROM": "syntax error",
+    "": "empty statement",
+}
+
+
+@pytest.mark.parametrize("statement", list(HOSTILE))
+def test_hostile_statements_are_refused(shared_ws, statement):
+    loan_ws = shared_ws
+    before = loan_ws.scalar("SELECT count(*) FROM decisions")
+    with pytest.raises(WorkbenchError) as info:
+        run_sql(loan_ws, role("admin"), statement)
+    msg = str(info.value)
+    assert HOSTILE[statement] in msg and "\n" not in msg
+    assert loan_ws.scalar("SELECT count(*) FROM decisions") == before
+    assert not loan_ws.table_exists("t")
+    last = loan_ws.one("SELECT action, details FROM audit_log ORDER BY seq DESC LIMIT 1")
+    assert last[0] == "sql.refused" and json.loads(last[1])["statement"] == statement
+
+
+def test_file_contents_never_reach_the_result(loan_ws):
+    for statement in ("SELECT * FROM read_csv('/etc/passwd')", "SELECT * FROM '/etc/passwd'"):
+        with pytest.raises(SqlRefused) as info:
+            run_sql(loan_ws, role("admin"), statement)
+        assert "root:" not in str(info.value)
+
+
+ANALYTIC = [
+    (
+        "SELECT system_id, count(*) AS n, avg(score) AS s FROM decisions GROUP BY ALL ORDER BY system_id",
+        [("loan", 40), ("triage", 10)],
+    ),
+    (
+        "SELECT principal, count(*) FILTER (WHERE prediction = 'approve') AS approvals FROM decisions "
+        "WHERE system_id = 'loan' GROUP BY principal ORDER BY principal",
+        [("app-1", 10), ("app-2", 10)],
+    ),
+    (
+        "WITH per AS (SELECT principal, ts, score, avg(score) OVER (PARTITION BY principal ORDER BY ts "
+        "ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS rolling, row_number() OVER (PARTITION BY principal ORDER BY ts) "
+        "AS rn FROM decisions) SELECT principal, max(rn) FROM per GROUP BY ALL ORDER BY 1",
+        [("app-1", 20), ("app-2", 20), ("ward-a", 10)],
+    ),
+    (
+        "SELECT date_trunc('hour', ts) AS h, count(*) FROM decisions WHERE system_id = 'loan' GROUP BY 1 ORDER BY 1 "
+        "LIMIT 1",
+        None,
+    ),
+    (
+        "SELECT json_extract_string(features, '$.purpose') AS purpose, count(*) FROM decisions d "
+        "WHERE system_id = 'loan' GROUP BY 1 ORDER BY 1",
+        [("car", 10), ("home", 10), ("study", 10), ("travel", 10)],
+    ),
+    (
+        "SELECT d.decision_id, x.double FROM decisions d, LATERAL (SELECT d.score * 2 AS double) x "
+        "ORDER BY 1 LIMIT 1",
+        None,
+    ),
+    (
+        "SELECT quantile_cont(score, 0.5), stddev_samp(score), list(DISTINCT prediction ORDER BY prediction) "
+        "FROM decisions WHERE system_id = 'loan'",
+        None,
+    ),
+    (
+        "SELECT k.key, count(*) FROM decisions, json_each(features) k WHERE system_id = 'triage' GROUP BY 1 "
+        "ORDER BY 1",
+        [("heart_rate", 10), ("name", 10)],
+    ),
+    ("SELECT * FROM range(3)", [(0,), (1,), (2,)]),
+    ("SELECT unnest([1, 2]) AS x", [(1,), (2,)]),
+    ("FROM sources SELECT count(*)", [(2,)]),
+    ("DESCRIBE decisions", None),
+    ("SUMMARIZE SELECT score FROM decisions", None),
+    ("SELECT count(*) FROM decisions;", [(50,)]),
+]
+
+
+@pytest.mark.parametrize(("statement", "expected"), ANALYTIC)
+def test_analytic_selects_work(shared_ws, statement, expected):
+    loan_ws = shared_ws
+    res = run_sql(loan_ws, role("analyst"), statement)
+    assert res.columns and res.rows
+    if expected is not None:
+        assert [r[: len(expected[0])] for r in res.rows] == expected
+    last = loan_ws.one("SELECT actor, action, details FROM audit_log ORDER BY seq DESC LIMIT 1")
+    details = json.loads(last[2])
+    assert last[:2] == ("test-analyst", "sql.run")
+    assert details["statement"] == statement.rstrip(";") and details["rows"] == len(res.rows)
+
+
+def test_row_cap_and_time_limit(loan_ws, monkeypatch):
+    res = run_sql(loan_ws, role("analyst"), "SELECT * FROM range(100)", max_rows=7)
+    assert len(res.rows) == 7 and res.truncated and res.notes
+    monkeypatch.setenv("WORKBENCH_QUERY_MAX_ROWS", "4")
+    assert len(run_sql(loan_ws, role("analyst"), "SELECT * FROM range(100)").rows) == 4
+    with pytest.raises(WorkbenchError, match="time limit"):
+        run_sql(
+            loan_ws,
+            role("analyst"),
+            "SELECT count(*) FROM range(100000000) a, range(1000) b WHERE a.range % 7 = b.range",
+            timeout=0.3,
+        )
+    # the cursor is usable afterwards and not left inside a transaction
+    assert run_sql(loan_ws, role("analyst"), "SELECT 42").rows == [(42,)]
+    loan_ws.execute("BEGIN TRANSACTION")
+    loan_ws.execute("ROLLBACK")
+
+
+def test_roles_and_table_rules(loan_ws, admin):
+    with pytest.raises(PermissionDenied):
+        run_sql(loan_ws, role("viewer"), "SELECT 1")
+    with pytest.raises(PermissionDenied, match="audit log"):
+        run_sql(loan_ws, role("analyst"), "SELECT count(*) FROM audit_log")
+    assert run_sql(loan_ws, role("auditor"), "SELECT count(*) FROM audit_log").rows[0][0] > 0
+    with pytest.raises(SqlRefused, match="not available"):
+        run_sql(loan_ws, role("admin"), "SELECT count(*) FROM accounts")
+    # before any feature is marked personal, analysts may query decisions; afterwards only through explore
+    assert run_sql(loan_ws, role("analyst"), "SELECT count(*) FROM decisions").rows == [(50,)]
+    masking.mark_personal(loan_ws, admin, "loan", ["email"])
+    for table in ("decisions", "quarantine"):
+        with pytest.raises(PermissionDenied, match="personal features"):
+            run_sql(loan_ws, role("analyst"), f"SELECT count(*) FROM {table}")
+    with pytest.raises(PermissionDenied, match="personal features"):
+        run_sql(loan_ws, role("analyst"), "WITH x AS (SELECT * FROM main.decisions) SELECT count(*) FROM x")
+    assert run_sql(loan_ws, role("analyst"), "SELECT count(*) FROM sources").rows == [(2,)]
+    assert run_sql(loan_ws, role("lead"), "SELECT count(*) FROM decisions").rows == [(50,)]
+    assert run_sql(loan_ws, role("auditor"), "SELECT count(*) FROM decisions").rows == [(50,)]
+
+
+def test_cli_sql(loan_ws, tmp_path):
+    from workbench.cli import _load_commands, app
+
+    _load_commands()
+    db = str(loan_ws.path)
+    loan_ws.close()
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        ["sql", "SELECT system_id, count(*) AS n FROM decisions GROUP BY 1 ORDER BY 1", "--json", "--db", db],
+    )
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line) for line in res.output.splitlines()] == [
+        {"system_id": "loan", "n": 40},
+        {"system_id": "triage", "n": 10},
+    ]
+    res = runner.invoke(app, ["sql", "SELECT * FROM read_csv('/etc/passwd')", "--db", db])
+    assert isinstance(res.exception, SqlRefused)
+    res = runner.invoke(
+        app,
+        [
+            "decisions",
+            "search",
+            "--system",
+            "loan",
+            "--where",
+            "purpose in car,home",
+            "--where",
+            "income>=30000",
+            "--json",
+            "--db",
+            db,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.output.splitlines()]
+    assert rows and all(r["f.purpose"] in ("car", "home") and r["f.income"] >= 30000 for r in rows)

@@ -1,0 +1,134 @@
+"""Decisions: search and filter; one decision's SHAP waterfall beside the baseline, nearest normals, replay."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from workbench import charts
+from workbench.ui import cached, connection, lib, widgets
+from workbench.ui.errors import shown
+from workbench.ui.state import context
+
+ws, actor = context()
+st.title("Decisions")
+preset = st.session_state.pop("dec_preset", None) or {}
+
+summary = None
+with shown("Workspace summary"):
+    summary = cached.call("workbench.overview", "workspace_summary", actor)
+systems = [s["system_id"] for s in (summary or {}).get("systems", [])]
+if not systems:
+    widgets.empty_workspace_hint()
+    st.stop()
+if not actor.can("read:decisions"):
+    st.info(f"Your role ({actor.role}) sees aggregates only: decision rows, explanations and replays need "
+            "an analyst, lead, auditor or admin. The Overview and Drift pages show the aggregates.", icon="🔒")
+    st.stop()
+
+if preset.get("system") in systems:
+    st.session_state["dec_system"] = preset["system"]
+    st.session_state["dec_principal"] = preset.get("principal") or ""
+info = {s["system_id"]: s for s in summary["systems"]}
+with st.container(border=True):
+    c1, c2, c3, c4 = st.columns([2, 3, 2, 2])
+    with c1:
+        system = widgets.pick_system(systems, key="dec_system", allow_all=False)
+    with c2:
+        window = widgets.date_window(info[system]["first"], info[system]["last"], key="dec_window")
+    principal = c3.text_input("Principal", key="dec_principal", placeholder="exact id")
+    prediction = c4.text_input("Prediction", key="dec_prediction", placeholder="approve, deny …")
+    c5, c6, c7 = st.columns([2, 4, 1])
+    score = c5.slider("Score range", 0.0, 1.0, (0.0, 1.0), 0.01, key="dec_score")
+    where = c6.text_input("Feature conditions", key="dec_where",
+                          placeholder="income > 50000 and purpose = 'car'  (feature names, = != < <= > >=)")
+    limit = c7.number_input("Max rows", 100, 20_000, 2000, 100, key="dec_limit")
+
+start = preset.get("start") or (window[0] if window else None)
+end = preset.get("end") or (window[1] if window else None)
+found = None
+with shown("Search"):
+    try:
+        conditions = widgets.parse_conditions(where)
+    except ValueError as exc:
+        st.warning(str(exc))
+        st.stop()
+    pattern = principal.strip()
+    found = cached.call("workbench.explore", "search_decisions", actor, system_id=system, since=start, until=end,
+                        principal=pattern or None, prediction=prediction.strip() or None,
+                        score_min=score[0] if score[0] > 0 else None, score_max=score[1] if score[1] < 1 else None,
+                        feature_filters=tuple(conditions),
+                        decision_ids=tuple(preset.get("decision_ids") or ()) or None,
+                        limit=int(limit), feature="Decision search")
+if found is None:
+    st.stop()
+df = pd.DataFrame(found)
+if df.empty:
+    st.info("No decisions match these filters.")
+    st.stop()
+if "ts" in df.columns:
+    df["ts"] = pd.to_datetime(df["ts"], utc=True, format="ISO8601")
+
+event = st.plotly_chart(charts.score_scatter(df, f"{len(df):,} decisions (lasso or box to narrow the table)"),
+                        key="dec_chart", on_select="rerun", selection_mode=("box", "lasso", "points"))
+ids = widgets.selected_values(event)
+table = df[df["decision_id"].astype(str).isin([str(i) for i in ids])] if ids else df
+st.caption(f"{len(table):,} shown" + (" (chart selection)" if ids else "") + "; pick a row for its explanation.")
+cols = [c for c in ("decision_id", "ts", "principal", "prediction", "score", "model_version", "source_ip")
+        if c in table.columns] + [c for c in table.columns if str(c).startswith("f.")]
+table = table[cols].reset_index(drop=True)
+sel = st.dataframe(table, hide_index=True, key="dec_table", on_select="rerun", selection_mode="single-row")
+widgets.csv_download(table, f"decisions_{system}.csv")
+
+if actor.can("write:incidents"):
+    with st.expander("Freeze these decisions as incident evidence"), shown("Evidence"):
+        incs = cached.call("workbench.cases.incidents", "list_incidents", actor, open_only=True, feature="Incidents")
+        if not incs:
+            st.caption("No open incident; open one from Triage or the Incidents page.")
+        else:
+            target = st.selectbox("Incident", [i["incident_id"] for i in incs], key="dec_inc")
+            if st.button(f"Add {len(table):,} decisions", key="dec_add"):
+                res = cached.fresh("workbench.cases.evidence", "add_decision_set", actor, target, system,
+                                   table["decision_id"].astype(str).tolist(), feature="Evidence")
+                connection.data_changed()
+                st.success(f"Frozen in {target}: {res.get('item_count', len(table))} decisions, "
+                           f"sha256 {str(res.get('sha256', ''))[:12]}…")
+
+rows = widgets.selected_rows(sel)
+if not rows:
+    st.stop()
+decision_id = str(table.iloc[rows[0]]["decision_id"])
+st.divider()
+st.subheader(f"Decision {decision_id}")
+left, right = st.columns(2)
+with left, shown("Explanation"):
+    with st.spinner("Computing SHAP values…"):
+        expl = cached.call("workbench.explain", "explain_decisions", actor, system, [decision_id],
+                           feature="SHAP explanations")
+    charts_explain = lib.module("workbench.charts_explain")
+    if charts_explain is not None and hasattr(charts_explain, "waterfall"):
+        st.plotly_chart(charts_explain.waterfall(expl[0]), key="dec_waterfall")
+    else:
+        st.plotly_chart(charts.attribution_bars(expl[0]), key="dec_waterfall")
+    e = expl[0]
+    st.caption(f"Method {e.get('method')} · model {e.get('model_version')} · baseline (expected score) "
+               f"{e.get('base_value', float('nan')):.3f} → output {e.get('output', float('nan')):.3f}"
+               + (" · ⚠ logged model hash differs from the registered artifact"
+                  if e.get("logged_sha256_matches") is False else ""))
+with right, shown("Nearest normal decisions"):
+    near = cached.call("workbench.explore", "nearest_normal", actor, system, decision_id, k=5,
+                       feature="Nearest normal decisions")
+    st.caption("The most similar decisions that no alert points at (standardised numeric features).")
+    st.dataframe(pd.DataFrame(near), hide_index=True)
+with st.expander("Replay under another model version"), shown("Replay"):
+    versions = [m["version"] for m in cached.call("workbench.explain.registry", "list_models", actor)
+                if m.get("system_id") == system]
+    if not versions:
+        st.info(f"No registered model for {system}: register one with `workbench models add`.")
+    else:
+        version = st.selectbox("Version", versions, key="dec_replay_version")
+        if st.button("Replay", key="dec_replay"):
+            with st.spinner("Re-scoring…"):
+                out = cached.call("workbench.explain", "replay", actor, system, [decision_id], version,
+                                  feature="Replay")
+            st.dataframe(pd.DataFrame(out) if not isinstance(out, pd.DataFrame) else out, hide_index=True)

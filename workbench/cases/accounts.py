@@ -1,0 +1,251 @@
+"""Local accounts: argon2id password hashes, roles, lockout, and an audited sign-in.
+
+A workspace without accounts runs in single-user mode (the OS user acts as admin, see workbench.session).
+Creating the first account, which must be an admin, switches the workspace to sign-in for everyone.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from workbench import audit, settings
+from workbench.access import ROLES, Actor, require
+from workbench.errors import PermissionDenied, WorkbenchError
+from workbench.store import Workspace
+
+MIN_PASSWORD = 8
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_hasher = PasswordHasher()  # argon2id with argon2-cffi's RFC 9106 low-memory defaults
+# Verified against when the user is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+_COLUMNS = (
+    '"user", role, created_at, created_by, failed_count, locked_until, disabled, last_login, '
+    "password_changed_at"
+)
+
+
+class AuthFailed(WorkbenchError):
+    """Sign-in refused: wrong name or password, locked or disabled account."""
+
+
+@dataclass(frozen=True)
+class _Unverified:
+    """Who an unknown user claimed to be, for the audit row of a failed sign-in (role '-': none was granted)."""
+
+    user: str
+    role: str = "-"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def max_failures() -> int:
+    """Failed sign-ins in a row that lock an account (setting login_max_failures)."""
+    return max(1, int(settings.get("login_max_failures")))
+
+
+def lockout_minutes() -> float:
+    """How long a locked account stays locked (setting login_lockout_minutes)."""
+    return max(0.0, float(settings.get("login_lockout_minutes")))
+
+
+def hash_password(password: str) -> str:
+    """An argon2id PHC string for the password."""
+    return _hasher.hash(password)
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise WorkbenchError(f"password too short: use at least {MIN_PASSWORD} characters")
+    if password != password.strip() or "\n" in password:
+        raise WorkbenchError("password must not start or end with spaces or contain line breaks")
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise WorkbenchError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    return role
+
+
+def _account(ws: Workspace, user: str) -> dict[str, Any]:
+    rows = ws.dicts(f'SELECT {_COLUMNS} FROM accounts WHERE "user" = ?', [user])
+    if not rows:
+        raise WorkbenchError(f"no account {user!r}")
+    return rows[0]
+
+
+def count_accounts(ws: Workspace) -> int:
+    """How many accounts exist (0 means single-user mode)."""
+    return int(ws.scalar("SELECT count(*) FROM accounts") or 0)
+
+
+def add_user(ws: Workspace, actor: Actor, user: str, role: str, password: str) -> dict[str, Any]:
+    """Create an account; the first one must be an admin and switches the workspace to sign-in."""
+    require(actor, "write:accounts")
+    if not isinstance(user, str) or not _USER_NAME.match(user):
+        raise WorkbenchError(f"invalid user name {user!r}: letters, digits and . _ @ - (at most 64)")
+    _check_role(role)
+    _check_password(password)
+    digest = hash_password(password)
+    with ws.transaction():
+        first = count_accounts(ws) == 0
+        if first and role != "admin":
+            raise WorkbenchError("the first account must be an admin (it switches the workspace to sign-in)")
+        if ws.scalar('SELECT count(*) FROM accounts WHERE lower("user") = lower(?)', [user]):
+            raise WorkbenchError(f"account {user!r} already exists")
+        now = _now()
+        ws.execute(
+            'INSERT INTO accounts("user", role, password_hash, created_at, created_by, password_changed_at) '
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [user, role, digest, now, actor.user, now],
+        )
+        audit.record(ws, actor, "account.add", user, {"role": role, "first": first})
+        if first:
+            audit.record(ws, actor, "auth.mode", None, {"mode": "sign-in", "first_admin": user})
+    return _account(ws, user)
+
+
+def list_users(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
+    """All accounts without their hashes (admins and auditors)."""
+    if not (actor.can("write:accounts") or actor.can("read:audit")):
+        raise PermissionDenied(f"{actor.user} ({actor.role}) may not list accounts")
+    rows = ws.dicts(f'SELECT {_COLUMNS} FROM accounts ORDER BY "user"')
+    now = _now()
+    for r in rows:
+        r["locked"] = bool(r["locked_until"] and r["locked_until"] > now)
+    return rows
+
+
+def _active_admins(ws: Workspace, excluding: str) -> int:
+    return int(
+        ws.scalar(
+            "SELECT count(*) FROM accounts WHERE role = 'admin' AND NOT disabled AND \"user\" <> ?",
+            [excluding],
+        )
+        or 0
+    )
+
+
+def set_role(ws: Workspace, actor: Actor, user: str, role: str) -> dict[str, Any]:
+    """Change an account's role (at least one enabled admin always remains)."""
+    require(actor, "write:accounts")
+    _check_role(role)
+    with ws.transaction():
+        before = _account(ws, user)
+        if before["role"] == "admin" and role != "admin" and not _active_admins(ws, user):
+            raise WorkbenchError("cannot take admin from the last enabled admin account")
+        ws.execute('UPDATE accounts SET role = ? WHERE "user" = ?', [role, user])
+        audit.record(ws, actor, "account.role", user, {"from": before["role"], "to": role})
+    return _account(ws, user)
+
+
+def disable_user(ws: Workspace, actor: Actor, user: str, disabled: bool = True) -> dict[str, Any]:
+    """Disable (or re-enable) an account; a disabled account cannot sign in."""
+    require(actor, "write:accounts")
+    with ws.transaction():
+        before = _account(ws, user)
+        if disabled and before["role"] == "admin" and not _active_admins(ws, user):
+            raise WorkbenchError("cannot disable the last enabled admin account")
+        ws.execute('UPDATE accounts SET disabled = ? WHERE "user" = ?', [disabled, user])
+        audit.record(ws, actor, "account.disable" if disabled else "account.enable", user, {})
+    return _account(ws, user)
+
+
+def reset_password(ws: Workspace, actor: Actor, user: str, password: str) -> None:
+    """Set a new password (admins for anyone, users for themselves); also clears a lockout."""
+    if actor.user != user:
+        require(actor, "write:accounts")
+    _check_password(password)
+    digest = hash_password(password)
+    with ws.transaction():
+        _account(ws, user)
+        ws.execute(
+            "UPDATE accounts SET password_hash = ?, password_changed_at = ?, failed_count = 0, "
+            'locked_until = NULL WHERE "user" = ?',
+            [digest, _now(), user],
+        )
+        audit.record(ws, actor, "account.password", user, {"by_self": actor.user == user})
+
+
+def authenticate(ws: Workspace, user: str, password: str) -> Actor:
+    """Verify a sign-in and return the account's Actor; failures count towards a lockout. All audited."""
+    user = (user or "").strip()
+    rows = ws.rows(
+        'SELECT role, password_hash, failed_count, locked_until, disabled FROM accounts WHERE "user" = ?',
+        [user],
+    )
+    if not rows:
+        _verify(_DUMMY_HASH, password or "")
+        audit.record(
+            ws,
+            _Unverified(user or "?"),
+            "auth.failure",
+            user or None,  # type: ignore[arg-type]
+            {"reason": "unknown account"},
+        )
+        raise AuthFailed("sign-in failed: wrong user name or password")
+    role, digest, failed, locked_until, disabled = rows[0]
+    who = Actor(user, role)
+    now = _now()
+    if locked_until is not None and locked_until > now:
+        audit.record(ws, who, "auth.locked", user, {"until": locked_until, "attempt": "refused while locked"})
+        raise AuthFailed(
+            f"account {user} is locked until {locked_until:%Y-%m-%d %H:%M} UTC "
+            f"after {max_failures()} failed sign-ins; an admin can reset the password"
+        )
+    ok = _verify(digest, password or "")
+    if ok and disabled:
+        audit.record(ws, who, "auth.failure", user, {"reason": "account disabled"})
+        raise AuthFailed(f"account {user} is disabled")
+    if not ok:
+        failed += 1
+        with ws.transaction():
+            if failed >= max_failures():
+                until = now + timedelta(minutes=lockout_minutes())
+                ws.execute(
+                    'UPDATE accounts SET failed_count = 0, locked_until = ? WHERE "user" = ?', [until, user]
+                )
+                audit.record(ws, who, "auth.failure", user, {"reason": "wrong password", "failures": failed})
+                audit.record(ws, who, "auth.locked", user, {"until": until, "failures": failed})
+            else:
+                ws.execute('UPDATE accounts SET failed_count = ? WHERE "user" = ?', [failed, user])
+                audit.record(ws, who, "auth.failure", user, {"reason": "wrong password", "failures": failed})
+        raise AuthFailed("sign-in failed: wrong user name or password")
+    with ws.transaction():
+        if _hasher.check_needs_rehash(digest):
+            ws.execute(
+                'UPDATE accounts SET password_hash = ? WHERE "user" = ?', [hash_password(password), user]
+            )
+        ws.execute(
+            'UPDATE accounts SET failed_count = 0, locked_until = NULL, last_login = ? WHERE "user" = ?',
+            [now, user],
+        )
+        audit.record(ws, who, "auth.login", user, {"method": "password"})
+    return who
+
+
+def _verify(digest: str, password: str) -> bool:
+    try:
+        return _hasher.verify(digest, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def seed_demo_accounts(ws: Workspace, actor: Actor) -> list[dict[str, str]]:
+    """One account per role with a random password, for training and drills; passwords are returned once."""
+    require(actor, "write:accounts")
+    out = []
+    for role in ("admin", *[r for r in ROLES if r != "admin"]):
+        user = f"demo-{role}"
+        password = secrets.token_urlsafe(12)
+        add_user(ws, actor, user, role, password)
+        out.append({"user": user, "role": role, "password": password})
+    return out

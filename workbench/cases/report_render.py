@@ -1,0 +1,363 @@
+"""Render incident report data (from ``reports.report_data``) as Markdown, self-contained HTML, or PDF."""
+
+from __future__ import annotations
+
+import html as html_mod
+import json
+from pathlib import Path
+from typing import Any
+
+_FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+
+
+def _cell(v: Any, limit: int = 160) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        v = ", ".join(str(x) for x in v)
+    elif isinstance(v, dict):
+        v = json.dumps(v, sort_keys=True, default=str)
+    s = str(v).replace("\n", " ")
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def md_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    """A Markdown table of the chosen columns."""
+    if not rows:
+        return "_none_\n"
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(_cell(r.get(c)).replace("|", "\\|") for c in cols) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _step_rows(pb: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "step": s["step_id"],
+            "done": "yes" if s["done"] else "no",
+            "by": s["by"],
+            "at": s["at"],
+            "note": s["note"],
+            "text": s["text"],
+        }
+        for s in pb["steps"]
+    ]
+
+
+def to_markdown(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any], plots: bool = False) -> str:
+    """The report as Markdown (with PLOTSLOT markers for the HTML renderer when plots is true)."""
+    s = data["sections"]
+    sm = s["summary"]
+    atlas = ", ".join(f"{t} ({n})" if n else t for t, n in sm["atlas_names"].items()) or "none recorded"
+    lines = [
+        f"# Incident report {sm['incident_id']}: {sm['title']}",
+        "",
+        f"Generated {meta['generated_at']} by {meta['generated_by']} from workspace `{meta['workspace']}`; "
+        f"audit chain cut at seq {data['as_of_seq']}.",
+        "",
+        "## 1. Summary",
+        "",
+        md_table(
+            [
+                {"field": k, "value": sm.get(k)}
+                for k in ("severity", "status", "owner", "systems", "created_at", "created_by", "closed_at")
+            ]
+            + [{"field": "ATLAS techniques", "value": atlas}],
+            ["field", "value"],
+        ),
+    ]
+    if sm.get("description"):
+        lines += [sm["description"], ""]
+    lines += [
+        "Status history:",
+        "",
+        md_table(sm["history"], ["ts", "actor", "role", "from_status", "to_status", "note"]),
+    ]
+    lines += ["## 2. Timeline", ""]
+    if plots and s["timeline"]:
+        lines += ["PLOTSLOT-timeline", ""]
+    lines += [md_table(s["timeline"], ["ts", "source", "what", "actor", "evidence_id"])]
+    lines += [
+        "## 3. Evidence",
+        "",
+        md_table(
+            s["evidence"], ["evidence_id", "kind", "label", "added_at", "added_by", "item_count", "sha256"]
+        ),
+    ]
+    for e in s["evidence"]:
+        if e.get("snapshot"):
+            snap = e["snapshot"]
+            lines += [
+                f"- Evidence #{e['evidence_id']} (frozen decision set): {snap['rows']} rows, "
+                f"{snap['principals']} principals, {snap['first']} to {snap['last']}; predictions "
+                f"{_cell(snap['predictions'])}; top principals {_cell(snap['top_principals'])}; "
+                f"model versions {_cell(snap['model_versions'])}."
+            ]
+        elif e["kind"] == "alert" and e.get("content"):
+            c = e["content"]
+            lines += [
+                f"- Evidence #{e['evidence_id']} (alert {c.get('alert_id')}, {c.get('detector')}, "
+                f"{c.get('severity')}): {c.get('summary')}"
+            ]
+        elif e["kind"] == "note" and e.get("content"):
+            lines += [f"- Evidence #{e['evidence_id']} (note by {e['added_by']}): {e['content'].get('text')}"]
+    lines += ["", "## 4. Explanations", ""]
+    if not s["explanations"]:
+        lines += ["_no explanations were added as evidence_", ""]
+    for x in s["explanations"]:
+        lines += [
+            f"### Evidence #{x['evidence_id']}: {x['label']}",
+            "",
+            f"Method: {x.get('method') or 'n/a'}; system: {x.get('system_id') or 'n/a'}; "
+            f"sha256 `{x['sha256']}`.",
+            "",
+        ]
+        if plots and x["attributions"]:
+            lines += [f"PLOTSLOT-{x['evidence_id']}", ""]
+        lines += [md_table(x["attributions"], ["feature", "value"])]
+    lines += ["## 5. Playbook progress", ""]
+    if not s["playbooks"]:
+        lines += ["_no playbook attached_", ""]
+    for pb in s["playbooks"]:
+        lines += [
+            f"### {pb['title']} ({pb['playbook_id']} v{pb['attached_version']}): "
+            f"{pb['done']}/{pb['total']} steps done",
+            "",
+            md_table(_step_rows(pb), ["step", "done", "by", "at", "note", "text"]),
+        ]
+    lines += [
+        "## 6. Audit excerpt",
+        "",
+        "The audit-chain rows about this incident (verify the whole chain with `workbench audit verify`).",
+        "",
+        md_table(s["audit"], ["seq", "ts", "actor", "role", "action", "what", "hash"]),
+    ]
+    lines += [
+        "## 7. Manifest",
+        "",
+        "SHA-256 of each section's canonical data and each evidence item; check with "
+        f"`workbench report {sm['incident_id']} --check MANIFEST.json`.",
+        "",
+        "```json",
+        json.dumps(man, indent=2, sort_keys=True),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _figures(data: dict[str, Any]) -> dict[str, str]:
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    figs: dict[str, Any] = {}
+    tl = data["sections"]["timeline"]
+    if tl:
+        fig = go.Figure()
+        for source in sorted({r["source"] for r in tl}):
+            pts = [r for r in tl if r["source"] == source]
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["ts"] for r in pts],
+                    y=[r["source"] for r in pts],
+                    mode="markers",
+                    name=source,
+                    text=[r["what"] for r in pts],
+                    hoverinfo="x+text",
+                    marker={"size": 10},
+                )
+            )
+        fig.update_layout(title="Timeline", height=260, margin={"l": 80, "r": 20, "t": 40, "b": 40})
+        figs["timeline"] = fig
+    for x in data["sections"]["explanations"]:
+        if not x["attributions"]:
+            continue
+        attrs = list(reversed(x["attributions"]))
+        fig = go.Figure(
+            go.Bar(
+                x=[a["value"] for a in attrs],
+                y=[a["feature"] for a in attrs],
+                orientation="h",
+                marker_color=["#c0392b" if a["value"] > 0 else "#2e86c1" for a in attrs],
+            )
+        )
+        fig.update_layout(
+            title=f"Attributions, evidence #{x['evidence_id']}",
+            height=120 + 22 * len(attrs),
+            margin={"l": 140, "r": 20, "t": 40, "b": 40},
+        )
+        figs[str(x["evidence_id"])] = fig
+    return {
+        k: pio.to_html(f, full_html=False, include_plotlyjs=False, div_id=f"fig-{k}") for k, f in figs.items()
+    }
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}td,th{border:1px solid #ccc;padding:3px 6px;
+vertical-align:top;word-break:break-word}th{background:#f0f0f0}pre{background:#f7f7f7;padding:1em;overflow:auto;
+font-size:.8em}h1{font-size:1.5em}h2{border-bottom:1px solid #ddd;margin-top:1.6em}"""
+
+
+def to_html(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> str:
+    """One self-contained HTML file: plotly.js inline, interactive figures, no external resources."""
+    import markdown
+    from plotly.offline import get_plotlyjs
+
+    body = markdown.markdown(to_markdown(data, man, meta, plots=True), extensions=["tables", "fenced_code"])
+    for key, fig_html in _figures(data).items():
+        body = body.replace(f"<p>PLOTSLOT-{key}</p>", f'<div class="plot">{fig_html}</div>')
+    title = html_mod.escape(f"Incident report {data['incident_id']}")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f'<style>{_CSS}</style><script type="text/javascript">{get_plotlyjs()}</script></head>'
+        f"<body>{body}</body></html>\n"
+    )
+
+
+class _Pdf:
+    """A thin wrapper over fpdf2 with a Unicode font when one is installed."""
+
+    def __init__(self) -> None:
+        from fpdf import FPDF
+
+        self.pdf = FPDF(orientation="P", unit="mm", format="A4")
+        self.pdf.set_auto_page_break(True, margin=14)
+        self.pdf.set_margins(12, 12, 12)
+        self.unicode = (_FONT_DIR / "DejaVuSans.ttf").exists() and (
+            _FONT_DIR / "DejaVuSans-Bold.ttf"
+        ).exists()
+        if self.unicode:
+            self.pdf.add_font("dv", "", str(_FONT_DIR / "DejaVuSans.ttf"))
+            self.pdf.add_font("dv", "B", str(_FONT_DIR / "DejaVuSans-Bold.ttf"))
+        self.family = "dv" if self.unicode else "helvetica"
+        self.pdf.add_page()
+
+    def t(self, text: Any) -> str:
+        s = "" if text is None else str(text)
+        return s if self.unicode else s.encode("latin-1", "replace").decode("latin-1")
+
+    def heading(self, text: str, size: int = 13) -> None:
+        self.pdf.set_font(self.family, "B", size)
+        self.pdf.ln(2)
+        self.pdf.multi_cell(0, 6, self.t(text), new_x="LMARGIN", new_y="NEXT")
+        self.pdf.set_font(self.family, "", 8)
+
+    def para(self, text: str) -> None:
+        self.pdf.set_font(self.family, "", 8)
+        self.pdf.multi_cell(0, 4, self.t(text), new_x="LMARGIN", new_y="NEXT")
+        self.pdf.ln(1)
+
+    def table(self, rows: list[dict[str, Any]], cols: list[str], widths: tuple[int, ...]) -> None:
+        if not rows:
+            self.para("(none)")
+            return
+        self.pdf.set_font(self.family, "", 6.5)
+        with self.pdf.table(col_widths=widths, line_height=3.2, text_align="LEFT", width=186) as table:
+            head = table.row()
+            for c in cols:
+                head.cell(c)
+            for r in rows:
+                row = table.row()
+                for c in cols:
+                    row.cell(self.t(_cell(r.get(c), 300)))
+        self.pdf.ln(2)
+
+    def bars(self, attrs: list[dict[str, Any]]) -> None:
+        """A horizontal bar chart drawn with fpdf primitives (no image renderer needed)."""
+        if not attrs:
+            return
+        pdf, peak = self.pdf, max(abs(a["value"]) for a in attrs) or 1.0
+        label_w, area, h = 45, 110, 4.2
+        has_neg = any(a["value"] < 0 for a in attrs)
+        if pdf.get_y() + h * len(attrs) + 6 > pdf.h - 14:
+            pdf.add_page()
+        x0 = pdf.l_margin + label_w
+        zero = x0 + (area / 2 if has_neg else 0)
+        scale = (area / 2 if has_neg else area) / peak
+        pdf.set_font(self.family, "", 7)
+        for a in attrs:
+            y = pdf.get_y()
+            pdf.set_xy(pdf.l_margin, y)
+            pdf.cell(label_w - 2, h, self.t(_cell(a["feature"], 34)), align="R")
+            w = abs(a["value"]) * scale
+            pdf.set_fill_color(*((192, 57, 43) if a["value"] > 0 else (46, 134, 193)))
+            pdf.rect(zero - (w if a["value"] < 0 else 0), y + 0.6, max(w, 0.2), h - 1.2, style="F")
+            pdf.set_xy(x0 + area + 2, y)
+            pdf.cell(25, h, f"{a['value']:.4g}")
+            pdf.set_y(y + h)
+        pdf.set_draw_color(120, 120, 120)
+        pdf.line(zero, pdf.get_y() - h * len(attrs), zero, pdf.get_y())
+        pdf.ln(2)
+
+
+def to_pdf(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> bytes:
+    """The report as a PDF for filing (fpdf2; charts drawn with primitives, tables for every section)."""
+    s = data["sections"]
+    sm = s["summary"]
+    p = _Pdf()
+    p.heading(f"Incident report {sm['incident_id']}: {sm['title']}", 15)
+    p.para(
+        f"Generated {meta['generated_at']} by {meta['generated_by']} from workspace {meta['workspace']}; "
+        f"audit chain cut at seq {data['as_of_seq']}."
+    )
+    p.heading("1. Summary")
+    atlas = ", ".join(f"{t} ({n})" if n else t for t, n in sm["atlas_names"].items()) or "none recorded"
+    p.table(
+        [
+            {"field": k, "value": sm.get(k)}
+            for k in ("severity", "status", "owner", "systems", "created_at", "created_by", "closed_at")
+        ]
+        + [{"field": "ATLAS techniques", "value": atlas}],
+        ["field", "value"],
+        (40, 146),
+    )
+    if sm.get("description"):
+        p.para(sm["description"])
+    p.table(sm["history"], ["ts", "actor", "from_status", "to_status", "note"], (40, 25, 22, 22, 77))
+    p.heading("2. Timeline")
+    p.table(s["timeline"], ["ts", "source", "what", "actor"], (38, 16, 100, 32))
+    p.heading("3. Evidence")
+    p.table(
+        s["evidence"],
+        ["evidence_id", "kind", "label", "added_by", "item_count", "sha256"],
+        (10, 20, 52, 20, 14, 70),
+    )
+    for e in s["evidence"]:
+        if e.get("snapshot"):
+            snap = e["snapshot"]
+            p.para(
+                f"Evidence #{e['evidence_id']} (frozen decision set): {snap['rows']} rows, "
+                f"{snap['principals']} "
+                f"principals, {snap['first']} to {snap['last']}; predictions {_cell(snap['predictions'])}; "
+                f"top principals {_cell(snap['top_principals'])}."
+            )
+    p.heading("4. Explanations")
+    if not s["explanations"]:
+        p.para("No explanations were added as evidence.")
+    for x in s["explanations"]:
+        p.heading(f"Evidence #{x['evidence_id']}: {x['label']}", 10)
+        p.para(f"Method {x.get('method') or 'n/a'}; sha256 {x['sha256']}")
+        p.bars(x["attributions"])
+        p.table(x["attributions"], ["feature", "value"], (93, 93))
+    p.heading("5. Playbook progress")
+    if not s["playbooks"]:
+        p.para("No playbook attached.")
+    for pb in s["playbooks"]:
+        p.heading(
+            f"{pb['title']} ({pb['playbook_id']} v{pb['attached_version']}): {pb['done']}/{pb['total']} done",
+            10,
+        )
+        p.table(_step_rows(pb), ["step", "done", "by", "at", "note", "text"], (22, 9, 18, 30, 35, 72))
+    p.heading("6. Audit excerpt")
+    p.table(s["audit"], ["seq", "ts", "actor", "action", "what", "hash"], (10, 32, 18, 22, 58, 46))
+    p.heading("7. Manifest")
+    p.para("SHA-256 of each section's canonical data and of each evidence item.")
+    p.pdf.set_font("courier", "", 6.5)
+    p.pdf.multi_cell(
+        0,
+        3,
+        p.t(json.dumps(man, indent=1, sort_keys=True)).encode("latin-1", "replace").decode("latin-1"),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    return bytes(p.pdf.output())

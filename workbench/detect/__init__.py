@@ -1,0 +1,103 @@
+"""Detection: find attacks on and failures of AI systems in decision logs and metrics, and say why.
+
+`run_all(ws, actor)` runs every detector family over the workspace (or one system / time range), stores the
+alerts idempotently and returns them as contract dictionaries (see docs/alerts.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from workbench import audit
+from workbench.access import Actor, require
+from workbench.detect import (
+    artifact,
+    backdoor,
+    credential,
+    drift,
+    extraction,
+    flood,
+    metric_anomaly,
+    probing,
+)
+from workbench.detect import context as _context
+from workbench.detect.alerts import SEVERITIES, Alert, fetch, get_alert, list_alerts, set_status, store
+from workbench.detect.baseline import clear_baseline, list_baselines, parse_time, set_baseline
+from workbench.store import Workspace
+
+# Order matters: each attack detector claims the decisions it explains, so the ones after it (and drift)
+# judge the rest of the traffic without the attack rows already explained.
+DETECTORS = (
+    ("artifact", artifact.detect),
+    ("evasion", probing.detect),
+    ("extraction", extraction.detect),
+    ("credential", credential.detect),
+    ("flood", flood.detect),
+    ("backdoor", backdoor.detect),
+    ("drift", drift.detect),
+    ("metric_anomaly", metric_anomaly.detect),
+)
+
+LAST_RUN: dict[str, Any] = {}
+
+
+def run_all(ws: Workspace, actor: Actor, system: str | None = None, since: str | datetime | None = None,
+            until: str | datetime | None = None, only: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run every detector, store the alerts (no duplicates on re-runs) and return them as contract dicts."""
+    require(actor, "write:detect")
+    s, u = parse_time(since), parse_time(until)
+    run_id = "RUN-" + uuid.uuid4().hex[:12]
+    started = datetime.now(UTC)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ctx = _context.build(ws, actor, run_id, system, s, u)
+    timings["prepare"] = time.perf_counter() - t0
+    alerts: list[Alert] = []
+    errors: dict[str, str] = {}
+    for name, fn in DETECTORS:
+        if only and name not in only:
+            continue
+        t = time.perf_counter()
+        try:
+            alerts += fn(ctx)
+        except Exception as exc:  # one broken detector must not hide the others' alerts
+            if os.environ.get("WORKBENCH_DEBUG") or os.environ.get("PYTEST_CURRENT_TEST"):
+                raise
+            errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        timings[name] = time.perf_counter() - t
+    t = time.perf_counter()
+    with ws.transaction():
+        ids = store(ws, alerts, run_id)
+        ws.execute("INSERT INTO detect_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [run_id, started, datetime.now(UTC), actor.user, system, s, u, len(ids),
+                    _json({"seconds": timings, "errors": errors, "notes": ctx.notes})])
+        audit.record(ws, actor, "detect.run", run_id,
+                     {"system": system, "since": s, "until": u, "alerts": len(ids), "errors": errors,
+                      "by_detector": _count(alerts)})
+    _context.drop(ctx)
+    timings["store"] = time.perf_counter() - t
+    LAST_RUN.clear()
+    LAST_RUN.update({"run_id": run_id, "timings": timings, "errors": errors, "notes": ctx.notes,
+                     "systems": [x.system_id for x in ctx.systems]})
+    return fetch(ws, with_decisions=True, ids=ids) if ids else []
+
+
+def _count(alerts: list[Alert]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for a in alerts:
+        out[a.detector] = out.get(a.detector, 0) + 1
+    return out
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, default=str, sort_keys=True)
+
+
+__all__ = ["run_all", "list_alerts", "get_alert", "set_status", "set_baseline", "clear_baseline",
+           "list_baselines", "SEVERITIES", "LAST_RUN", "DETECTORS"]

@@ -1,0 +1,198 @@
+"""Backdoor / poisoned model version: after a version change, decisions the previous registered version would
+have made differently, concentrated on an input value that normal traffic rarely has (the trigger).
+
+1. SQL: for every feature, exact values that are far more frequent among the new version's decisions than
+   among the previous version's (Poisson deviance z and an enrichment ratio) are trigger candidates.
+2. Replay: the candidate's decisions (and a random sample of the new version's decisions as the baseline) are
+   re-scored with the previous registered version (workbench.explain registry); a candidate whose decisions
+   flip far more often than the baseline, mostly in one direction, is a backdoor trigger. The implicated
+   decisions are the trigger decisions that flipped.
+Without a loadable previous version (no registry, no artifact) the SQL part still reports values that the
+previous version never saw and the new one gets many times, at lower severity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from workbench.detect.alerts import Alert
+from workbench.detect.common import binom_z, fmt_ts, poisson_z
+from workbench.detect.context import Ctx, Feature, SystemScope
+
+NAME = "backdoor"
+ATLAS = ["AML.T0018.000", "AML.T0020"]
+MIN_COUNT = 8            # a trigger candidate appears at least this often under the new version
+MIN_RATIO = 3.0          # ... this many times more often than under the previous one
+Z_CANDIDATE = 5.0
+MAX_CANDIDATES = 25
+REPLAY_CAP = 3000
+BASELINE_SAMPLE = 3000
+Z_FLIP = 5.0
+MIN_FLIP_RATE = 0.5
+MIN_FLIPS = 5
+DIRECTION = 0.8          # share of flips that go the same way
+
+
+def detect(ctx: Ctx) -> list[Alert]:
+    """Trigger values with concentrated flips against the previous version, per version change."""
+    out: list[Alert] = []
+    for s in ctx.systems:
+        versions = [r[0] for r in ctx.ws.rows(f"SELECT model_version FROM {s.table} GROUP BY 1 ORDER BY min(ts)")]
+        for prev, new in zip(versions, versions[1:], strict=False):
+            out += _change(ctx, s, prev, new)
+    return out
+
+
+def _registered(ctx: Ctx, s: SystemScope) -> list[str]:
+    if not ctx.ws.table_exists("models"):
+        return []
+    return [r[0] for r in ctx.ws.rows("SELECT sha256 FROM models WHERE system_id = ?", [s.system_id])]
+
+
+def _candidates(ctx: Ctx, s: SystemScope, prev: str, new: str, hashes: list[str]) -> list[dict[str, Any]]:
+    reg = "AND list_contains(?, model_sha256)" if hashes else ""
+    params = [hashes] if hashes else []
+    n_new = ctx.ws.scalar(f"SELECT count(*) FROM {s.table} d WHERE model_version = ? AND in_scope {reg} "
+                          f"AND {ctx.unclaimed(s)}", [new, *params])
+    n_prev = ctx.ws.scalar(f"SELECT count(*) FROM {s.table} WHERE model_version = ?", [prev])
+    if not n_new or not n_prev or n_new < MIN_COUNT:
+        return []
+    found = []
+    for f in s.features:
+        rows = ctx.ws.rows(f"""
+            WITH v AS (SELECT {f.col} AS val, count(*) AS c, count(DISTINCT principal) AS principals
+                       FROM {s.table} d WHERE model_version = ? AND in_scope {reg} AND {ctx.unclaimed(s)}
+                         AND {f.col} IS NOT NULL GROUP BY 1 HAVING count(*) >= {MIN_COUNT}),
+            p AS (SELECT {f.col} AS val, count(*) AS c FROM {s.table} WHERE model_version = ?
+                    AND {f.col} IS NOT NULL GROUP BY 1)
+            SELECT v.val, v.c, coalesce(p.c, 0), v.principals FROM v LEFT JOIN p USING (val)
+        """, [new, *params, prev])
+        for val, c_new, c_prev, principals in rows:
+            expected = (c_prev + 0.5) * n_new / n_prev
+            ratio = c_new / expected
+            z = poisson_z(c_new, expected)
+            if ratio >= MIN_RATIO and z >= Z_CANDIDATE:
+                found.append({"feature": f, "value": val, "count_new": c_new, "count_prev": c_prev,
+                              "expected": expected, "ratio": ratio, "z": z, "principals": principals,
+                              "n_new": n_new, "n_prev": n_prev})
+    found.sort(key=lambda c: -c["z"])
+    return found[:MAX_CANDIDATES]
+
+
+def _classes(ctx: Ctx, s: SystemScope) -> tuple[list[str], np.ndarray] | None:
+    """Prediction classes ordered by score, and the score cut-offs between them, learned from the log."""
+    rows = ctx.ws.rows(f"SELECT prediction, median(score), min(score), max(score) FROM {s.table} "
+                       f"WHERE score IS NOT NULL AND (status IS NULL OR status <> 'error') GROUP BY 1 "
+                       f"HAVING count(*) >= 20 ORDER BY 2")
+    if len(rows) < 2:
+        return None
+    cuts = []
+    for lo, hi in zip(rows, rows[1:], strict=False):
+        cuts.append((lo[3] + hi[2]) / 2 if lo[3] <= hi[2] else (lo[1] + hi[1]) / 2)
+    return [r[0] for r in rows], np.asarray(cuts)
+
+
+def _replay(ctx: Ctx, s: SystemScope, version: str, ids: list[str]) -> tuple[list[str], np.ndarray] | None:
+    """Scores of the given decisions under a registered version (None when it cannot be loaded)."""
+    try:
+        from workbench.explain import features as xf
+        from workbench.explain import registry, treeshap
+    except ImportError:
+        return None
+    try:
+        model = registry.load_model(ctx.ws, ctx.actor, s.system_id, version)
+        types = xf.catalog(ctx.ws, s.system_id)
+        frame = xf.load_by_ids(ctx.ws, s.system_id, ids, types)
+        scores = treeshap.predict_score(model, xf.matrix(model, frame, types))
+    except Exception as exc:  # noqa: BLE001 - a model that cannot be replayed degrades to the SQL check
+        ctx.notes.append(f"{s.system_id}: replay of {version} unavailable ({str(exc).splitlines()[0][:120]})")
+        return None
+    return list(frame["decision_id"]), np.asarray(scores, dtype=float)
+
+
+def _flips(ctx: Ctx, s: SystemScope, prev: str, where: str, params: list, limit: int,
+           classes: tuple[list[str], np.ndarray]) -> dict[str, Any] | None:
+    rows = ctx.ws.rows(f"SELECT decision_id, prediction, score FROM {s.table} d WHERE {where} "
+                       f"AND score IS NOT NULL ORDER BY hash(decision_id) LIMIT {limit}", params)
+    if not rows:
+        return None
+    got = _replay(ctx, s, prev, [r[0] for r in rows])
+    if got is None:
+        return None
+    ids, prev_scores = got
+    logged = {r[0]: (r[1], r[2]) for r in rows}
+    names, cuts = classes
+    prev_cls = np.searchsorted(cuts, prev_scores, side="right")
+    rank = {c: i for i, c in enumerate(names)}
+    now_cls = np.array([rank.get(logged[i][0], -1) for i in ids])
+    valid = now_cls >= 0
+    flip = valid & (now_cls != prev_cls)
+    down = flip & (now_cls < prev_cls)
+    return {"ids": ids, "flip": flip, "down": down, "n": int(valid.sum()), "flips": int(flip.sum()),
+            "delta": np.array([logged[i][1] for i in ids]) - prev_scores}
+
+
+def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
+    hashes = _registered(ctx, s)
+    cands = _candidates(ctx, s, prev, new, hashes)
+    if not cands:
+        return []
+    reg = "AND list_contains(?, model_sha256)" if hashes else ""
+    rp = [hashes] if hashes else []
+    base_where = f"model_version = ? AND in_scope {reg} AND {ctx.unclaimed(s)}"
+    classes = _classes(ctx, s)
+    base = _flips(ctx, s, prev, base_where, [new, *rp], BASELINE_SAMPLE, classes) if classes else None
+    t_new = ctx.ws.scalar(f"SELECT min(ts) FROM {s.table} WHERE model_version = ?", [new])
+    out = []
+    for c in cands:
+        f: Feature = c["feature"]
+        where = f"{base_where} AND {f.col} = ?"
+        params = [new, *rp, c["value"]]
+        test = _flips(ctx, s, prev, where, params, REPLAY_CAP, classes) if base else None
+        key = f"{new}|{f.name}|{c['value']}"
+        ev = {"previous_version": prev, "new_version": new, "new_version_live_from": t_new,
+              "trigger": {"feature": f.name, "value": c["value"]},
+              "count_new_version": c["count_new"], "count_previous_version": c["count_prev"],
+              "expected_count": c["expected"], "enrichment_ratio": c["ratio"], "poisson_z": c["z"],
+              "principals_sending_it": c["principals"]}
+        if test is not None:
+            p0 = max(base["flips"] / max(base["n"], 1), 1.0 / max(base["n"], 1))
+            rate = test["flips"] / max(test["n"], 1)
+            z = binom_z(test["flips"], test["n"], p0)
+            same_way = max(int(test["down"].sum()), test["flips"] - int(test["down"].sum())) / max(test["flips"], 1)
+            if not (test["flips"] >= MIN_FLIPS and rate >= MIN_FLIP_RATE and z >= Z_FLIP and same_way >= DIRECTION):
+                continue
+            flipped = [i for i, fl in zip(test["ids"], test["flip"], strict=True) if fl]
+            ctx.hit(NAME, s, "SELECT ?, unnest(?::VARCHAR[])", [key, flipped])
+            ev |= {"replayed": test["n"], "flipped": test["flips"], "flip_rate": rate,
+                   "baseline_flip_rate": p0, "baseline_replayed": base["n"], "flip_z": z,
+                   "same_direction_share": same_way, "mean_score_shift": float(np.mean(test["delta"])),
+                   "baseline_mean_score_shift": float(np.mean(base["delta"])), "method": "replay",
+                   "thresholds": {"candidate_z": Z_CANDIDATE, "enrichment": MIN_RATIO, "flip_z": Z_FLIP,
+                                  "min_flip_rate": MIN_FLIP_RATE, "direction": DIRECTION}}
+            sev = "critical" if rate >= 0.8 and test["flips"] >= 20 else "high"
+            n_dec = len(flipped)
+            tail = (f"{test['flips']} of {test['n']} would have been decided differently by {prev} "
+                    f"(baseline {p0:.1%})")
+            score = z
+        else:
+            if c["count_prev"] > 0 or c["principals"] > 3:
+                continue
+            ctx.hit(NAME, s, f"SELECT ?, decision_id FROM {s.table} d WHERE {where}", [key, *params])
+            ev |= {"method": "frequency only (previous version not replayable)",
+                   "thresholds": {"candidate_z": Z_CANDIDATE, "enrichment": MIN_RATIO}}
+            sev, n_dec, score = "medium", c["count_new"], c["z"]
+            tail = f"a value {prev} traffic never had"
+        ctx.claim(NAME, s, [key])
+        t0, t1 = ctx.ws.one(f"SELECT min(d.ts), max(d.ts) FROM _hits h JOIN {s.table} d USING (decision_id) "
+                            "WHERE h.detector = ? AND h.system_id = ? AND h.key = ?", [NAME, s.system_id, key])
+        if t0 is None:
+            continue
+        summary = (f"Since {s.system_id} {new} went live, {n_dec} decisions between {fmt_ts(t0)} and "
+                   f"{fmt_ts(t1)} carry {f.name}={c['value']} ({c['ratio']:.0f}x its usual frequency) and "
+                   f"{tail}: a likely backdoor trigger in {new}.")
+        out.append(Alert(NAME, s.system_id, sev, t0, t1, summary, ev, atlas=list(ATLAS), feature=f.name,
+                         score=float(score), subject=f"{new}|{c['value']}", hits=key))
+    return out

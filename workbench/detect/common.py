@@ -1,0 +1,64 @@
+"""Small statistics shared by the detectors (applied to aggregates, never to raw decision rows)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+
+MAD_K = 1.4826  # MAD -> standard deviation under normality
+
+
+def robust_center_scale(values: np.ndarray, floor: float = 1e-9) -> tuple[float, float]:
+    """Median and MAD-based scale (with a floor so constant data does not divide by zero)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0, floor
+    med = float(np.median(v))
+    mad = float(np.median(np.abs(v - med))) * MAD_K
+    return med, max(mad, floor)
+
+
+def poisson_z(observed: float, expected: float) -> float:
+    """Signed deviance z of a count against a Poisson expectation (Wilson-Hilferty-free, exact-ish)."""
+    e = max(expected, 1e-9)
+    o = max(observed, 0.0)
+    dev = 2.0 * ((o * math.log(o / e) if o > 0 else 0.0) - (o - e))
+    return math.copysign(math.sqrt(max(dev, 0.0)), o - e)
+
+
+def binom_z(k: float, n: float, p: float) -> float:
+    """Signed likelihood-ratio z of k successes out of n against rate p."""
+    if n <= 0:
+        return 0.0
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    q = k / n
+
+    def term(a: float, b: float) -> float:
+        return a * math.log(a / b) if a > 0 else 0.0
+
+    g = 2.0 * n * (term(q, p) + term(1 - q, 1 - p))
+    return math.copysign(math.sqrt(max(g, 0.0)), q - p)
+
+
+def severity_from_z(z: float, base: str = "medium") -> str:
+    """Severity from how extreme the evidence is, starting at the technique's base severity."""
+    from workbench.detect.alerts import bump
+
+    if z >= 30:
+        return bump(base, 1)
+    if z < 8:
+        return bump(base, -1)
+    return base
+
+
+def fmt_ts(ts: datetime) -> str:
+    """Short UTC time for summaries."""
+    return ts.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def r3(x: float | None) -> float | None:
+    """Round for evidence."""
+    return None if x is None or not np.isfinite(x) else float(round(x, 4))

@@ -1,0 +1,138 @@
+"""One detector run: the systems in scope, their reference windows, and a typed copy of their decisions.
+
+Every run parses the features JSON once per row (json_transform) into a temp table per system, `_d<i>`,
+with the decision columns, the typed features as f0..fN, and two flags: in_ref (inside the reference window)
+and in_scope (inside the requested --since/--until). Detectors read only these tables and the metrics table,
+put the decisions each alert implicates into `_hits`, and mark decisions they explain in `_claimed` so later
+detectors (drift, credential) do not count attack traffic as a change of the population.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from workbench.access import Actor
+from workbench.detect import baseline
+from workbench.store import Workspace
+
+_SQL_TYPES = {"number": "DOUBLE", "bool": "BOOLEAN", "string": "VARCHAR"}
+
+
+@dataclass
+class Feature:
+    """A logged input feature: its name, logged type (number|string|bool) and column in the run table."""
+
+    name: str
+    type: str
+    col: str
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the feature is a number (binned by quantiles) rather than a category."""
+        return self.type == "number"
+
+
+@dataclass
+class SystemScope:
+    """One system in a run."""
+
+    system_id: str
+    table: str
+    features: list[Feature]
+    ref_since: datetime
+    ref_until: datetime
+    ref_source: str
+    since: datetime
+    until: datetime
+    n: int = 0
+    n_ref: int = 0
+    n_scope: int = 0
+
+    def feature(self, name: str) -> Feature | None:
+        """The feature of that name, if the system has it."""
+        return next((f for f in self.features if f.name == name), None)
+
+
+@dataclass
+class Ctx:
+    """Shared state of one run of the detectors."""
+
+    ws: Workspace
+    actor: Actor
+    run_id: str
+    systems: list[SystemScope] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def hit(self, detector: str, system: SystemScope, sql: str, params: list[Any] | None = None) -> None:
+        """Add (key, decision_id) rows selected by sql to the run's hit table for this detector."""
+        self.ws.execute(f"INSERT INTO _hits SELECT ?, k, ?, decision_id FROM ({sql}) q(k, decision_id)",
+                        [detector, system.system_id, *(params or [])])
+
+    def claim(self, detector: str, system: SystemScope, keys: list[str]) -> None:
+        """Mark the decisions of these hit keys as explained (later detectors leave them out)."""
+        if keys:
+            self.ws.execute("INSERT INTO _claimed SELECT DISTINCT system_id, decision_id FROM _hits "
+                            "WHERE detector = ? AND system_id = ? AND list_contains(?, key)",
+                            [detector, system.system_id, keys])
+
+    def unclaimed(self, system: SystemScope, alias: str = "d") -> str:
+        """A SQL condition: the decision is not claimed by an earlier detector."""
+        return (f"NOT EXISTS (SELECT 1 FROM _claimed c WHERE c.system_id = '{_q(system.system_id)}' "
+                f"AND c.decision_id = {alias}.decision_id)")
+
+
+def _q(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: datetime | None,
+          until: datetime | None) -> Ctx:
+    """Create the run's temp tables for every system with decisions (or just `system`)."""
+    ctx = Ctx(ws, actor, run_id)
+    ws.execute("CREATE OR REPLACE TEMP TABLE _hits(detector VARCHAR, key VARCHAR, system_id VARCHAR, "
+               "decision_id VARCHAR)")
+    ws.execute("CREATE OR REPLACE TEMP TABLE _claimed(system_id VARCHAR, decision_id VARCHAR)")
+    spans = ws.rows("SELECT system_id, min(ts), max(ts) FROM decisions "
+                    + ("WHERE system_id = ? " if system else "") + "GROUP BY system_id ORDER BY system_id",
+                    [system] if system else None)
+    for i, (sid, first, last) in enumerate(spans):
+        ref = baseline.reference(ws, sid)
+        s_since = since or first
+        s_until = until or last
+        if s_until < s_since:
+            continue
+        lo = min(s_since, ref["since"])
+        hi = max(s_until, ref["until"])
+        feats = [Feature(name, typ, f"f{k}") for k, (name, typ) in enumerate(
+            ws.rows("SELECT feature, type FROM feature_catalog WHERE system_id = ? ORDER BY feature", [sid]))]
+        spec = json.dumps({f.name: _SQL_TYPES.get(f.type, "VARCHAR") for f in feats})
+        cols = "".join(f", s.{ident(f.name)} AS {f.col}" for f in feats)
+        table = f"_d{i}"
+        ws.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT decision_id, ts, principal, prediction, score, model_version, model_sha256, source_ip,
+                   latency_ms, status,
+                   ts >= ? AND ts < ? AS in_ref,
+                   ts >= ? AND ts <= ? AS in_scope{cols}
+            FROM (SELECT *{", json_transform(features, ?) AS s" if feats else ""} FROM decisions
+                  WHERE system_id = ? AND ts >= ? AND ts <= ?)
+            ORDER BY principal, ts
+        """, [ref["since"], ref["until"], s_since, s_until, *([spec] if feats else []), sid, lo, hi])
+        n, n_ref, n_scope = ws.one(f"SELECT count(*), count_if(in_ref), count_if(in_scope) FROM {table}")
+        ctx.systems.append(SystemScope(sid, table, feats, ref["since"], ref["until"], ref["source"], s_since,
+                                       s_until, n, n_ref, n_scope))
+    return ctx
+
+
+def drop(ctx: Ctx) -> None:
+    """Drop the run's temp tables."""
+    for s in ctx.systems:
+        ctx.ws.execute(f"DROP TABLE IF EXISTS {s.table}")

@@ -1,0 +1,131 @@
+"""Evasion by black-box probing: chains of near-duplicate inputs from one principal, walking the score.
+
+A decision is a near-duplicate of an earlier one from the same principal (within the last LAGS decisions and
+MAX_GAP) when the features they share carry more than half of the input's information. Information is
+learned from the reference window: a feature's weight is -log2 of the chance that two random decisions
+share its value (sum of squared value frequencies), so agreeing on a rare amount counts for much more
+than agreeing on a boolean. Near-duplicates are grouped into episodes per principal; an episode is an alert
+when it is long enough and near-duplicates dominate the principal's traffic in that span.
+"""
+
+from __future__ import annotations
+
+import math
+
+from workbench.detect.alerts import Alert
+from workbench.detect.common import fmt_ts
+from workbench.detect.context import Ctx, SystemScope
+
+NAME = "evasion"
+ATLAS = ["AML.T0043.001", "AML.T0015", "AML.T0042"]
+LAGS = 4
+MAX_GAP_MINUTES = 30        # two queries further apart are not one probing step
+EPISODE_GAP_MINUTES = 60    # near-duplicates further apart start a new episode
+MIN_STEPS = 10              # fewer near-duplicates than this are not a walk
+MIN_SHARE = 0.5             # near-duplicates must be at least half of the principal's traffic in the episode
+MATCH_FRACTION = 0.5        # share of the input's information two queries must agree on
+SAMPLE = 500_000
+
+
+def weights(ctx: Ctx, s: SystemScope) -> dict[str, float]:
+    """Bits of information in agreeing on each feature, from the reference window (collision probability)."""
+    out = {}
+    src = f"(SELECT * FROM {s.table} WHERE in_ref USING SAMPLE {SAMPLE} ROWS)"
+    if s.n_ref < 50:
+        src = f"(SELECT * FROM {s.table} USING SAMPLE {SAMPLE} ROWS)"
+    for f in s.features:
+        p = ctx.ws.scalar(f"SELECT sum(c * (c - 1)) / greatest(sum(c) * (sum(c) - 1), 1) FROM "
+                          f"(SELECT count(*)::DOUBLE AS c FROM {src} GROUP BY {f.col})")
+        out[f.name] = min(20.0, -math.log2(max(float(p or 0.0), 2.0 ** -20)))
+    return out
+
+
+def detect(ctx: Ctx) -> list[Alert]:
+    """Near-duplicate probing episodes per principal."""
+    out: list[Alert] = []
+    for s in ctx.systems:
+        if s.n_scope < MIN_STEPS or len(s.features) < 2:
+            continue
+        out += _system(ctx, s)
+    return out
+
+
+def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
+    ws = ctx.ws
+    w = weights(ctx, s)
+    total = sum(w.values())
+    thr = MATCH_FRACTION * total
+    lag_scores = []
+    for k in range(1, LAGS + 1):
+        terms = " + ".join(f"CASE WHEN {f.col} IS NOT DISTINCT FROM lag({f.col}, {k}) OVER w THEN {w[f.name]:.6f} "
+                           f"ELSE 0 END" for f in s.features)
+        lag_scores.append(f"CASE WHEN ts - lag(ts, {k}) OVER w <= INTERVAL {MAX_GAP_MINUTES} MINUTE "
+                          f"THEN {terms} ELSE 0 END AS s{k}")
+    ws.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _nd AS
+        SELECT decision_id, principal, ts, score, prediction, {", ".join(lag_scores)}
+        FROM {s.table} WHERE in_scope AND {ctx.unclaimed(s, s.table)}
+        WINDOW w AS (PARTITION BY principal ORDER BY ts, decision_id)
+    """)
+    m = [f"s{k} >= {thr:.6f}" for k in range(1, LAGS + 1)]
+    lead = " OR ".join(f"coalesce(lead(s{k} >= {thr:.6f}, {k}) OVER w, false)" for k in range(1, LAGS + 1))
+    ws.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _ndf AS
+        WITH f AS (
+            SELECT *, ({" OR ".join(m)}) OR {lead} AS dup,
+                   greatest({", ".join(f"s{k}" for k in range(1, LAGS + 1))}) AS best
+            FROM _nd WINDOW w AS (PARTITION BY principal ORDER BY ts, decision_id)),
+        d AS (SELECT * FROM f WHERE dup),
+        g AS (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY principal ORDER BY ts)
+                             <= INTERVAL {EPISODE_GAP_MINUTES} MINUTE THEN 0 ELSE 1 END AS brk FROM d)
+        SELECT *, principal || '|' || sum(brk) OVER (PARTITION BY principal ORDER BY ts, decision_id
+                                                     ROWS UNBOUNDED PRECEDING) AS k
+        FROM g
+    """)
+    eps = ws.dicts(f"""
+        WITH e AS (
+            SELECT k, any_value(principal) AS principal, count(*) AS steps, min(ts) AS t0, max(ts) AS t1,
+                   avg(best) AS mean_match_bits, arg_min(score, ts) AS first_score, arg_max(score, ts) AS last_score,
+                   min(score) AS min_score, max(score) AS max_score, corr(epoch(ts), score) AS trend,
+                   arg_min(prediction, ts) AS first_prediction, arg_max(prediction, ts) AS last_prediction,
+                   count(DISTINCT prediction) AS predictions
+            FROM _ndf GROUP BY k HAVING count(*) >= {MIN_STEPS})
+        SELECT e.*, (SELECT count(*) FROM {s.table} t WHERE t.principal = e.principal AND t.ts >= e.t0
+                     AND t.ts <= e.t1) AS principal_total
+        FROM e ORDER BY t0
+    """)
+    ref_rate = ws.scalar(f"SELECT count_if(best >= {thr:.6f})::DOUBLE / greatest(count(*), 1) FROM "
+                         f"(SELECT greatest({', '.join(f's{k}' for k in range(1, LAGS + 1))}) AS best, "
+                         f"decision_id FROM _nd) x JOIN {s.table} t USING (decision_id) WHERE t.in_ref") or 0.0
+    keep = [e for e in eps if e["steps"] / max(e["principal_total"], 1) >= MIN_SHARE]
+    if not keep:
+        return []
+    ctx.hit(NAME, s, "SELECT k, decision_id FROM _ndf WHERE list_contains(?, k)", [[e["k"] for e in keep]])
+    ctx.claim(NAME, s, [e["k"] for e in keep])
+    out = []
+    for e in keep:
+        crossed = e["first_prediction"] != e["last_prediction"]
+        trend = e["trend"] if e["trend"] is not None and math.isfinite(e["trend"]) else 0.0
+        sev = "high" if crossed or e["steps"] >= 5 * MIN_STEPS else "medium"
+        if crossed and e["steps"] >= 20 * MIN_STEPS:
+            sev = "critical"
+        mins = (e["t1"] - e["t0"]).total_seconds() / 60
+        walk = (f"moving the score from {e['first_score']:.3f} to {e['last_score']:.3f} and the outcome from "
+                f"'{e['first_prediction']}' to '{e['last_prediction']}'" if crossed and e["first_score"] is not None
+                else "without changing the outcome")
+        summary = (f"{e['principal']} sent {e['steps']} near-duplicate queries to {s.system_id} in {mins:.0f} "
+                   f"minutes from {fmt_ts(e['t0'])}, {walk}, a pattern of black-box probing.")
+        out.append(Alert(
+            NAME, s.system_id, sev, e["t0"], e["t1"], summary,
+            {"steps": e["steps"], "principal_decisions_in_window": e["principal_total"],
+             "near_duplicate_share": e["steps"] / max(e["principal_total"], 1),
+             "reference_near_duplicate_rate": ref_rate, "mean_shared_bits": e["mean_match_bits"],
+             "total_bits": total, "match_threshold_bits": thr, "feature_bits": w,
+             "first_score": e["first_score"], "last_score": e["last_score"], "min_score": e["min_score"],
+             "max_score": e["max_score"], "score_time_correlation": trend,
+             "first_prediction": e["first_prediction"], "last_prediction": e["last_prediction"],
+             "outcome_crossed": crossed, "thresholds": {"min_steps": MIN_STEPS, "min_share": MIN_SHARE,
+                                                         "match_fraction": MATCH_FRACTION, "lags": LAGS,
+                                                         "max_gap_minutes": MAX_GAP_MINUTES}},
+            atlas=list(ATLAS), principal=e["principal"], score=float(e["steps"]), hits=e["k"]))
+    return out

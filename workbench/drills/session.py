@@ -1,0 +1,216 @@
+"""A running drill: the inject clock (start, pause, resume), releasing injects, and participants' answers.
+
+Drill time ("T+12m") is wall-clock time since the clock started, minus any pauses. Injects are released by
+the clock (scenario `release: timed`, when their T+ offset is reached) or by the facilitator (always
+possible, and the only way in `release: manual`); the T+0 inject is out as soon as the clock starts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from workbench import audit
+from workbench.access import Actor, require
+from workbench.drills.scenario import offset_text
+from workbench.drills.workspace import CLOCK_KEY, _meta_value, _set_meta, require_drill, scenario_of
+from workbench.errors import WorkbenchError
+from workbench.store import Workspace
+
+MAX_ANSWER = 2000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _dt(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+# -- the clock -----------------------------------------------------------------------------------------------
+def clock(ws: Workspace, now: datetime | None = None) -> dict[str, Any]:
+    """The inject clock: started_at, paused or running, elapsed seconds of drill time."""
+    require_drill(ws)
+    c = _meta_value(ws, CLOCK_KEY) or {}
+    now = now or _now()
+    started = _dt(c["started_at"])
+    pauses = c.get("pauses") or []
+    paused = bool(pauses) and pauses[-1][1] is None
+    elapsed = elapsed_at(c, now)
+    return {"started_at": started, "paused": paused, "elapsed_s": elapsed, "elapsed": offset_text(elapsed),
+            "pauses": pauses}
+
+
+def elapsed_at(c: dict[str, Any], when: datetime) -> float:
+    """Drill seconds elapsed at a wall-clock instant (pauses do not count; negative before the start)."""
+    started = _dt(c["started_at"])
+    when = _dt(when)
+    total = (when - started).total_seconds()
+    for a, b in c.get("pauses") or []:
+        lo = max(_dt(a), started)
+        hi = min(_dt(b) if b else when, when)
+        if hi > lo:
+            total -= (hi - lo).total_seconds()
+    return total
+
+
+def _clock_state(ws: Workspace) -> dict[str, Any]:
+    return _meta_value(ws, CLOCK_KEY) or {}
+
+
+def start_clock(ws: Workspace, actor: Actor, at: datetime | None = None) -> dict[str, Any]:
+    """(Re)start the inject clock now or at a given instant (when participants actually sat down)."""
+    require(actor, "facilitate:drills")
+    require_drill(ws)
+    started = _dt(at) if at else _now()
+    with ws.transaction():
+        _set_meta(ws, CLOCK_KEY, {"started_at": started.isoformat(), "pauses": []})
+        audit.record(ws, actor, "drill.clock.start", None, {"started_at": started.isoformat()})
+    return clock(ws)
+
+
+def pause_clock(ws: Workspace, actor: Actor) -> dict[str, Any]:
+    """Stop drill time (a break); timed injects wait."""
+    require(actor, "facilitate:drills")
+    require_drill(ws)
+    c = _clock_state(ws)
+    pauses = c.get("pauses") or []
+    if pauses and pauses[-1][1] is None:
+        raise WorkbenchError("the drill clock is already paused")
+    now = _now()
+    c["pauses"] = [*pauses, [now.isoformat(), None]]
+    with ws.transaction():
+        _set_meta(ws, CLOCK_KEY, c)
+        audit.record(ws, actor, "drill.clock.pause", None, {"at": now.isoformat()})
+    return clock(ws)
+
+
+def resume_clock(ws: Workspace, actor: Actor) -> dict[str, Any]:
+    """Let drill time run again after a pause."""
+    require(actor, "facilitate:drills")
+    require_drill(ws)
+    c = _clock_state(ws)
+    pauses = c.get("pauses") or []
+    if not pauses or pauses[-1][1] is not None:
+        raise WorkbenchError("the drill clock is not paused")
+    now = _now()
+    pauses[-1][1] = now.isoformat()
+    with ws.transaction():
+        _set_meta(ws, CLOCK_KEY, c)
+        audit.record(ws, actor, "drill.clock.resume", None, {"at": now.isoformat()})
+    return clock(ws)
+
+
+def wall_time(c: dict[str, Any], offset_s: float) -> datetime:
+    """The wall-clock instant at which drill time reaches offset_s (pauses so far included)."""
+    t = _dt(c["started_at"]) + timedelta(seconds=offset_s)
+    for a, b in c.get("pauses") or []:
+        a_dt = _dt(a)
+        if a_dt <= t:
+            t += ((_dt(b) if b else _now()) - a_dt)
+    return t
+
+
+# -- injects -----------------------------------------------------------------------------------------------
+def injects(ws: Workspace, actor: Actor, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every inject with its state: due by the clock, released (by whom, when), visible to participants."""
+    require(actor, "facilitate:drills")
+    return _injects(ws, now)
+
+
+def _injects(ws: Workspace, now: datetime | None = None) -> list[dict[str, Any]]:
+    scenario = scenario_of(ws)
+    c = _clock_state(ws)
+    now = now or _now()
+    elapsed = elapsed_at(c, now)
+    manual = {r[0]: (r[1], r[2]) for r in ws.rows("SELECT inject_no, released_at, released_by FROM drill_releases")}
+    out = []
+    for inj in scenario.injects:
+        due = elapsed >= inj.at_s
+        timed = (scenario.release == "timed" or inj.at_s == 0) and due
+        released_at, by = manual.get(inj.n, (None, None))
+        if timed and (released_at is None or wall_time(c, inj.at_s) < _dt(released_at)):
+            released_at, by = wall_time(c, inj.at_s), "clock"
+        out.append({"n": inj.n, "at": inj.at, "at_s": inj.at_s, "title": inj.title, "text": inj.text,
+                    "due": due, "released": released_at is not None, "released_at": released_at,
+                    "released_by": by,
+                    "released_elapsed_s": None if released_at is None else elapsed_at(c, released_at)})
+    return out
+
+
+def current_injects(ws: Workspace, actor: Actor, now: datetime | None = None) -> list[dict[str, Any]]:
+    """What participants have been told so far, oldest first."""
+    require(actor, "run:drills")
+    require_drill(ws)
+    return [{k: i[k] for k in ("n", "at", "title", "text", "released_at")}
+            for i in _injects(ws, now) if i["released"]]
+
+
+def release_inject(ws: Workspace, actor: Actor, n: int) -> dict[str, Any]:
+    """Release inject number n to participants now (facilitator); releasing it again changes nothing."""
+    require(actor, "facilitate:drills")
+    require_drill(ws)
+    scenario = scenario_of(ws)
+    if not 1 <= int(n) <= len(scenario.injects):
+        raise WorkbenchError(f"no inject {n}: this drill has injects 1..{len(scenario.injects)}")
+    state = next(i for i in _injects(ws) if i["n"] == int(n))
+    if state["released"]:
+        return state | {"already": True}
+    now = _now()
+    with ws.transaction():
+        ws.execute("INSERT INTO drill_releases VALUES (?, ?, ?)", [int(n), now, actor.user])
+        audit.record(ws, actor, "drill.inject.release", f"inject {n}", {"at": state["at"], "released_at": now})
+    return next(i for i in _injects(ws) if i["n"] == int(n)) | {"already": False}
+
+
+# -- answers -----------------------------------------------------------------------------------------------
+def answer(ws: Workspace, actor: Actor, question_id: str, text: str, participant: str | None = None,
+           at: datetime | None = None) -> dict[str, Any]:
+    """Record a participant's answer; the latest answer per question is scored. `at` is for facilitators
+    transcribing answers given on paper (recorded as such in the audit chain)."""
+    require(actor, "run:drills")
+    require_drill(ws)
+    scenario = scenario_of(ws)
+    q = scenario.question(question_id)
+    text = (text or "").strip()
+    if not text:
+        raise WorkbenchError("an answer cannot be empty")
+    if len(text) > MAX_ANSWER:
+        raise WorkbenchError(f"an answer is at most {MAX_ANSWER} characters")
+    who = (participant or actor.user).strip()
+    if who != actor.user or at is not None:
+        require(actor, "facilitate:drills")  # answering for someone else, or backdating, is the facilitator's
+    when = _dt(at) if at else _now()
+    with ws.transaction():
+        aid = int(ws.scalar("SELECT nextval('drill_answer_seq')"))
+        ws.execute("INSERT INTO drill_answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [aid, q.id, who, text, when, actor.user, actor.role])
+        audit.record(ws, actor, "drill.answer", q.id, {"answer_id": aid, "participant": who, "answer": text,
+                                                        "answered_at": when, "transcribed": at is not None})
+    elapsed = elapsed_at(_clock_state(ws), when)
+    return {"answer_id": aid, "question_id": q.id, "participant": who, "answer": text, "answered_at": when,
+            "elapsed_s": elapsed, "elapsed": offset_text(elapsed)}
+
+
+def my_answers(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
+    """The acting participant's own answers (never marked: marks are for the facilitator)."""
+    require(actor, "run:drills")
+    require_drill(ws)
+    return ws.dicts("SELECT answer_id, question_id, answer, answered_at FROM drill_answers "
+                    "WHERE participant = ? ORDER BY answer_id", [actor.user])
+
+
+def all_answers(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
+    """Every answer so far with drill time, oldest first (facilitator)."""
+    require(actor, "facilitate:drills")
+    require_drill(ws)
+    c = _clock_state(ws)
+    rows = ws.dicts("SELECT * FROM drill_answers ORDER BY answer_id")
+    for r in rows:
+        r["elapsed_s"] = elapsed_at(c, r["answered_at"])
+        r["elapsed"] = offset_text(r["elapsed_s"])
+    return rows

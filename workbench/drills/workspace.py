@@ -1,0 +1,330 @@
+"""Build a separate drill workspace from a scenario: baseline traffic plus the injected incidents, by seed.
+
+A drill workspace is marked in workspace_meta (key 'drill'); every drill call refuses any other workspace,
+and `start_drill` refuses to overwrite a file that is not a drill. The answer key (ground truth of the
+injected incidents) is kept inside the drill workspace, not on disk beside the data, so participants who
+browse the data folder do not find it. (It is obscured, not encrypted: a participant with SQL access and
+the will to cheat could still decode it. Drills are for learning.)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from workbench import audit
+from workbench.access import Actor, local_admin, require
+from workbench.drills.scenario import Scenario, load_scenario, parse_scenario
+from workbench.errors import WorkbenchError
+from workbench.store import Workspace, open_workspace
+
+META_KEY = "drill"
+KEY_KEY = "drill_key"
+CLOCK_KEY = "drill_clock"
+MODELS_CACHE = ".drill-models"
+
+
+@dataclass
+class DrillInfo:
+    """A built drill workspace: where it is, what it holds, when its clock started."""
+
+    scenario_id: str
+    title: str
+    path: Path
+    data_dir: Path
+    seed: int
+    decisions: int
+    alerts: int
+    incidents: int
+    started_at: datetime
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dictionary for --json."""
+        return asdict(self)
+
+
+# -- recognising drill workspaces ----------------------------------------------------------------------------
+def _meta_value(ws: Workspace, key: str) -> Any:
+    raw = ws.scalar("SELECT value FROM workspace_meta WHERE key = ?", [key])
+    if raw is None:
+        return None
+    return json.loads(raw) if isinstance(raw, str) else raw
+
+
+def _set_meta(ws: Workspace, key: str, value: Any) -> None:
+    ws.execute("INSERT OR REPLACE INTO workspace_meta(key, value) VALUES (?, ?)", [key, json.dumps(value)])
+
+
+def is_drill(ws: Workspace) -> bool:
+    """Whether the workspace was built by `start_drill` (and so may hold drill answers)."""
+    meta = _meta_value(ws, META_KEY)
+    return isinstance(meta, dict) and bool(meta.get("drill"))
+
+
+def require_drill(ws: Workspace) -> dict[str, Any]:
+    """The drill's public metadata, or an error for a real (non-drill) workspace."""
+    if not is_drill(ws):
+        raise WorkbenchError(f"{ws.path} is not a drill workspace; drill commands never touch a real workspace "
+                             "(start one with `workbench drill start SCENARIO`, then pass its --db)")
+    meta = _meta_value(ws, META_KEY)
+    if meta.get("status") != "ready":
+        raise WorkbenchError(f"drill workspace {ws.path} was not built completely; rebuild it with "
+                             "`workbench drill start SCENARIO --force`")
+    return meta
+
+
+def file_is_drill(path: Path) -> bool:
+    """Whether an existing file is a drill workspace (False for real workspaces and for non-DuckDB files)."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WorkbenchError(f"{path} is open in another process; close it before rebuilding") from exc
+        return False
+    except duckdb.Error:
+        return False
+    try:
+        row = con.execute("SELECT value FROM workspace_meta WHERE key = ?", [META_KEY]).fetchone()
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+    if row is None:
+        return False
+    value = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+    return isinstance(value, dict) and bool(value.get("drill"))
+
+
+def scenario_of(ws: Workspace) -> Scenario:
+    """The scenario the drill was built from (its text is stored in the workspace)."""
+    meta = require_drill(ws)
+    return parse_scenario(meta["scenario_text"], meta.get("scenario_path") or meta["scenario_id"])
+
+
+def truth_of(ws: Workspace, actor: Actor) -> dict[str, Any]:
+    """The answer key: ground truth of every injected incident (facilitators only)."""
+    require(actor, "facilitate:drills")
+    require_drill(ws)
+    raw = _meta_value(ws, KEY_KEY)
+    if not raw:
+        raise WorkbenchError("this drill workspace has no answer key; rebuild it")
+    return _decode(raw)
+
+
+def _truth(ws: Workspace) -> dict[str, Any]:
+    """The answer key without a permission check (scoring inside the library)."""
+    return _decode(_meta_value(ws, KEY_KEY))
+
+
+def _encode(obj: Any) -> str:
+    return base64.b64encode(zlib.compress(audit.canonical(obj).encode("utf-8"), 9)).decode("ascii")
+
+
+def _decode(text: str) -> dict[str, Any]:
+    return json.loads(zlib.decompress(base64.b64decode(text)).decode("utf-8"))
+
+
+# -- building --------------------------------------------------------------------------------------------
+def drill_path(scenario: Scenario, out_dir: Path) -> Path:
+    """Where a scenario's drill workspace goes: <out_dir>/<scenario id>.duckdb."""
+    return Path(out_dir) / f"{scenario.id}.duckdb"
+
+
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".evidence")):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink()
+
+
+def start_drill(scenario_path: str | Path, out_dir: str | Path, *, actor: Actor | None = None,
+                models_dir: Path | None = None, force: bool = False,
+                progress: Callable[[str], None] | None = None) -> DrillInfo:
+    """Build a fresh drill workspace for a scenario in out_dir and start its inject clock."""
+    from workbench.demo import build_demo
+    from workbench.sample import generate
+
+    t_start = time.perf_counter()
+    say = progress or (lambda _m: None)
+    scenario = load_scenario(scenario_path)
+    out_dir = Path(out_dir)
+    target = drill_path(scenario, out_dir)
+    if target.exists():
+        if not file_is_drill(target):
+            raise WorkbenchError(f"{target} exists and is not a drill workspace; refusing to touch it "
+                                 "(choose another --out directory)")
+        if not force:
+            raise WorkbenchError(f"drill workspace {target} already exists; use --force to rebuild it "
+                                 "(its answers and incidents are lost)")
+        _remove(target)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = out_dir / f"{scenario.id}.data"
+    cache = Path(models_dir) if models_dir else out_dir / MODELS_CACHE
+    say(f"generating {scenario.days} days of traffic with {len(scenario.incidents)} injected incident(s)")
+    generate(data_dir, seed=scenario.seed, days=scenario.days, decisions_per_day=scenario.decisions_per_day,
+             incidents=[i.spec() for i in scenario.incidents], models_dir=cache if cache.is_dir() else None)
+    _refresh_cache(data_dir / "models", cache)
+    truth_file = data_dir / "ground_truth.json"
+    sample_truth = json.loads(truth_file.read_text())
+    # The answer key goes into the workspace; nothing beside the data gives it away.
+    for leak in (truth_file, data_dir / "manifest.json"):
+        leak.unlink(missing_ok=True)
+    shutil.rmtree(data_dir / "models" / "_unregistered", ignore_errors=True)
+
+    builder = actor or local_admin()
+    require(builder, "run:drills")
+    ws = open_workspace(target)
+    try:
+        _set_meta(ws, META_KEY, {"drill": True, "status": "building", "scenario_id": scenario.id})
+        say("ingesting and detecting")
+        demo = build_demo(ws, builder, data_dir, progress=say)
+        truth = _resolve_truth(ws, scenario, sample_truth)
+        _check_expectations(scenario, truth)
+        now = datetime.now(UTC)
+        meta = {"drill": True, "status": "ready", "scenario_id": scenario.id, "title": scenario.title,
+                "scenario_path": str(scenario.path), "scenario_sha256": scenario.sha256,
+                "scenario_text": scenario.text, "seed": scenario.seed, "built_at": now.isoformat(),
+                "built_by": builder.user, "data_dir": str(data_dir)}
+        with ws.transaction():
+            _set_meta(ws, KEY_KEY, _encode(truth))
+            _set_meta(ws, CLOCK_KEY, {"started_at": now.isoformat(), "pauses": []})
+            _set_meta(ws, META_KEY, meta)
+            audit.record(ws, builder, "drill.start", scenario.id,
+                         {"scenario_sha256": scenario.sha256, "seed": scenario.seed, "path": str(target),
+                          "incidents": len(scenario.incidents), "started_at": now.isoformat()})
+        decisions = int(ws.scalar("SELECT count(*) FROM decisions"))
+    except BaseException:
+        ws.close()
+        _remove(target)
+        raise
+    ws.close()
+    return DrillInfo(scenario.id, scenario.title, target, data_dir, scenario.seed, decisions,
+                     int(demo.get("alerts") or 0), len(scenario.incidents), now,
+                     round(time.perf_counter() - t_start, 2))
+
+
+def _refresh_cache(models: Path, cache: Path) -> None:
+    """Keep the trained models of this build for the next one (training is the slow part)."""
+    from workbench.sample.models import KEYS_FILE, UNREGISTERED_DIR
+
+    if not (models / KEYS_FILE).is_file():
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    for src in models.rglob("*"):
+        if src.is_file() and UNREGISTERED_DIR not in src.parts and src.name != "registry.json":
+            dest = cache / src.relative_to(models)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+
+
+def _resolve_truth(ws: Workspace, scenario: Scenario, sample_truth: dict[str, Any]) -> dict[str, Any]:
+    """Pair each scenario incident with the generator's ground truth and add what questions may ask."""
+    from workbench.sample.incidents import parse_start, parse_ts
+
+    origin = parse_ts(sample_truth["start"])
+    remaining = list(sample_truth["incidents"])
+    out: dict[str, Any] = {}
+    for inc in scenario.incidents:
+        system = inc.system_id
+        cands = [t for t in remaining if t["type"] == inc.type and (system is None or t["system_id"] == system)]
+        if inc.principals:
+            cands = [t for t in cands if sorted(t["principals"]) == sorted(inc.principals)] or cands
+        if inc.start and len(cands) > 1:
+            want = parse_start(inc.start, origin)
+            cands.sort(key=lambda t, w=want: abs(parse_ts(t["start"]) - w))
+        if not cands:
+            raise WorkbenchError(f"drill {scenario.id}: the generator did not inject incident {inc.id}")
+        t = cands[0]
+        remaining.remove(t)
+        ids = list(t.get("decision_ids") or [])
+        facts = _facts(ws, t["system_id"], ids)
+        trigger = t.get("trigger") or {}
+        out[inc.id] = {
+            "id": inc.id, "truth_id": t["id"], "type": t["type"], "system_id": t["system_id"],
+            "atlas": list(t.get("atlas") or []), "start": t["start"], "end": t["end"],
+            "principals": list(t.get("principals") or []), "decision_count": len(ids), "decision_ids": ids,
+            "ips": facts["ips"], "version": facts["version"], "sha256": facts["sha256"],
+            "sha256_prefix": (facts["sha256"] or "")[:12] or None,
+            "feature": t.get("feature"), "metric": t.get("metric"),
+            "trigger_feature": trigger.get("feature"), "trigger_value": trigger.get("value"),
+            "description": t.get("description", ""), "first_decision": facts["first"],
+            "last_decision": facts["last"], "outcomes": facts["outcomes"],
+        }
+    t0 = scenario.t0
+    t0_iso = (_iso_us(parse_start(t0, origin)) if t0 else sample_truth["end"])
+    return {"sample_start": sample_truth["start"], "sample_end": sample_truth["end"], "t0": t0_iso,
+            "model_releases": sample_truth.get("model_releases", []), "incidents": out}
+
+
+def _iso_us(ts_us: int) -> str:
+    from workbench.sample.incidents import iso
+
+    return iso(ts_us)
+
+
+def _facts(ws: Workspace, system_id: str, ids: list[str]) -> dict[str, Any]:
+    """Addresses, model version and outcome counts of an incident's decisions, computed in DuckDB."""
+    empty = {"ips": [], "version": None, "sha256": None, "first": None, "last": None, "outcomes": {}}
+    if not ids:
+        return empty
+    con = ws.con
+    con.execute("CREATE OR REPLACE TEMP TABLE _drill_ids(decision_id VARCHAR)")
+    con.executemany("INSERT INTO _drill_ids VALUES (?)", [[i] for i in ids])
+    where = "FROM decisions d JOIN _drill_ids USING (decision_id) WHERE d.system_id = ?"
+    ips = [r[0] for r in ws.rows(f"SELECT DISTINCT source_ip {where} AND source_ip IS NOT NULL ORDER BY 1",
+                                 [system_id])]
+    row = ws.one(f"SELECT mode(model_version), mode(model_sha256), min(ts), max(ts) {where}", [system_id])
+    outcomes = dict(ws.rows(f"SELECT prediction, count(*) {where} GROUP BY 1 ORDER BY 1", [system_id]))
+    con.execute("DROP TABLE _drill_ids")
+    return {"ips": ips, "version": row[0], "sha256": row[1],
+            "first": row[2].isoformat() if row[2] else None, "last": row[3].isoformat() if row[3] else None,
+            "outcomes": outcomes}
+
+
+def _check_expectations(scenario: Scenario, truth: dict[str, Any]) -> None:
+    """Refuse a scenario whose literal expected principals disagree with what was injected."""
+    from workbench.drills.scoring import expected_values
+
+    for q in scenario.questions:
+        if q.kind != "principal" or not q.incident:
+            continue
+        want = {str(v).lower() for v in expected_values(q, truth)}
+        have = {p.lower() for p in truth["incidents"][q.incident]["principals"]}
+        if want and have and not want <= have:
+            raise WorkbenchError(f"drill {scenario.id}: question {q.id} expects {sorted(want)} but incident "
+                                 f"{q.incident} injected {sorted(have)}")
+
+
+def find_drill(db: Path | None, search_dir: Path = Path("drills")) -> Path:
+    """The drill workspace to act on: --db if given, else the newest drill under ./drills/."""
+    if db is not None:
+        return Path(db)
+    cands = sorted(Path(search_dir).glob("*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not cands:
+        raise WorkbenchError("no drill workspace found under ./drills; give --db or run `workbench drill start`")
+    return cands[0]
+
+
+def load_meta(path: Path) -> dict[str, Any] | None:
+    """A drill file's public metadata read without migrating it, or None."""
+    if not file_is_drill(path):
+        return None
+    with open_workspace(path, read_only=True, create=False) as ws:
+        return _meta_value(ws, META_KEY)
+
+
+def scenario_from_path_or_meta(ws: Workspace, scenario_path: Path | None = None) -> Scenario:
+    """The stored scenario, or a file given explicitly (for re-scoring with an updated rubric)."""
+    return load_scenario(scenario_path) if scenario_path else scenario_of(ws)

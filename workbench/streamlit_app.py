@@ -1,0 +1,34 @@
+"""The workbench app (`streamlit run workbench`): sign-in, shared state, and navigation between the pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from workbench.app_pages import pages_for
+from workbench.ui import auth, connection
+from workbench.ui.errors import shown
+
+HERE = Path(__file__).resolve().parent
+
+st.set_page_config(page_title="AI incident workbench", page_icon=":material/shield:", layout="wide")
+
+ws = None
+with shown("Opening the workspace"):
+    ws = connection.get_ws()
+    connection.ensure_demo(ws)
+if ws is None:
+    st.info(f"The app serves `{connection.db_path()}` (set WORKBENCH_DB to choose another file).")
+    st.stop()
+
+actor = auth.gate(ws)
+auth.sidebar_badge(actor)
+st.sidebar.caption(f"Workspace `{ws.path.name}`")
+
+sections: dict[str, list] = {}
+for spec in pages_for(actor):
+    page = st.Page(str(HERE / "app_pages" / spec.file), title=spec.title, icon=spec.icon, default=spec.default)
+    sections.setdefault(spec.section, []).append(page)
+
+st.navigation(sections).run()

@@ -1,0 +1,1 @@
+"""Streamlit-only helpers for the app (the core library never imports these)."""

@@ -1,0 +1,156 @@
+"""Shared filters and chart-selection helpers used by several pages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+def pick_system(systems: Sequence[str], key: str, allow_all: bool = True, label: str = "System") -> str | None:
+    """A system selector; None means all systems."""
+    options = (["(all systems)"] if allow_all else []) + list(systems)
+    if not options:
+        return None
+    choice = st.selectbox(label, options, key=key)
+    return None if choice == "(all systems)" else choice
+
+
+def date_window(first: Any, last: Any, key: str, label: str = "Time window (UTC)") -> tuple[datetime, datetime] | None:
+    """A UTC date range input over [first, last]; returns half-open [start, end) datetimes or None."""
+    if first is None or last is None or pd.isna(first) or pd.isna(last):
+        return None
+    lo, hi = pd.Timestamp(first).date(), pd.Timestamp(last).date()
+    picked = st.date_input(label, value=(lo, hi), min_value=lo, max_value=hi, key=key)
+    if not isinstance(picked, tuple | list) or len(picked) != 2:
+        return None
+    start, end = picked
+    return _utc(start), _utc(end) + timedelta(days=1)
+
+
+def _utc(d: date) -> datetime:
+    return datetime.combine(d, time.min, tzinfo=UTC)
+
+
+def _as_ts(value: Any) -> pd.Timestamp | None:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def selected_time_range(event: Any) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The time range a user box-selected (or the span of the points selected) on a time-axis plotly chart."""
+    selection = _selection(event)
+    if not selection:
+        return None
+    for box in selection.get("box") or []:
+        xs = box.get("x") or []
+        if len(xs) >= 2:
+            a, b = _as_ts(min(xs)), _as_ts(max(xs))
+            if a is not None and b is not None:
+                return a, b
+    xs = [_as_ts(p.get("x")) for p in selection.get("points") or [] if p.get("x") is not None]
+    xs = [x for x in xs if x is not None]
+    if xs:
+        return min(xs), max(xs)
+    return None
+
+
+def selected_values(event: Any, field: str = "customdata") -> list[Any]:
+    """Values of one field (customdata's first item, x, y, ...) of the points a user selected."""
+    out = []
+    for p in (_selection(event) or {}).get("points") or []:
+        value = p.get(field)
+        if isinstance(value, list | tuple):
+            value = value[0] if value else None
+        if value is not None:
+            out.append(value)
+    return out
+
+
+def _selection(event: Any) -> dict | None:
+    if event is None:
+        return None
+    try:
+        return event.get("selection") if hasattr(event, "get") else getattr(event, "selection", None)
+    except Exception:  # noqa: BLE001 - a chart without a selection state
+        return None
+
+
+def selected_rows(event: Any) -> list[int]:
+    """Row positions a user selected in an st.dataframe with on_select."""
+    selection = _selection(event) or {}
+    return list(selection.get("rows") or [])
+
+
+def narrowed_note(window: tuple[pd.Timestamp, pd.Timestamp] | None, what: str = "tables") -> None:
+    """A caption saying that a chart selection narrows the tables, and how to clear it."""
+    if window:
+        st.caption(f"Selection {window[0]:%Y-%m-%d %H:%M} → {window[1]:%Y-%m-%d %H:%M} UTC narrows the {what}. "
+                   "Double-click the chart to clear it.")
+    else:
+        st.caption("Drag a box on the chart (box select) to narrow the tables to that time range.")
+
+
+def csv_download(df: pd.DataFrame, filename: str, label: str = "Download CSV", key: str | None = None) -> None:
+    """A CSV download button for a table already on the page."""
+    st.download_button(label, df.to_csv(index=False).encode("utf-8"), file_name=filename, mime="text/csv",
+                       key=key or f"dl_{filename}", icon=":material/download:")
+
+
+def empty_workspace_hint() -> None:
+    """What to do when the workspace holds no data yet."""
+    st.info("This workspace is empty. Load data on the **Data** page (or `workbench ingest PATH`), or build the "
+            "demo with `workbench demo`.", icon="📭")
+
+
+def severity_badge(severity: str | None) -> str:
+    """A coloured markdown badge for a severity."""
+    colors = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue", "info": "gray"}
+    sev = (severity or "info").lower()
+    return f":{colors.get(sev, 'gray')}-badge[{sev}]"
+
+
+_COND = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(is\s+not\s+null|is\s+null|not\s+in|in|like|>=|<=|!=|<>|=|<|>)\s*(.*?)\s*$",
+                   re.IGNORECASE)
+
+
+def _value(text: str) -> Any:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_conditions(text: str) -> list[tuple[str, str, Any]]:
+    """'income > 50000 and purpose in ('car', 'home')' -> [(feature, op, value), ...]; ValueError if unclear."""
+    out: list[tuple[str, str, Any]] = []
+    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE) if text.strip() else []:
+        m = _COND.match(part)
+        if not m:
+            raise ValueError(f"cannot read the condition {part!r}: write FEATURE OP VALUE, e.g. income > 50000")
+        feature, op, raw = m.group(1), re.sub(r"\s+", " ", m.group(2).lower()), m.group(3)
+        op = "!=" if op == "<>" else op
+        if op in ("is null", "is not null"):
+            out.append((feature, op, None))
+        elif op in ("in", "not in"):
+            items = raw.strip().lstrip("(").rstrip(")")
+            out.append((feature, op, [_value(v) for v in items.split(",") if v.strip()]))
+        else:
+            if not raw:
+                raise ValueError(f"the condition {part!r} needs a value")
+            out.append((feature, op, _value(raw)))
+    return out
