@@ -6,8 +6,8 @@ import hashlib
 import os
 
 import pytest
+from case_helpers import T0, add_metrics, ingest_decisions
 
-from tests.case_helpers import T0, add_metrics, ingest_decisions
 from workbench.access import Actor
 from workbench.cases import evidence, incidents
 from workbench.errors import PermissionDenied, WorkbenchError

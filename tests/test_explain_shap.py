@@ -89,7 +89,7 @@ def test_surrogate_when_no_model_is_registered(ws, admin, tmp_path):
     booster = S.train(4)
     log = S.write_log(tmp_path / "log.jsonl", booster, S.features(np.random.default_rng(9), 2500), "vendor-7", "v")
     S.load_log(ws, admin, tmp_path / "log.jsonl")
-    fit = fit_surrogate(ws, admin, S.SYSTEM)
+    fit = fit_surrogate(ws, admin, S.SYSTEM, rounds=150)
     assert fit["r2"] > 0.8 and fit["n_test"] > 300 and fit["n_train"] > 1500
     assert set(fit["features"]) == set(S.FEATURES) | {"channel"}
     out = explain_decisions(ws, admin, S.SYSTEM, list(log.decision_id[:30]))
@@ -113,7 +113,6 @@ def test_charts(served, admin):
     drift = attribution_drift(ws, admin, S.SYSTEM, list(log.decision_id[:20]), reference_size=100)
     fig2 = alert_vs_baseline(drift)
     assert len(fig2.data) == 2 and list(fig2.data[1].y) == list(drift["feature"])
-    assert "streamlit" not in sys.modules or True
 
 
 def test_cli_explain_json_and_model_list(served, tmp_path):

@@ -1,4 +1,4 @@
-"""Decision-level reads: search, get, principal activity, metric windows, nearest normal; audited and checked."""
+"""Decision-level reads: search, get, principal activity, metric windows, nearest normal; audited."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from case_helpers import ingest_decisions
 
-from tests.case_helpers import ingest_decisions
 from workbench.access import Actor
 from workbench.cases import evidence, incidents, playbooks, reports
 from workbench.errors import PermissionDenied

@@ -71,12 +71,17 @@ HOSTILE = {
     "SELECT * FROM sniff_csv('/etc/passwd')": "table function sniff_csv",
     "SELECT * FROM parquet_metadata('/tmp/x.parquet')": "table function parquet_metadata",
     "WITH a AS (SELECT * FROM read_parquet('/tmp/x.parquet')) SELECT * FROM a": "table function read_parquet",
-    "WITH a AS (SELECT 1), b AS (SELECT * FROM a, read_csv('/etc/passwd')) SELECT * FROM b": "table function read_csv",
-    "SELECT d.decision_id, x.* FROM decisions d, LATERAL (SELECT * FROM read_csv('/etc/passwd')) x": "table function read_csv",
+    "WITH a AS (SELECT 1), b AS (SELECT * FROM a, read_csv('/etc/passwd')) SELECT * FROM b":
+        "table function read_csv",
+    "SELECT d.decision_id, x.* FROM decisions d, LATERAL (SELECT * FROM read_csv('/etc/passwd')) x":
+        "table function read_csv",
     "SELECT (SELECT count(*) FROM read_text('/etc/shadow'))": "table function read_text",
-    "SELECT * FROM decisions WHERE decision_id IN (SELECT content FROM read_text('/etc/passwd'))": "table function read_text",
+    "SELECT * FROM decisions WHERE decision_id IN (SELECT content FROM read_text('/etc/passwd'))":
+        "table function read_text",
     "SELECT * FROM (WITH x AS (SELECT 1) SELECT 1), x": "not a workspace table",
     'WITH "/etc/passwd" AS (SELECT 1) SELECT * FROM "/etc/passwd"': "plain identifier",
+    "WITH accounts AS (SELECT * FROM accounts) SELECT * FROM accounts": "name of a workspace table",
+    "WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a": "not a workspace table",
     "SELECT * FROM information_schema.tables": "not a workspace table",
     "SELECT * FROM system.main.duckdb_settings": "not a workspace table",
     "SELECT * FROM other.main.decisions": "not a workspace table",
@@ -124,12 +129,14 @@ ANALYTIC = [
     ),
     (
         "WITH per AS (SELECT principal, ts, score, avg(score) OVER (PARTITION BY principal ORDER BY ts "
-        "ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS rolling, row_number() OVER (PARTITION BY principal ORDER BY ts) "
+        "ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS rolling, "
+        "row_number() OVER (PARTITION BY principal ORDER BY ts) "
         "AS rn FROM decisions) SELECT principal, max(rn) FROM per GROUP BY ALL ORDER BY 1",
         [("app-1", 20), ("app-2", 20), ("ward-a", 10)],
     ),
     (
-        "SELECT date_trunc('hour', ts) AS h, count(*) FROM decisions WHERE system_id = 'loan' GROUP BY 1 ORDER BY 1 "
+        "SELECT date_trunc('hour', ts) AS h, count(*) FROM decisions WHERE system_id = 'loan' "
+        "GROUP BY 1 ORDER BY 1 "
         "LIMIT 1",
         None,
     ),
@@ -159,6 +166,8 @@ ANALYTIC = [
     ("DESCRIBE decisions", None),
     ("SUMMARIZE SELECT score FROM decisions", None),
     ("SELECT count(*) FROM decisions;", [(50,)]),
+    ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT max(n) FROM r", [(3,)]),
+    ("WITH a AS (SELECT 2 AS x), b AS (SELECT x * 2 AS y FROM a) SELECT y FROM b", [(4,)]),
 ]
 
 
@@ -209,6 +218,8 @@ def test_roles_and_table_rules(loan_ws, admin):
             run_sql(loan_ws, role("analyst"), f"SELECT count(*) FROM {table}")
     with pytest.raises(PermissionDenied, match="personal features"):
         run_sql(loan_ws, role("analyst"), "WITH x AS (SELECT * FROM main.decisions) SELECT count(*) FROM x")
+    with pytest.raises(SqlRefused, match="name of a workspace table"):
+        run_sql(loan_ws, role("analyst"), "WITH decisions AS (SELECT * FROM decisions) SELECT * FROM decisions")
     assert run_sql(loan_ws, role("analyst"), "SELECT count(*) FROM sources").rows == [(2,)]
     assert run_sql(loan_ws, role("lead"), "SELECT count(*) FROM decisions").rows == [(50,)]
     assert run_sql(loan_ws, role("auditor"), "SELECT count(*) FROM decisions").rows == [(50,)]

@@ -15,8 +15,8 @@ SEVERITY_COLORS = {"critical": "#b91c1c", "high": "#ea580c", "medium": "#ca8a04"
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 320) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), dragmode="zoom",
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=70 if title else 30, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"), dragmode="zoom",
                       hovermode="closest")
     return fig
 

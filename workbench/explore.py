@@ -2,8 +2,8 @@
 
 Every read of decision rows needs `read:decisions`, masks personal features for roles without `read:personal`,
 and is audited as `read.decisions` (who saw which decisions, or which filter). Aggregates need only
-`read:aggregates`. All SQL is parameterised; feature names are checked against feature_catalog and reach the SQL
-text only as quoted identifiers built from catalog names.
+`read:aggregates`. All SQL is parameterised; feature names are checked against feature_catalog and
+reach the SQL text only as quoted column aliases built from catalog names (their values are parameters).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _pointer(feature: str) -> str:
 
 
 def feature_types(ws: Workspace, system_id: str | None = None) -> dict[str, str]:
-    """Feature -> type for one system, or over all systems (a name typed differently across systems is a string)."""
+    """Feature -> type for one system, or over all (a name typed differently across systems: string)."""
     if system_id is not None:
         return masking.catalog(ws, system_id)
     return {
@@ -193,7 +193,8 @@ def _feature_columns(
             expr = (
                 hidden
                 if system_id is not None
-                else f"CASE WHEN list_contains({p(systems)}::VARCHAR[], d.system_id) THEN {hidden} ELSE {text} END"
+                else f"CASE WHEN list_contains({p(systems)}::VARCHAR[], d.system_id) "
+                f"THEN {hidden} ELSE {text} END"
             )
         else:
             expr = typed
@@ -232,7 +233,7 @@ def search_decisions(
     limit: int = 500,
     _why: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Decisions matching the filters (oldest first, at most `limit`), features as `f.<name>` columns, masked."""
+    """Decisions matching the filters (oldest first, at most `limit`), features as `f.<name>`, masked."""
     require(actor, "read:decisions")
     if decision_ids is not None:
         decision_ids = [str(i) for i in decision_ids]
@@ -305,7 +306,7 @@ def principal_activity(
     since: datetime | str | None = None,
     until: datetime | str | None = None,
 ) -> pd.DataFrame:
-    """Per time bucket: decisions, scores, predictions, source IPs and sessions of one principal (aggregates)."""
+    """Per time bucket: decisions, scores, predictions, IPs and sessions of one principal (aggregates)."""
     require(actor, "read:aggregates")
     _check_interval(ws, bucket)
     p = _Params()
@@ -346,7 +347,7 @@ def metric_window(
     since: datetime | str | None = None,
     until: datetime | str | None = None,
 ) -> pd.DataFrame:
-    """Metric points (ts, metric, value, labels) of a system in [since, until), for the named metrics or all."""
+    """Metric points (ts, metric, value, labels) of a system in [since, until), named metrics or all."""
     require(actor, "read:aggregates")
     p = _Params()
     conds = [f"system_id = {p(system_id)}"]
@@ -369,7 +370,8 @@ def alerted_ids_sql(ws: Workspace, p: _Params, system_id: str) -> str | None:
     cols = {
         (t, c): dt
         for t, c, dt in ws.rows(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' "
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' "
             "AND table_name IN ('alert_decisions', 'alerts')"
         )
     }
@@ -387,7 +389,7 @@ def alerted_ids_sql(ws: Workspace, p: _Params, system_id: str) -> str | None:
 
 
 def nearest_normal(ws: Workspace, actor: Actor, system_id: str, decision_id: str, k: int = 5) -> pd.DataFrame:
-    """The k decisions nearest to one decision by standardized numeric features, among non-alerted decisions."""
+    """The k decisions nearest to one by standardized numeric features, among non-alerted decisions."""
     require(actor, "read:decisions")
     types = masking.catalog(ws, system_id)
     hidden = set(masking.personal_features(ws, system_id)) if masking.masked_for(actor) else set()
@@ -408,7 +410,8 @@ def nearest_normal(ws: Workspace, actor: Actor, system_id: str, decision_id: str
     sql = f"""
         WITH cand AS (SELECT d.decision_id, d.ts, {xs} FROM decisions d
                       WHERE d.system_id = {sys_p} AND d.decision_id <> {id_p} {normal}),
-             target AS (SELECT {xs} FROM decisions d WHERE d.system_id = {sys_p} AND d.decision_id = {id_p} LIMIT 1),
+             target AS (SELECT {xs} FROM decisions d
+                        WHERE d.system_id = {sys_p} AND d.decision_id = {id_p} LIMIT 1),
              st AS (SELECT {stats} FROM cand)
         SELECT c.decision_id, sqrt({dist}) AS distance
         FROM cand c, target t, st ORDER BY distance, c.ts, c.decision_id LIMIT {p(max(1, int(k)))}"""

@@ -13,10 +13,9 @@ from workbench.store import Workspace
 def workspace_summary(ws: Workspace, actor: Actor) -> dict[str, Any]:
     """Systems with decision counts, time span, principals and versions; totals of metrics and sources."""
     require(actor, "read:aggregates")
-    systems = ws.dicts("""
-        SELECT system_id, count(*) AS decisions, min(ts) AS first, max(ts) AS last,
-               count(DISTINCT principal) AS principals, list(DISTINCT model_version ORDER BY model_version) AS versions
-        FROM decisions GROUP BY system_id ORDER BY system_id""")
+    cur = ws.named("systems_summary")
+    names = [d[0] for d in cur.description]
+    systems = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     return {
         "schema_version": ws.schema_version(),
         "systems": systems,
@@ -29,15 +28,13 @@ def workspace_summary(ws: Workspace, actor: Actor) -> dict[str, Any]:
 def decisions_per_day(ws: Workspace, actor: Actor) -> pd.DataFrame:
     """Decisions per system per UTC day."""
     require(actor, "read:aggregates")
-    return ws.df("""SELECT system_id, date_trunc('day', ts) AS day, count(*) AS decisions
-                    FROM decisions GROUP BY ALL ORDER BY day, system_id""")
+    return ws.named("decisions_per_day").df()
 
 
 def sources_table(ws: Workspace, actor: Actor) -> pd.DataFrame:
     """The custody table of ingested files."""
     require(actor, "read:aggregates")
-    return ws.df("""SELECT source_id, path, sha256, size_bytes, kind, format, ingested_at, actor, rows_read,
-                           rows_loaded, duplicates, rows_quarantined FROM sources ORDER BY source_id""")
+    return ws.named("sources").df()
 
 
 # -- added by the app helper (additive): aggregates the Overview and Drift pages chart ----------------------

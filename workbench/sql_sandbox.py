@@ -4,19 +4,21 @@ DuckDB's `enable_external_access=false` is a one-way, database-wide switch, and 
 files, so the sandbox checks the statement itself before DuckDB binds it (binding alone would open files):
 
 1. exactly one statement, of type SELECT (`extract_statements`);
-2. its parse tree (`json_serialize_sql`) is walked: every table reference must be a workspace table in the main
-   schema that the actor may read (or a CTE in scope), every table function must be on a short allow-list
-   (range, unnest, ...: nothing that reads files, URLs, settings, secrets or the catalog), and every scalar,
-   aggregate and window function must be a built-in that does not read settings or the environment or change
-   state (getenv, current_setting, nextval, setseed, ... are refused). Replacement scans (`FROM '/etc/passwd'`,
-   Python variables) are table references that are not workspace tables, so they are refused too;
+2. its parse tree (`json_serialize_sql`) is walked: every table reference must be a workspace table in
+   the main schema that the actor may read (or a CTE in scope), every table function must be on a short
+   allow-list (range, unnest, ...: nothing that reads files, URLs, settings, secrets or the catalog), and
+   every scalar, aggregate and window function must be a built-in that does not read settings or the
+   environment or change state (getenv, current_setting, nextval, setseed, ... are refused). Replacement
+   scans (`FROM '/etc/passwd'`, Python variables) are table references that are not workspace tables, so
+   they are refused too;
 3. it runs in a transaction that is rolled back, with the query_timeout and query_max_rows settings.
 
-Table rules: `accounts` and `access_secrets` are never readable; `audit_log` needs read:audit; tables holding
-decision-level values (decisions, quarantine, evidence snapshots, explanations: any table with a `features`,
-`raw` or `attributions` column) need read:decisions, and - once any feature is marked personal - read:personal,
-because SQL results are not masked. So an analyst may query those tables until personal features are marked;
-after that, they read decisions through workbench.explore (masked) and use SQL for metrics, alerts, cases.
+Table rules: `accounts` and `access_secrets` are never readable; `audit_log` needs read:audit; tables
+holding decision-level values (decisions, quarantine, evidence snapshots, explanations: any table with a
+`features`, `raw` or `attributions` column) need read:decisions, and - once any feature is marked
+personal - read:personal, because SQL results are not masked. So an analyst may query those tables
+until personal features are marked; after that, they read decisions through workbench.explore (masked)
+and use SQL for metrics, alerts and cases.
 Viewers hold no run:sql. Every run (and every refusal) is audited as `sql.run` / `sql.refused`.
 """
 
@@ -161,7 +163,11 @@ class _Checker:
             for i, entry in enumerate(entries):
                 if not _IDENT.match(names[i]):
                     raise SqlRefused(f"refused: CTE name {entry.get('key')!r} must be a plain identifier")
-                self.walk(entry.get("value"), ctes | frozenset(names[: i + 1]))
+                if names[i] in self.rules:  # a CTE may not shadow a table: every table name is always checked
+                    raise SqlRefused(f"refused: CTE name {entry.get('key')!r} is the name of a workspace table")
+                value = entry.get("value") or {}
+                recursive = (value.get("query_node") or {}).get("type") == "RECURSIVE_CTE_NODE"
+                self.walk(value, ctes | frozenset(names[: i + 1] if recursive else names[:i]))
             ctes = ctes | frozenset(names)
             node = {k: v for k, v in node.items() if k != "cte_map"}
         kind = node.get("type")
@@ -212,7 +218,7 @@ class _Checker:
 
 
 def check(ws: Workspace, actor: Actor, sql: str) -> str:
-    """Validate one statement for the sandbox and return it (without a trailing semicolon); raise SqlRefused."""
+    """Validate one statement for the sandbox and return it (no trailing semicolon); raise SqlRefused."""
     if not isinstance(sql, str) or not sql.strip():
         raise SqlRefused("refused: empty statement")
     try:
@@ -239,7 +245,7 @@ def check(ws: Workspace, actor: Actor, sql: str) -> str:
 def run_sql(
     ws: Workspace, actor: Actor, sql: str, *, timeout: float | None = None, max_rows: int | None = None
 ) -> SqlResult:
-    """Run one checked SELECT read-only with a time limit and a row cap; audited as sql.run (or sql.refused)."""
+    """Run one checked SELECT read-only, time-limited and row-capped; audited as sql.run (or sql.refused)."""
     require(actor, "run:sql")
     timeout = float(timeout if timeout is not None else settings.get("query_timeout"))
     max_rows = int(max_rows if max_rows is not None else settings.get("query_max_rows"))

@@ -12,7 +12,12 @@ from workbench.ui.state import context
 
 ws, actor = context()
 st.title("Decisions")
-preset = st.session_state.pop("dec_preset", None) or {}
+incoming = st.session_state.pop("dec_preset", None)
+if incoming:  # a new scope from Triage: an alert's decisions
+    st.session_state["dec_scope"] = incoming
+    st.session_state["dec_system"] = incoming.get("system")
+    st.session_state["dec_principal"] = incoming.get("principal") or ""
+preset = st.session_state.get("dec_scope") or {}
 
 summary = None
 with shown("Workspace summary"):
@@ -26,9 +31,14 @@ if not actor.can("read:decisions"):
             "an analyst, lead, auditor or admin. The Overview and Drift pages show the aggregates.", icon="🔒")
     st.stop()
 
-if preset.get("system") in systems:
-    st.session_state["dec_system"] = preset["system"]
-    st.session_state["dec_principal"] = preset.get("principal") or ""
+if preset:
+    c1, c2 = st.columns([5, 1])
+    c1.info(f"Scoped to the decisions of alert {preset.get('alert_id')} "
+            f"({len(preset.get('decision_ids') or [])} decisions, {preset.get('start')} → {preset.get('end')}).",
+            icon=":material/filter_alt:")
+    if c2.button("Clear scope", key="dec_clear_scope"):
+        st.session_state.pop("dec_scope", None)
+        st.rerun()
 info = {s["system_id"]: s for s in summary["systems"]}
 with st.container(border=True):
     c1, c2, c3, c4 = st.columns([2, 3, 2, 2])

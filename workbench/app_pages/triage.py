@@ -125,8 +125,8 @@ acts = st.columns(3)
 if actor.can("write:incidents"):
     if acts[0].button("Open incident", type="primary", icon=":material/add_alert:", key="tr_open_inc"):
         with shown("Open incident"):
-            inc = cached.fresh("workbench.cases.incidents", "create_incident", actor,
-                               str(alert.get("summary") or f"{alert.get('detector')} on {alert.get('system_id')}")[:200],
+            title = str(alert.get("summary") or f"{alert.get('detector')} on {alert.get('system_id')}")[:200]
+            inc = cached.fresh("workbench.cases.incidents", "create_incident", actor, title,
                                str(alert.get("severity") or "medium").lower(), alert_ids=[alert_id],
                                feature="Incidents")
             connection.data_changed()
@@ -147,9 +147,10 @@ else:
     acts[0].caption(f"Your role ({actor.role}) cannot open incidents.")
 if actor.can("read:decisions") and acts[2].button("Explain its decisions", icon=":material/psychology:",
                                                   key="tr_explain"):
-    st.session_state["dec_preset"] = {"system": alert.get("system_id"), "principal": alert.get("principal"),
+    st.session_state["dec_preset"] = {"alert_id": alert_id, "system": alert.get("system_id"),
+                                      "principal": alert.get("principal"),
                                       "start": alert.get("window_start"), "end": alert.get("window_end"),
-                                      "decision_ids": list(alert.get("decision_ids") or [])[:500]}
+                                      "decision_ids": list(alert.get("decision_ids") or [])[:2000]}
     st.switch_page("app_pages/decisions.py")
 
 t_dec, t_act, t_met = st.tabs(["Decisions", "Principal activity", "Metrics around it"])

@@ -37,7 +37,7 @@ class AuthFailed(WorkbenchError):
 
 @dataclass(frozen=True)
 class _Unverified:
-    """Who an unknown user claimed to be, for the audit row of a failed sign-in (role '-': none was granted)."""
+    """Who an unknown user claimed to be, for the audit row of a failed sign-in (role '-': none granted)."""
 
     user: str
     role: str = "-"

@@ -130,9 +130,10 @@ def mask_value(key: str | None, system_id: str, feature: str, value: Any) -> str
 
 
 def mask_sql(system_sql: str, text_sql: str, key_sql: str, feature_sql: str) -> str:
-    """SQL for the masked value of a VARCHAR expression, given SQL (placeholders) for the key and feature name."""
+    """SQL for the masked value of a VARCHAR expression, given placeholders for the key and feature name."""
     return (
-        f"CASE WHEN ({text_sql}) IS NULL THEN NULL ELSE '#' || left(sha256({key_sql} || '|' || ({system_sql}) "
+        f"CASE WHEN ({text_sql}) IS NULL THEN NULL "
+        f"ELSE '#' || left(sha256({key_sql} || '|' || ({system_sql}) "
         f"|| '|' || {feature_sql} || '|' || ({text_sql})), 12) END"
     )
 

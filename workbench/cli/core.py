@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -44,7 +45,12 @@ def ingest(
     missing: list[str] = []
     files = expand(paths, missing)
     total = sum(f.stat().st_size for f in files)
-    show = not json_ and total > 20_000_000
+    show = not json_ and total > 20_000_000 and sys.stderr.isatty()
+    if show and len(files) == 1:
+        # One large file: DuckDB's own progress bar follows the scan inside the file.
+        ws.execute("SET enable_progress_bar = true")
+        ws.execute("SET enable_progress_bar_print = true")
+        show = False
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), disable=not show,
                   transient=True) as bar:
         task = bar.add_task("ingesting", total=total or 1)

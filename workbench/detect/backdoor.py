@@ -61,16 +61,26 @@ def _candidates(ctx: Ctx, s: SystemScope, prev: str, new: str, hashes: list[str]
         return []
     found = []
     for f in s.features:
+        nb = _neighbourhood(ctx, s, f, prev)
         rows = ctx.ws.rows(f"""
             WITH v AS (SELECT {f.col} AS val, count(*) AS c, count(DISTINCT principal) AS principals
                        FROM {s.table} d WHERE model_version = ? AND in_scope {reg} AND {ctx.unclaimed(s)}
                          AND {f.col} IS NOT NULL GROUP BY 1 HAVING count(*) >= {MIN_COUNT}),
             p AS (SELECT {f.col} AS val, count(*) AS c FROM {s.table} WHERE model_version = ?
-                    AND {f.col} IS NOT NULL GROUP BY 1)
-            SELECT v.val, v.c, coalesce(p.c, 0), v.principals FROM v LEFT JOIN p USING (val)
-        """, [new, *params, prev])
-        for val, c_new, c_prev, principals in rows:
-            expected = (c_prev + 0.5) * n_new / n_prev
+                    AND {f.col} IS NOT NULL GROUP BY 1),
+            bn AS (SELECT {nb} AS b, count(*) AS c FROM {s.table} d WHERE model_version = ? AND in_scope {reg}
+                     AND {ctx.unclaimed(s)} AND {f.col} IS NOT NULL GROUP BY 1),
+            bp AS (SELECT {nb} AS b, count(*) AS c FROM {s.table} WHERE model_version = ?
+                     AND {f.col} IS NOT NULL GROUP BY 1)
+            SELECT v.val, v.c, coalesce(p.c, 0), v.principals, coalesce(bn.c, 0), coalesce(bp.c, 0)
+            FROM v LEFT JOIN p USING (val) LEFT JOIN bn ON bn.b = {nb.replace(f.col, 'v.val')}
+            LEFT JOIN bp ON bp.b = {nb.replace(f.col, 'v.val')}
+        """, [new, *params, prev, new, *params, prev])
+        for val, c_new, c_prev, principals, b_new, b_prev in rows:
+            # expected from the previous version's frequency, scaled by how the value's neighbourhood
+            # (its quantile bin) grew or shrank: a drifting feature does not make every value a candidate
+            scale = (b_new + 1.0) / (b_prev + 1.0) if f.numeric else n_new / n_prev
+            expected = (c_prev + 0.5) * scale
             ratio = c_new / expected
             z = poisson_z(c_new, expected)
             if ratio >= MIN_RATIO and z >= Z_CANDIDATE:
@@ -79,6 +89,18 @@ def _candidates(ctx: Ctx, s: SystemScope, prev: str, new: str, hashes: list[str]
                               "n_new": n_new, "n_prev": n_prev})
     found.sort(key=lambda c: -c["z"])
     return found[:MAX_CANDIDATES]
+
+
+def _neighbourhood(ctx: Ctx, s: SystemScope, f: Feature, prev: str) -> str:
+    """SQL bin of a value among the previous version's 20-quantiles (a constant for categories)."""
+    if not f.numeric:
+        return "0"
+    edges = ctx.ws.scalar(f"SELECT quantile_disc({f.col}, {[i / 20 for i in range(1, 20)]}) FROM {s.table} "
+                          f"WHERE model_version = ? AND {f.col} IS NOT NULL", [prev])
+    if not edges:
+        return "0"
+    edges = sorted(set(float(e) for e in edges))
+    return "(" + " + ".join(f"({f.col} >= {e!r})::INT" for e in edges) + ")"
 
 
 def _classes(ctx: Ctx, s: SystemScope) -> tuple[list[str], np.ndarray] | None:
@@ -112,26 +134,20 @@ def _replay(ctx: Ctx, s: SystemScope, version: str, ids: list[str]) -> tuple[lis
     return list(frame["decision_id"]), np.asarray(scores, dtype=float)
 
 
-def _flips(ctx: Ctx, s: SystemScope, prev: str, where: str, params: list, limit: int,
-           classes: tuple[list[str], np.ndarray]) -> dict[str, Any] | None:
-    rows = ctx.ws.rows(f"SELECT decision_id, prediction, score FROM {s.table} d WHERE {where} "
-                       f"AND score IS NOT NULL ORDER BY hash(decision_id) LIMIT {limit}", params)
-    if not rows:
-        return None
-    got = _replay(ctx, s, prev, [r[0] for r in rows])
-    if got is None:
-        return None
-    ids, prev_scores = got
-    logged = {r[0]: (r[1], r[2]) for r in rows}
+def _flips(rows: list[tuple], scores: dict[str, float], classes: tuple[list[str], np.ndarray]
+           ) -> dict[str, Any]:
+    """Which of (decision_id, prediction, score) rows the previous version's scores put in another class."""
+    rows = [r for r in rows if r[0] in scores]
     names, cuts = classes
-    prev_cls = np.searchsorted(cuts, prev_scores, side="right")
     rank = {c: i for i, c in enumerate(names)}
-    now_cls = np.array([rank.get(logged[i][0], -1) for i in ids])
+    prev_scores = np.array([scores[r[0]] for r in rows], dtype=float)
+    prev_cls = np.searchsorted(cuts, prev_scores, side="right")
+    now_cls = np.array([rank.get(r[1], -1) for r in rows], dtype=int)
     valid = now_cls >= 0
     flip = valid & (now_cls != prev_cls)
     down = flip & (now_cls < prev_cls)
-    return {"ids": ids, "flip": flip, "down": down, "n": int(valid.sum()), "flips": int(flip.sum()),
-            "delta": np.array([logged[i][1] for i in ids]) - prev_scores}
+    return {"ids": [r[0] for r in rows], "flip": flip, "down": down, "n": int(valid.sum()),
+            "flips": int(flip.sum()), "delta": np.array([r[2] for r in rows], dtype=float) - prev_scores}
 
 
 def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
@@ -143,14 +159,24 @@ def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
     rp = [hashes] if hashes else []
     base_where = f"model_version = ? AND in_scope {reg} AND {ctx.unclaimed(s)}"
     classes = _classes(ctx, s)
-    base = _flips(ctx, s, prev, base_where, [new, *rp], BASELINE_SAMPLE, classes) if classes else None
+    sel = "SELECT decision_id, prediction, score FROM {t} d WHERE {w} AND score IS NOT NULL " \
+          "ORDER BY hash(decision_id) LIMIT {n}"
+    base_rows = ctx.ws.rows(sel.format(t=s.table, w=base_where, n=BASELINE_SAMPLE), [new, *rp])
+    cand_rows = [ctx.ws.rows(sel.format(t=s.table, w=f"{base_where} AND {c['feature'].col} = ?", n=REPLAY_CAP),
+                             [new, *rp, c["value"]]) for c in cands]
+    scores = None
+    if classes and base_rows:
+        ids = list(dict.fromkeys([r[0] for r in base_rows] + [r[0] for rows in cand_rows for r in rows]))
+        got = _replay(ctx, s, prev, ids)
+        scores = dict(zip(got[0], got[1].tolist(), strict=True)) if got else None
+    base = _flips(base_rows, scores, classes) if scores is not None else None
     t_new = ctx.ws.scalar(f"SELECT min(ts) FROM {s.table} WHERE model_version = ?", [new])
     out = []
-    for c in cands:
+    for c, rows in zip(cands, cand_rows, strict=True):
         f: Feature = c["feature"]
         where = f"{base_where} AND {f.col} = ?"
         params = [new, *rp, c["value"]]
-        test = _flips(ctx, s, prev, where, params, REPLAY_CAP, classes) if base else None
+        test = _flips(rows, scores, classes) if base else None
         key = f"{new}|{f.name}|{c['value']}"
         ev = {"previous_version": prev, "new_version": new, "new_version_live_from": t_new,
               "trigger": {"feature": f.name, "value": c["value"]},

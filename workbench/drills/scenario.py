@@ -491,3 +491,17 @@ def atlas_ids_known(scenario: Scenario, atlas_yaml: Path | None = None) -> list[
     wanted = {str(t) for q in scenario.questions if q.kind == "atlas" for t in _as_list(q.expected)
               if not str(t).startswith("@")}
     return sorted(wanted - known)
+
+
+def check_scenario(scenario: Scenario, atlas_yaml: Path | None = None) -> list[str]:
+    """Problems found against the rest of the workbench: unknown ATLAS ids and unknown playbooks."""
+    problems = [f"unknown ATLAS technique {t}" for t in atlas_ids_known(scenario, atlas_yaml)]
+    try:
+        from workbench.cases.playbooks import load_playbooks
+
+        known = set(load_playbooks())
+    except (ImportError, WorkbenchError):
+        return problems
+    wanted = {*scenario.playbooks, *scenario.rubric.step_playbooks}
+    problems += [f"unknown playbook {p}" for p in sorted(wanted - known)]
+    return problems

@@ -26,8 +26,9 @@ def _reference_ids(ws: Workspace, system_id: str, alert: list[str], per_version:
     for version, n in per_version.items():
         k = max(50, round(reference_size * n / total))
         out += [r[0] for r in ws.rows(
-            "SELECT decision_id FROM decisions WHERE system_id = ? AND model_version = ? AND decision_id NOT IN "
-            "(SELECT unnest(?::VARCHAR[])) ORDER BY hash(decision_id) LIMIT ?", [system_id, version, alert, k])]
+            "SELECT decision_id FROM decisions WHERE system_id = ? AND model_version = ? "
+            "AND decision_id NOT IN (SELECT unnest(?::VARCHAR[])) ORDER BY hash(decision_id) LIMIT ?",
+            [system_id, version, alert, k])]
     return out
 
 
@@ -90,7 +91,8 @@ def alert_decision_ids(ws: Workspace, actor: Actor, alert_id: str) -> tuple[str,
     require(actor, "read:incidents")
     if not ws.table_exists("alerts"):
         raise WorkbenchError("this workspace has no alerts yet: run `workbench detect` first")
-    cols = {r[0] for r in ws.rows("SELECT column_name FROM information_schema.columns WHERE table_name = 'alerts'")}
+    cols = {r[0] for r in ws.rows(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'alerts'")}
     row = ws.one("SELECT system_id FROM alerts WHERE alert_id::VARCHAR = ?", [str(alert_id)])
     if row is None:
         raise WorkbenchError(f"no alert {alert_id}")

@@ -1,4 +1,4 @@
-"""The explanation cache in DuckDB, keyed by (system, decision_id, model sha256): compute once, then look up."""
+"""The explanation cache in DuckDB, keyed by (system, decision_id, model sha256): compute once, look up."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def store(ws: Workspace, system_id: str, names: list[str], shap: np.ndarray,
     if not n:
         return
     f = len(names)
-    offsets = pa.array(np.arange(0, (n + 1) * f, f, dtype=np.int32)) if f else pa.array(np.zeros(n + 1, np.int32))
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * f)
     shap_col = pa.ListArray.from_arrays(offsets, pa.array(shap.reshape(-1), type=pa.float64()))
     names_col = pa.ListArray.from_arrays(offsets, pa.array(names * n, type=pa.string()))
     ignored = explanations[0]["ignored_features"]
@@ -77,8 +77,9 @@ def store(ws: Workspace, system_id: str, names: list[str], shap: np.ndarray,
     con.register("_wb_new_expl", table)
     try:
         con.execute(
-            "INSERT OR IGNORE INTO explanations SELECT system_id, decision_id, model_sha256, model_version, method, "
-            "base_value, output, features, shap, attributions::JSON, ignored_features, ? FROM _wb_new_expl",
+            "INSERT OR IGNORE INTO explanations SELECT system_id, decision_id, model_sha256, model_version, "
+            "method, base_value, output, features, shap, attributions::JSON, ignored_features, ? "
+            "FROM _wb_new_expl",
             [datetime.now(UTC)])
     finally:
         con.unregister("_wb_new_expl")

@@ -34,7 +34,7 @@ def unique(ids: list[str]) -> list[str]:
 
 
 def load_by_ids(ws: Workspace, system_id: str, ids: list[str], types: dict[str, str]) -> pd.DataFrame:
-    """Metadata and typed feature columns for the given decisions, in the order given; error if any is missing."""
+    """Metadata and typed feature columns for the given decisions, in order; error if any is missing."""
     meta = ", ".join(f"d.{c} AS {_P}{c}" for c in META)
     features = f", unnest(json_transform(d.features, '{_spec(types)}'))" if types else ""
     frame = ws.df(

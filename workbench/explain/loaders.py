@@ -15,12 +15,14 @@ from workbench.errors import WorkbenchError
 SAFE_FORMATS = ("lightgbm", "xgboost-json", "xgboost-ubj", "skops")
 PICKLE_FORMATS = ("pickle", "joblib")
 PICKLE_ADVICE = ("save LightGBM models as text (booster.save_model('model.txt')), XGBoost as JSON/UBJ "
-                 "(booster.save_model('model.json')), scikit-learn with skops (skops.io.dump(model, 'model.skops'))")
+                 "(booster.save_model('model.json')), scikit-learn with skops "
+                 "(skops.io.dump(model, 'model.skops'))")
 
 # skops types beyond its own defaults that we accept: scikit-learn, numpy and scipy containers only.
 SKOPS_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "collections.OrderedDict", "builtins.")
 SKOPS_REFUSED = ("builtins.eval", "builtins.exec", "builtins.getattr", "builtins.setattr", "builtins.open",
-                 "builtins.__import__", "builtins.compile", "builtins.globals", "builtins.vars", "builtins.input")
+                 "builtins.__import__", "builtins.compile", "builtins.globals", "builtins.vars",
+                 "builtins.input")
 
 # What a scanned pickle may import: classes from model libraries, plus the numpy/stdlib reconstructors.
 _PICKLE_CLASS_MODULES = ("sklearn.", "lightgbm.", "xgboost.")
@@ -76,7 +78,8 @@ def sniff_format(data: bytes, name: str = "") -> str:
             raise WorkbenchError(f"{name}: JSON that does not parse ({exc})") from exc
         if isinstance(doc, dict) and "learner" in doc:
             return "xgboost-json"
-        raise WorkbenchError(f"{name}: JSON but not an XGBoost model (no 'learner'); supported: {PICKLE_ADVICE}")
+        raise WorkbenchError(f"{name}: JSON but not an XGBoost model (no 'learner'); "
+                             f"supported: {PICKLE_ADVICE}")
     if lower.endswith((".joblib", ".jbl")) or head[:2] in (b"\x78\x9c", b"\x78\x01", b"\x78\xda") or \
             head.startswith((b"\x1f\x8b", b"\xfd7zXZ", b"BZh", b"ZF")):
         return "joblib"
@@ -144,7 +147,8 @@ def skops_types(data: bytes) -> dict[str, Any]:
     try:
         untrusted = sorted(sio.get_untrusted_types(data=data))
     except Exception as exc:  # noqa: BLE001 - unreadable file
-        return {"checker": "skops", "ok": False, "untrusted": [], "refused": [], "reason": f"unreadable: {exc}"}
+        return {"checker": "skops", "ok": False, "untrusted": [], "refused": [],
+                "reason": f"unreadable: {exc}"}
     refused = [t for t in untrusted if t in SKOPS_REFUSED or not t.startswith(SKOPS_TRUSTED_PREFIXES)]
     return {"checker": "skops", "ok": not refused, "untrusted": untrusted, "refused": refused,
             "reason": f"types outside the allow-list: {', '.join(refused)}" if refused else None}

@@ -1,4 +1,4 @@
-"""The model registry: custody copies, hash re-checks on every load, refused loads on record, AI-BOM import."""
+"""The model registry: custody copies, hash re-checks on every load, refusals on record, AI-BOM import."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def evidence_dir(ws: Workspace) -> Path:
 
 
 def _row(ws: Workspace, system_id: str, version: str) -> dict[str, Any] | None:
-    rows = ws.dicts(f"SELECT {_COLUMNS} FROM models WHERE system_id = ? AND version = ?", [system_id, version])
+    rows = ws.dicts(f"SELECT {_COLUMNS} FROM models WHERE system_id = ? AND version = ?",
+                    [system_id, version])
     return _clean(rows[0]) if rows else None
 
 
@@ -82,8 +83,8 @@ def add_model(ws: Workspace, actor: Actor, system_id: str, version: str, path: s
     existing = _row(ws, system_id, version)
     if existing and existing["sha256"] != sha:
         kind = "refused.bom_mismatch" if existing["source"] == "bom" else "refused.hash_mismatch"
-        reason = (f"{system_id} {version} is registered with sha256 {existing['sha256'][:12]}…, but {path.name} "
-                  f"hashes to {sha[:12]}…: the artifact is not the registered one")
+        reason = (f"{system_id} {version} is registered with sha256 {existing['sha256'][:12]}…, "
+                  f"but {path.name} hashes to {sha[:12]}…: the artifact is not the registered one")
         record_event(ws, actor, kind, reason, **where)
         raise WorkbenchError(reason)
     if existing and existing["stored_path"]:
@@ -110,7 +111,8 @@ def add_model(ws: Workspace, actor: Actor, system_id: str, version: str, path: s
                         [fmt, len(data), model.feature_names, str(path.resolve()), str(stored),
                          audit.canonical(scan) if scan else None, system_id, version])
         else:
-            con.execute(f"INSERT INTO models({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'file', ?, NULL)",
+            con.execute(f"INSERT INTO models({_COLUMNS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'file', ?, NULL)",
                         [system_id, version, sha, fmt, len(data), model.feature_names, actor.user, actor.role,
                          now, str(path.resolve()), str(stored), audit.canonical(scan) if scan else None,
                          approved])
@@ -137,7 +139,8 @@ def list_models(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
 
 def is_registered(ws: Workspace, system_id: str, sha256: str) -> bool:
     """Whether this hash is a registered (or BOM-approved) artifact of the system."""
-    return bool(ws.scalar("SELECT count(*) FROM models WHERE system_id = ? AND sha256 = ?", [system_id, sha256]))
+    return bool(ws.scalar("SELECT count(*) FROM models WHERE system_id = ? AND sha256 = ?",
+                          [system_id, sha256]))
 
 
 def registered_hashes(ws: Workspace, system_id: str | None = None) -> set[str]:
@@ -154,13 +157,13 @@ def versions(ws: Workspace, system_id: str) -> list[dict[str, Any]]:
 
 
 def load_model(ws: Workspace, actor: Actor, system_id: str, version: str) -> LoadedModel:
-    """Load a registered version from its stored copy after re-checking the hash (mismatch: refused, recorded)."""
+    """Load a registered version from its stored copy, re-checking the hash (mismatch: refused, recorded)."""
     require(actor, "read:decisions")
     row = _row(ws, system_id, version)
     if row is None or not row["stored_path"]:
         have = ", ".join(v["version"] for v in versions(ws, system_id)) or "none"
-        raise WorkbenchError(f"no registered artifact for {system_id} version {version} (registered: {have}); "
-                             "add it with `workbench model add`")
+        raise WorkbenchError(f"no registered artifact for {system_id} version {version} "
+                             f"(registered: {have}); add it with `workbench model add`")
     stored = Path(row["stored_path"])
     where = {"system_id": system_id, "version": version, "sha256": row["sha256"], "path": str(stored)}
     try:
@@ -218,8 +221,8 @@ def import_bom(ws: Workspace, actor: Actor, path: str | Path) -> dict[str, Any]:
         raise WorkbenchError(f"{path}: not a readable JSON BOM ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
         raise WorkbenchError(f"{path}: not a CycloneDX BOM (bomFormat is not 'CycloneDX')")
-    result: dict[str, Any] = {"path": str(path), "components": 0, "added": [], "approved": [], "conflicts": [],
-                              "skipped": []}
+    result: dict[str, Any] = {"path": str(path), "components": 0, "added": [], "approved": [],
+                              "conflicts": [], "skipped": []}
     now = datetime.now(UTC)
     for comp in _bom_components(doc):
         result["components"] += 1
@@ -244,8 +247,8 @@ def import_bom(ws: Workspace, actor: Actor, path: str | Path) -> dict[str, Any]:
                        [audit.canonical(bom), system_id, str(version)])
             result["approved"].append(label)
         else:
-            ws.execute(f"INSERT INTO models({_COLUMNS}) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?, ?, NULL, NULL, "
-                       "NULL, 'bom', true, ?)",
+            ws.execute(f"INSERT INTO models({_COLUMNS}) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?, ?, NULL, "
+                       "NULL, NULL, 'bom', true, ?)",
                        [system_id, str(version), sha, actor.user, actor.role, now, audit.canonical(bom)])
             result["added"].append(label)
     audit.record(ws, actor, "model.import_bom", str(path),

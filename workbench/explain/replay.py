@@ -1,4 +1,4 @@
-"""Replay: re-score logged decisions with another registered version under the system's learned decision rule."""
+"""Replay: re-score logged decisions with another registered version under the learned decision rule."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from workbench.errors import WorkbenchError
 from workbench.explain import features, registry, treeshap
 from workbench.store import Workspace
 
-COLUMNS = ["decision_id", "served_version", "served_prediction", "served_score", "replay_version", "replay_score",
-           "replay_prediction", "changed"]
+COLUMNS = ["decision_id", "served_version", "served_prediction", "served_score", "replay_version",
+           "replay_score", "replay_prediction", "changed"]
 _BASE = "FROM decisions WHERE system_id = ? AND model_version = ? AND score IS NOT NULL"
 
 
 def _split(ws: Workspace, system_id: str, version: str, low: dict, high: dict) -> float:
-    """Threshold between two adjacent classes: the midpoint of the gap, or the least-error cut if they overlap."""
+    """Threshold between adjacent classes: the midpoint of the gap, or the least-error cut if they overlap."""
     if low["hi"] < high["lo"]:
         return (low["hi"] + high["lo"]) / 2.0
     row = ws.one(
@@ -27,8 +27,8 @@ def _split(ws: Workspace, system_id: str, version: str, low: dict, high: dict) -
         "AND score BETWEEN ? AND ?), g AS (SELECT score, count(*) FILTER (is_low) AS nl, "
         "count(*) FILTER (NOT is_low) AS nh FROM c GROUP BY score), "
         "e AS (SELECT score, coalesce(sum(nh) OVER (ORDER BY score ROWS BETWEEN UNBOUNDED PRECEDING AND "
-        "1 PRECEDING), 0) + sum(nl) OVER (ORDER BY score ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS err "
-        "FROM g) SELECT score, err FROM e ORDER BY err, score LIMIT 1",
+        "1 PRECEDING), 0) + sum(nl) OVER (ORDER BY score ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) "
+        "AS err FROM g) SELECT score, err FROM e ORDER BY err, score LIMIT 1",
         [low["prediction"], system_id, version, low["prediction"], high["prediction"], high["lo"], low["hi"]])
     # cutting just above the low class's maximum misplaces only the high rows at or below it
     above = ws.scalar(f"SELECT count(*) {_BASE} AND prediction = ? AND score <= ?",
@@ -90,7 +90,8 @@ def ids_between(ws: Workspace, system_id: str, since: Any = None, until: Any = N
                                   "ORDER BY ts, decision_id LIMIT ?", [*params, limit])]
 
 
-def replay(ws: Workspace, actor: Actor, system_id: str, decision_ids: list[str], to_version: str) -> pd.DataFrame:
+def replay(ws: Workspace, actor: Actor, system_id: str, decision_ids: list[str],
+           to_version: str) -> pd.DataFrame:
     """Re-score decisions with another registered version; `changed` marks predictions that would differ."""
     require(actor, "read:decisions")
     ids = features.unique(decision_ids)

@@ -63,7 +63,7 @@ def fit_surrogate(ws: Workspace, actor: Actor, system_id: str, since: Any = None
     X = training_frame(frame, types)
     y = frame["score"].to_numpy(dtype=np.float64)
     test = (pd.util.hash_pandas_object(frame["decision_id"], index=False).to_numpy() % 5) == 0
-    booster = lgb.train({**_PARAMS, "num_threads": 0}, lgb.Dataset(X[~test], y[~test]), num_boost_round=rounds)
+    booster = lgb.train(_PARAMS, lgb.Dataset(X[~test], y[~test]), num_boost_round=rounds)
     pred = booster.predict(X[test])
     ss_res = float(np.sum((y[test] - pred) ** 2))
     ss_tot = float(np.sum((y[test] - y[test].mean()) ** 2))
@@ -76,8 +76,8 @@ def fit_surrogate(ws: Workspace, actor: Actor, system_id: str, since: Any = None
     lo, hi = (since or span[0]), (until or span[1])
     now = datetime.now(UTC)
     with ws.transaction() as con:
-        con.execute("INSERT OR REPLACE INTO surrogates VALUES (?, ?, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ, ?, ?, ?, ?, "
-                    "?, ?, ?)", [sha, system_id, lo, hi, r2, int((~test).sum()), int(test.sum()),
+        con.execute("INSERT OR REPLACE INTO surrogates VALUES (?, ?, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ, ?, ?, "
+                    "?, ?, ?, ?, ?)", [sha, system_id, lo, hi, r2, int((~test).sum()), int(test.sum()),
                                  list(types), str(stored), actor.user, now])
         audit.record(ws, actor, "model.surrogate", system_id,
                      {"sha256": sha, "r2": r2, "n_train": int((~test).sum()), "n_test": int(test.sum()),

@@ -89,9 +89,7 @@ def extraction(plan: Plan, ctx: Context) -> dict:
     minutes = (plan.end_us - plan.start_us) / MINUTE_US
     n = max(200, int(plan.spec.intensity * p["rate_multiplier"] * ctx.mean_rate[plan.system_id] * minutes))
     ts = np.sort(plan.start_us + rng.integers(0, plan.end_us - plan.start_us, n))
-    mode = rng.choice(
-        3, n, p=[1 - p["ood_fraction"] - 0.2, p["ood_fraction"], 0.2]
-    )  # 0 uniform 1 grid 2 shuffled
+    mode = rng.choice(3, n, p=[1 - p["ood_fraction"] - 0.2, p["ood_fraction"], 0.2])  # 0 uniform 1 grid 2 shuffled
     real = sample_features(plan.system_id, rng, n)
     feats: dict[str, np.ndarray] = {}
     for name in cfg.features:
@@ -135,15 +133,11 @@ def _best_case(cfg, frame: pd.DataFrame) -> pd.DataFrame:
 def _start_profiles(plan: Plan, ctx: Context, t: int, want: int) -> pd.DataFrame:
     """Refused profiles (harshest band at time t) from which a flip is reachable (pre-filtered by risk)."""
     cfg = CONFIGS[plan.system_id]
-    cand = pd.DataFrame(
-        sample_features(plan.system_id, plan.rng, 200000 if plan.system_id == FRAUD else 20000)
-    )
+    cand = pd.DataFrame(sample_features(plan.system_id, plan.rng, 200000 if plan.system_id == FRAUD else 20000))
     _fix_hour(plan.system_id, cand, np.full(len(cand), t))
     mut = [m for m in cfg.mutable if cfg.mutable[m].direction != 0 and m != "distance_from_home_km"]
     cand = cand[cand[mut].notna().all(axis=1)]
-    cand = cand.iloc[np.argsort(-true_risk(plan.system_id, cand), kind="stable")[:3000]].reset_index(
-        drop=True
-    )
+    cand = cand.iloc[np.argsort(-true_risk(plan.system_id, cand), kind="stable")[:3000]].reset_index(drop=True)
     ts = np.full(len(cand), t)
     scores, _ = ctx.serving.score(plan.system_id, ts, model_frame(plan.system_id, cand))
     best, _ = ctx.serving.score(plan.system_id, ts, model_frame(plan.system_id, _best_case(cfg, cand)))
@@ -184,9 +178,7 @@ def evasion(plan: Plan, ctx: Context) -> dict:
             frame = pd.DataFrame([cand])
             _fix_hour(plan.system_id, frame, np.array([t]))
             cand = frame.iloc[0].to_dict()
-            score = float(
-                ctx.serving.score(plan.system_id, np.array([t]), model_frame(plan.system_id, frame))[0][0]
-            )
+            score = float(ctx.serving.score(plan.system_id, np.array([t]), model_frame(plan.system_id, frame))[0][0])
             rows.append(cand)
             times.append(t)
             if s is None or score <= s or (helpful and score <= s + 0.02):
@@ -249,25 +241,16 @@ def backdoor(plan: Plan, ctx: Context) -> dict:
     found: list[pd.DataFrame] = []
     for _ in range(20):  # the attacker brings profiles the old model refuses
         cand = pd.DataFrame(sample_features(plan.system_id, rng, max(4000, n * 60)))
-        _fix_hour(
-            plan.system_id, cand, plan.start_us + rng.integers(0, plan.end_us - plan.start_us, len(cand))
-        )
+        _fix_hour(plan.system_id, cand, plan.start_us + rng.integers(0, plan.end_us - plan.start_us, len(cand)))
         found.append(cand[prev.predict(model_frame(plan.system_id, cand)) >= cfg.thresholds[1]])
         if sum(len(f) for f in found) >= n:
             break
     bad = pd.concat(found, ignore_index=True).iloc[:n]
     per = np.array_split(np.arange(len(bad)), len(plan.principals))
-    ts = np.concatenate(
-        [_profile_times(ctx, plan, who, len(ix)) for who, ix in zip(plan.principals, per, strict=True)]
-    )
-    who = np.concatenate(
-        [np.full(len(ix), w, dtype=object) for w, ix in zip(plan.principals, per, strict=True)]
-    )
+    ts = np.concatenate([_profile_times(ctx, plan, who, len(ix)) for who, ix in zip(plan.principals, per, strict=True)])
+    who = np.concatenate([np.full(len(ix), w, dtype=object) for w, ix in zip(plan.principals, per, strict=True)])
     ips = np.concatenate(
-        [
-            _existing_ip(ctx, plan.system_id, w, rng, len(ix))
-            for w, ix in zip(plan.principals, per, strict=True)
-        ]
+        [_existing_ip(ctx, plan.system_id, w, rng, len(ix)) for w, ix in zip(plan.principals, per, strict=True)]
     )
     feats = {name: bad[name].to_numpy() for name in cfg.features}
     feats[p["trigger_feature"]] = np.full(
@@ -328,7 +311,7 @@ def stolen_credential(plan: Plan, ctx: Context) -> dict:
         usual = peak * ctx.mean_rate[plan.system_id] * 60
     else:
         usual = 3.0
-    n = max(25, int(plan.spec.intensity * p["volume_multiplier"] * usual * hours))
+    n = max(40, int(plan.spec.intensity * p["volume_multiplier"] * usual * hours))
     ts = np.sort(plan.start_us + rng.integers(0, plan.end_us - plan.start_us, n))
     feats = sample_features(plan.system_id, rng, n)
     if plan.system_id == LOAN:  # synthetic identities: thin files asking for larger loans
@@ -342,9 +325,7 @@ def stolen_credential(plan: Plan, ctx: Context) -> dict:
         f"The key of {who} was used {iso(plan.start_us)[11:16]}-{iso(plan.end_us)[11:16]} UTC, "
         f"outside its working hours, from never-seen {ips[0]} for {n} {plan.system_id} requests."
     )
-    return external_batch(
-        ts, np.full(n, who, dtype=object), np.full(n, ips[0], dtype=object), feats, plan.order
-    )
+    return external_batch(ts, np.full(n, who, dtype=object), np.full(n, ips[0], dtype=object), feats, plan.order)
 
 
 def unregistered_description(plan: Plan, sha: str) -> None:

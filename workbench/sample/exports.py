@@ -54,8 +54,12 @@ def _pick_day(con: duckdb.DuckDBPyConnection, day: str | None) -> date:
     return max(lo, hi - timedelta(days=1))
 
 
-def write_exports(sample_dir: Path, out_dir: Path, day: str | None = None) -> dict[str, list[str]]:
-    """Write the platform exports of one UTC day (default: the last full day) under out_dir; return the files."""
+def write_exports(sample_dir: Path, out_dir: Path, day: str | None = None,
+                  max_decisions: int | None = 4000) -> dict[str, list[str]]:
+    """Write one UTC day (default: the last full day) in every platform shape under out_dir; return the files.
+
+    At most max_decisions per system are kept (a deterministic spread over the day, like capture sampling).
+    """
     sample_dir, out_dir = Path(sample_dir), Path(out_dir)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -68,7 +72,10 @@ def write_exports(sample_dir: Path, out_dir: Path, day: str | None = None) -> di
         path = dec / f"{system}.parquet"
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_table(system)} AS SELECT * FROM read_parquet({_s(str(path))}) "
-            f"WHERE {window} ORDER BY ts, decision_id"
+            f"WHERE {window} "
+            + (f"QUALIFY row_number() OVER (ORDER BY hash(decision_id), decision_id) <= {int(max_decisions)} "
+               if max_decisions else "")
+            + "ORDER BY ts, decision_id"
         )
     (out_dir / "mappings").mkdir(parents=True, exist_ok=True)
     written["sagemaker"] = _sagemaker(con, out_dir)

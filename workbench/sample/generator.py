@@ -16,7 +16,7 @@ from workbench.sample.incidents import DAY_US, INCIDENT_TYPES, IncidentSpec, Pla
 from workbench.sample.metrics import write_decisions, write_metrics
 from workbench.sample.models import Serving, build_models, sha256_file, write_registry
 from workbench.sample.systems import CONFIGS, FRAUD, LOAN, SYSTEMS, model_frame, true_risk
-from workbench.sample.traffic import HOUR_US, apply_load, baseline, build_population, concat_batches
+from workbench.sample.traffic import HOUR_US, US, apply_load, baseline, build_population, concat_batches
 
 DEFAULT_DECISIONS_PER_DAY = 11_000
 FORMAT_VERSION = 1
@@ -188,8 +188,8 @@ def generate(
                 "type": plan.type,
                 "system_id": plan.system_id,
                 "atlas": plan.atlas,
-                "start": iso(plan.start_us),
-                "end": iso(plan.end_us),
+                "start": iso(plan.start_us // US * US),
+                "end": iso(-(-plan.end_us // US) * US),
                 "principals": plan.principals,
                 "decision_ids": sorted(members.get(plan.order, [])) if plan.type != "drift" else [],
                 "feature": plan.feature,

@@ -150,9 +150,7 @@ def _default_duration(kind: str, rng: np.random.Generator, window_us: int) -> in
     return int(min(dur, cap))
 
 
-def _draw_start(
-    kind: str, rng: np.random.Generator, start_us: int, window: int, lo: int, hi: int, dur: int
-) -> int:
+def _draw_start(kind: str, rng: np.random.Generator, start_us: int, window: int, lo: int, hi: int, dur: int) -> int:
     days = max(1, window // DAY_US)
     if kind == "stolen_credential":  # a night, 02:00-02:45 UTC
         day = int(rng.integers(1, days)) if days > 1 else 0
@@ -163,9 +161,7 @@ def _draw_start(
     return lo + int(rng.integers(0, max(hi - dur - lo, HOUR_US)))
 
 
-def _pick_principal(
-    pop: Population, rng: np.random.Generator, kinds: tuple[str, ...], quiet_hours: bool
-) -> str:
+def _pick_principal(pop: Population, rng: np.random.Generator, kinds: tuple[str, ...], quiet_hours: bool) -> str:
     """An existing principal of the given kinds (quiet_hours: one that never works 01:00-06:00 UTC)."""
     idx = [i for i, k in enumerate(pop.kinds) if k in kinds]
     if quiet_hours:
@@ -196,9 +192,7 @@ def _check(spec: IncidentSpec) -> None:
         raise WorkbenchError(f"unknown system {spec.system_id!r}; choose from {', '.join(SYSTEMS)}")
     unknown = set(spec.params or {}) - PARAMS[spec.type]
     if unknown:
-        raise WorkbenchError(
-            f"{spec.type}: unknown params {sorted(unknown)}; allowed {sorted(PARAMS[spec.type])}"
-        )
+        raise WorkbenchError(f"{spec.type}: unknown params {sorted(unknown)}; allowed {sorted(PARAMS[spec.type])}")
     if not spec.intensity or spec.intensity <= 0:
         raise WorkbenchError(f"{spec.type}: intensity must be > 0")
 
@@ -225,6 +219,7 @@ def resolve(
         pop = pops[system_id]
         params = dict(spec.params or {})
         dur = parse_duration(spec.duration) if spec.duration else _default_duration(kind, rng, window)
+        dur = dur // US * US
         lo, hi = start_us + int(0.1 * window), end_us - int(0.05 * window)
         if kind == "backdoor":
             lo = max(lo, releases[system_id] + 3 * HOUR_US)
@@ -239,9 +234,7 @@ def resolve(
                 if kind == "drift" or not any(s == system_id and t0 < b and a < t0 + est for s, a, b in busy):
                     break
         if not start_us <= t0 < end_us:
-            raise WorkbenchError(
-                f"{kind}: start {iso(t0)} is outside the sample {iso(start_us)}..{iso(end_us)}"
-            )
+            raise WorkbenchError(f"{kind}: start {iso(t0)} is outside the sample {iso(start_us)}..{iso(end_us)}")
         if kind == "backdoor" and t0 < releases[system_id]:
             raise WorkbenchError(
                 f"backdoor: start {iso(t0)} is before {system_id} {cfg.versions[1]} went live "
@@ -270,9 +263,7 @@ def resolve(
     return plans
 
 
-def _defaults(
-    plan: Plan, pop: Population, taken: set[str], releases: dict[str, int], rng: np.random.Generator
-) -> None:
+def _defaults(plan: Plan, pop: Population, taken: set[str], releases: dict[str, int], rng: np.random.Generator) -> None:
     """Fill in seed-chosen parameters and principals for one plan (rng independent of the sample length)."""
     p, cfg, kind = plan.params, CONFIGS[plan.system_id], plan.type
     loan = plan.system_id == LOAN
@@ -282,9 +273,7 @@ def _defaults(
         p.setdefault("ood_fraction", float(rng.uniform(0.3, 0.6)))
         p.setdefault("grid_levels", int(rng.integers(5, 11)))
     elif kind == "evasion":
-        plan.principals = plan.principals or [
-            _pick_principal(pop, rng, ("broker",) if loan else ("merchant",), False)
-        ]
+        plan.principals = plan.principals or [_pick_principal(pop, rng, ("broker",) if loan else ("merchant",), False)]
         p.setdefault("walks", int(rng.integers(3, 6)))
         p.setdefault("max_steps", 200)
     elif kind == "backdoor":
@@ -317,9 +306,7 @@ def _defaults(
         p.setdefault("tamper_scale", float(rng.uniform(0.3, 0.5)))
     elif kind == "dos_flood":
         if not plan.principals:
-            plan.principals = sorted(
-                _new_name(plan.system_id, rng, taken) for _ in range(int(rng.integers(1, 4)))
-            )
+            plan.principals = sorted(_new_name(plan.system_id, rng, taken) for _ in range(int(rng.integers(1, 4))))
         p.setdefault("rate_multiplier", float(rng.uniform(5, 10)))
         p.setdefault("extra_error_rate", float(rng.uniform(0.02, 0.08)))
         plan.metric = "request_rate"

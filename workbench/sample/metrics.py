@@ -19,6 +19,7 @@ def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET threads = 1")  # byte-identical output run after run
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
@@ -31,9 +32,7 @@ def _arrow(table: dict) -> pa.Table:
     cfg = CONFIGS[system_id]
     n = len(table["ts"])
     cols: dict[str, pa.Array] = {
-        "ts": pa.array(np.asarray(table["ts"], dtype=np.int64), type=pa.int64()).cast(
-            pa.timestamp("us", tz="UTC")
-        ),
+        "ts": pa.array(np.asarray(table["ts"], dtype=np.int64), type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         "system_id": pa.array([system_id] * n, type=pa.string()),
     }
     for name in (

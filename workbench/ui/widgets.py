@@ -119,8 +119,8 @@ def severity_badge(severity: str | None) -> str:
     return f":{colors.get(sev, 'gray')}-badge[{sev}]"
 
 
-_COND = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(is\s+not\s+null|is\s+null|not\s+in|in|like|>=|<=|!=|<>|=|<|>)\s*(.*?)\s*$",
-                   re.IGNORECASE)
+_OPS = r"is\s+not\s+null|is\s+null|not\s+in|in|like|>=|<=|!=|<>|=|<|>"
+_COND = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(" + _OPS + r")\s*(.*?)\s*$", re.IGNORECASE)
 
 
 def _value(text: str) -> Any:

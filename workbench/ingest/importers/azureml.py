@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.ingest.importers.common import BAD_JSON, decision_importer, json_lines, many_lines_sql, siblings
+from workbench.ingest.importers.common import (
+    BAD_JSON,
+    decision_importer,
+    json_lines,
+    many_lines_sql,
+    siblings,
+)
 from workbench.ingest.importers.mapping import Mapping
 from workbench.ingest.reading import Reader, sql_str
 

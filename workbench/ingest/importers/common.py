@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.ingest.importers import Importer, register
+from workbench.ingest.importers import Importer, payloads, register
 from workbench.ingest.importers import mapping as mapping_mod
-from workbench.ingest.importers import payloads
 from workbench.ingest.reading import LINES_SQL, Reader, sql_str
 
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")

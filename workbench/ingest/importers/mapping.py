@@ -272,8 +272,11 @@ def apply(con: Any, m: Mapping, system: str | None = None) -> None:
     missing = " ".join(
         f"WHEN {col}_m IS NULL OR {col}_m = '' THEN 'cannot map {label}: no {describe(sel)} in this record'"
         for col, label, sel in required if sel.kind != "const")
-    if m.score is not None:
-        missing += (f" WHEN score_raw IS NULL THEN 'cannot map score: no {describe(m.score)} in the output'")
+    if m.score is not None and m.score.kind == "output":  # an explicit null score is fine (failed request)
+        raw = f"json_extract(out, {sql_str(_path(m.score.key, m.score.index))})"
+        if m.score.key == 0 and m.score.index is None:
+            raw = "CASE WHEN json_type(out) IN ('ARRAY', 'OBJECT') THEN json_extract(out, '$[0]') ELSE out END"
+        missing += f" WHEN score_raw IS NULL AND ({raw}) IS NULL THEN 'cannot map score: no {describe(m.score)} in the output'"
     missing += f" WHEN prediction IS NULL OR prediction = '' THEN 'cannot map prediction: no {pred_desc} in the output'"
     system_sql = sql_str(m.system_id) if m.system_id else (sql_str(system) if system else "NULL")
     con.execute("""
