@@ -25,6 +25,7 @@ PSI_MEDIUM = 0.5
 MIN_WINDOW = 200
 EPS = 1e-4
 SAMPLE = 20_000
+MIN_HOURS = 18   # partial days are not compared (hour-of-day mixes differ)
 
 
 def detect(ctx: Ctx) -> list[Alert]:
@@ -36,26 +37,38 @@ def detect(ctx: Ctx) -> list[Alert]:
     return out
 
 
-def _psi_table(ctx: Ctx, s: SystemScope, expr: str, start: datetime) -> pd.DataFrame:
+def _prepare(ctx: Ctx, s: SystemScope, start: datetime, exprs: list[str]) -> None:
+    """One pass: unclaimed reference and later decisions with their day window and every feature's bin."""
+    bins = "".join(f", {e} AS b{i}" for i, e in enumerate(exprs))
+    ctx.ws.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _dr AS
+        SELECT ts, CASE WHEN in_ref THEN 'r' || (ts::DATE)::VARCHAR
+                        ELSE 'w' || floor(epoch(ts - ?::TIMESTAMPTZ) / 86400)::BIGINT::VARCHAR END AS win,
+               in_ref{bins}
+        FROM {s.table} d WHERE (in_ref OR (in_scope AND ts >= ?)) AND {ctx.unclaimed(s)}
+    """, [start, start])
+    ctx.ws.execute("""
+        CREATE OR REPLACE TEMP TABLE _drw AS
+        SELECT win, count(*) AS n, min(ts) AS t0, max(ts) AS t1 FROM _dr GROUP BY win
+    """)
+
+
+def _psi_table(ctx: Ctx, i: int) -> pd.DataFrame:
     """PSI of each reference day and each later day (vs the whole reference) for one binned feature."""
     return ctx.ws.df(f"""
-        WITH b AS (SELECT in_ref, in_scope, ts,
-                          CASE WHEN in_ref THEN 'r' || (ts::DATE)::VARCHAR
-                               ELSE 'w' || floor(epoch(ts - ?::TIMESTAMPTZ) / 86400)::BIGINT::VARCHAR END AS win,
-                          {expr} AS bin
-                   FROM {s.table} d WHERE {ctx.unclaimed(s)} AND (in_ref OR (in_scope AND ts >= ?))),
-        ref AS (SELECT bin, count(*)::DOUBLE / sum(count(*)) OVER () AS q FROM b WHERE in_ref GROUP BY bin),
-        w AS (SELECT win, bin, count(*)::DOUBLE AS c, min(ts) AS t0, max(ts) AS t1 FROM b GROUP BY ALL),
-        wt AS (SELECT win, sum(c) AS n, min(t0) AS t0, max(t1) AS t1 FROM w GROUP BY win),
-        grid AS (SELECT wt.win, ref.bin, ref.q FROM wt, ref UNION
-                 SELECT w.win, w.bin, 0.0 FROM w WHERE w.bin NOT IN (SELECT bin FROM ref))
-        SELECT grid.win, any_value(wt.n) AS n, any_value(wt.t0) AS t0, any_value(wt.t1) AS t1,
-               sum((coalesce(w.c, 0) / wt.n + {EPS} - (grid.q + {EPS}))
-                   * ln((coalesce(w.c, 0) / wt.n + {EPS}) / (grid.q + {EPS}))) AS psi,
+        WITH ref AS (SELECT b{i} AS bin, count(*)::DOUBLE / sum(count(*)) OVER () AS q FROM _dr
+                     WHERE in_ref GROUP BY 1),
+        w AS (SELECT win, b{i} AS bin, count(*)::DOUBLE AS c FROM _dr GROUP BY ALL),
+        bins AS (SELECT bin FROM ref UNION SELECT DISTINCT bin FROM w),
+        grid AS (SELECT _drw.win, bins.bin FROM _drw, bins)
+        SELECT grid.win, any_value(_drw.n) AS n, any_value(_drw.t0) AS t0, any_value(_drw.t1) AS t1,
+               sum((coalesce(w.c, 0) / _drw.n + {EPS} - (coalesce(ref.q, 0) + {EPS}))
+                   * ln((coalesce(w.c, 0) / _drw.n + {EPS}) / (coalesce(ref.q, 0) + {EPS}))) AS psi,
                count(*) AS bins
-        FROM grid JOIN wt USING (win) LEFT JOIN w ON w.win = grid.win AND w.bin = grid.bin
+        FROM grid JOIN _drw USING (win) LEFT JOIN w ON w.win = grid.win AND w.bin = grid.bin
+        LEFT JOIN ref ON ref.bin = grid.bin
         GROUP BY grid.win ORDER BY t0
-    """, [start, start])
+    """)
 
 
 def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
@@ -69,23 +82,26 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
         if spec:
             targets.append((f, spec[0]))
     targets.append((None, "prediction"))
+    _prepare(ctx, s, start, [e for _, e in targets])
     n_ref = s.n_ref
-    for f, expr in targets:
-        t = _psi_table(ctx, s, expr, start)
+    for i, (f, _expr) in enumerate(targets):
+        t = _psi_table(ctx, i)
         if t.empty:
             continue
-        ref_days = t[t["win"].str.startswith("r") & (t["n"] >= MIN_WINDOW)]
-        wins = t[t["win"].str.startswith("w") & (t["n"] >= MIN_WINDOW)]
+        full = (pd.to_datetime(t["t1"]) - pd.to_datetime(t["t0"])) >= pd.Timedelta(hours=MIN_HOURS)
+        ref_days = t[t["win"].str.startswith("r") & (t["n"] >= MIN_WINDOW) & full]
+        wins = t[t["win"].str.startswith("w") & (t["n"] >= MIN_WINDOW) & full]
         if wins.empty:
             continue
         floor = float(ref_days["psi"].max()) if len(ref_days) >= 2 else 0.0
         bins = int(t["bins"].max())
         noise = 3.0 * (bins - 1) * (1.0 / wins["n"] + 1.0 / max(n_ref, 1))
         thr = np.maximum.reduce([np.full(len(wins), PSI_MIN), np.full(len(wins), 2 * floor), noise.to_numpy()])
-        flagged = wins[wins["psi"].to_numpy() > thr]
+        over = wins["psi"].to_numpy() > thr
+        flagged = wins[over]
         if flagged.empty:
             continue
-        strong = flagged["psi"].to_numpy() > 1.5 * thr[wins["psi"].to_numpy() > thr]
+        strong = flagged["psi"].to_numpy() > 1.5 * thr[over]
         if len(flagged) < 2 and not strong.any():
             continue
         out.append(_alert(ctx, s, f, flagged, wins, floor, float(thr.max())))
