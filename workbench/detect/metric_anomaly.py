@@ -1,6 +1,164 @@
-"""stub."""
+"""Metric anomalies on any series: a seasonal baseline plus change-point detection (numpy on aggregates).
+
+For each series (system, metric, labels) the expected value is either the median of the same time on up to
+seven previous days (seasonal) or a trailing rolling median (local), whichever leaves the smaller residuals
+on this series. Residuals are scaled by a trailing rolling MAD (the current point never widens its own
+scale). An event is either a spike (|z| above Z_SPIKE on PERSIST of three consecutive points, or above
+Z_SINGLE once) or a level shift (two-sided CUSUM of clipped z above CUSUM_H). Events within a refractory
+period merge. `detect_series` is the pure function; benchmarks/bench_nab.py scores it on NAB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from workbench.detect.alerts import Alert
+from workbench.detect.common import MAD_K, fmt_ts
+from workbench.detect.context import Ctx
+
+NAME = "metric_anomaly"
+Z_SPIKE = 6.0
+Z_SINGLE = 12.0
+PERSIST = 2
+CUSUM_K = 1.0
+CUSUM_H = 24.0
+CLIP = 6.0
+MEDIUM_Z = 15.0
+MEDIUM_MINUTES = 15
 
 
-def detect(ctx):
-    """Stub."""
-    return []
+@dataclass
+class Event:
+    """One anomaly in a series: index range, peak z, direction and kind (spike | level_shift)."""
+
+    start: int
+    end: int
+    peak_z: float
+    kind: str
+    expected: float
+    observed: float
+
+
+def _rolling_median(x: pd.Series, window: int) -> pd.Series:
+    return x.rolling(window, min_periods=max(3, window // 4)).median().shift(1)
+
+
+def baseline(values: np.ndarray, period: int | None) -> tuple[np.ndarray, str]:
+    """Expected values: seasonal (same time on previous days) or trailing rolling median, the better fit."""
+    x = pd.Series(values, dtype=float)
+    local_w = max(12, min(288, (period or 288) // 12))
+    local = _rolling_median(x, local_w).to_numpy()
+    if not period or len(x) < 3 * period:
+        return local, "rolling_median"
+    lags = np.column_stack([x.shift(k * period).to_numpy() for k in range(1, 8)])
+    with np.errstate(all="ignore"):
+        seasonal = np.nanmedian(np.where(np.isnan(lags).all(axis=1, keepdims=True), 0.0, lags), axis=1)
+    seasonal[np.isnan(lags).all(axis=1)] = np.nan
+    ok = ~np.isnan(seasonal) & ~np.isnan(local) & ~np.isnan(values)
+    if ok.sum() < period:
+        return local, "rolling_median"
+    e_s = np.median(np.abs(values[ok] - seasonal[ok]))
+    e_l = np.median(np.abs(values[ok] - local[ok]))
+    if e_s < 0.9 * e_l:
+        return np.where(np.isnan(seasonal), local, seasonal), "seasonal_median"
+    return local, "rolling_median"
+
+
+def detect_series(values: np.ndarray, period: int | None = None, scale_window: int | None = None) -> list[Event]:
+    """Spikes and level shifts in one regularly sampled series (period = points per day, if known)."""
+    v = np.asarray(values, dtype=float)
+    n = len(v)
+    if n < 30:
+        return []
+    exp, _ = baseline(v, period)
+    resid = v - exp
+    sw = scale_window or max(60, min(2 * (period or 288), n // 4))
+    abs_r = pd.Series(np.abs(resid))
+    scale = abs_r.rolling(sw, min_periods=20).median().shift(1).to_numpy() * MAD_K
+    pos = np.abs(resid[np.isfinite(resid) & (resid != 0)])
+    floor = max(float(np.percentile(pos, 10)) if pos.size else 1e-9, 1e-9)
+    floor = max(floor, 1e-6 * (np.nanmedian(np.abs(v)) or 1.0))
+    scale = np.where(np.isnan(scale), np.nan, np.maximum(scale, floor))
+    z = resid / scale
+    z = np.where(np.isfinite(z), z, 0.0)
+    hot = np.abs(z) >= Z_SPIKE
+    persist = pd.Series(hot.astype(int)).rolling(3, min_periods=1).sum().to_numpy() >= PERSIST
+    spike = (hot & persist) | (np.abs(z) >= Z_SINGLE)
+    zc = np.clip(z, -CLIP, CLIP)
+    shift = np.zeros(n, dtype=bool)
+    sp = sn = 0.0
+    for i in range(n):  # CUSUM over one series of aggregates (minutes or 5-minute points), not over decisions
+        sp = max(0.0, sp + zc[i] - CUSUM_K)
+        sn = max(0.0, sn - zc[i] - CUSUM_K)
+        if sp > CUSUM_H or sn > CUSUM_H:
+            shift[i] = True
+            sp = sn = 0.0
+    refractory = max(5, (period or 288) // 24)
+    events: list[Event] = []
+    for i in np.nonzero(spike | shift)[0]:
+        kind = "spike" if spike[i] else "level_shift"
+        if events and i - events[-1].end <= refractory:
+            e = events[-1]
+            e.end = int(i)
+            if abs(z[i]) > abs(e.peak_z):
+                e.peak_z, e.expected, e.observed = float(z[i]), float(exp[i]), float(v[i])
+            continue
+        events.append(Event(int(i), int(i), float(z[i]), kind, float(exp[i]), float(v[i])))
+    return events
+
+
+def detect(ctx: Ctx) -> list[Alert]:
+    """Anomalies in every metric series of the systems in scope, except those a flood alert explains."""
+    if not ctx.systems:
+        return []
+    out: list[Alert] = []
+    for s in ctx.systems:
+        series = ctx.ws.rows("SELECT metric, coalesce(labels::VARCHAR, '') FROM metrics WHERE system_id = ? "
+                             "AND ts >= ? AND ts <= ? GROUP BY ALL ORDER BY ALL", [s.system_id, s.ref_since,
+                                                                                     s.until])
+        floods = [(a.window_start, a.window_end) for a in ctx.alerts if a.detector == "flood"
+                  and a.system_id == s.system_id]
+        for metric, labels in series:
+            out += _series(ctx, s, metric, labels, floods)
+    return out
+
+
+def _series(ctx: Ctx, s, metric: str, labels: str, floods: list) -> list[Alert]:
+    df = ctx.ws.df("SELECT ts, avg(value) AS v FROM metrics WHERE system_id = ? AND metric = ? "
+                   "AND coalesce(labels::VARCHAR, '') = ? AND ts <= ? GROUP BY ts ORDER BY ts",
+                   [s.system_id, metric, labels, s.until])
+    if len(df) < 30:
+        return []
+    ts = pd.to_datetime(df["ts"], utc=True)
+    step = ts.diff().median()
+    if pd.isna(step) or step <= pd.Timedelta(0):
+        return []
+    grid = pd.date_range(ts.iloc[0], ts.iloc[-1], freq=step)
+    vals = df.set_index(ts)["v"].reindex(grid)
+    values = vals.interpolate(limit_direction="both").to_numpy()
+    period = int(round(pd.Timedelta(days=1) / step)) if step <= pd.Timedelta(hours=2) else None
+    out = []
+    for e in detect_series(values, period):
+        t0, t1 = grid[e.start].to_pydatetime(), (grid[e.end] + step).to_pydatetime()
+        if t1 < s.since or t0 > s.until:
+            continue
+        if any(t0 <= f1 and t1 >= f0 for f0, f1 in floods):
+            continue
+        minutes = (t1 - t0).total_seconds() / 60
+        sev = "medium" if abs(e.peak_z) >= MEDIUM_Z and minutes >= MEDIUM_MINUTES else "low"
+        direction = "above" if e.peak_z > 0 else "below"
+        what = "a sustained shift" if e.kind == "level_shift" else "a spike"
+        summary = (f"{s.system_id} {metric} showed {what} {direction} its expected level between {fmt_ts(t0)} and "
+                   f"{fmt_ts(t1)} (peak {e.observed:.4g} vs {e.expected:.4g} expected, z={e.peak_z:.1f}).")
+        out.append(Alert(
+            NAME, s.system_id, sev, t0, t1, summary,
+            {"metric": metric, "labels": labels or None, "kind": e.kind, "peak_z": e.peak_z,
+             "observed": e.observed, "expected": e.expected, "points": e.end - e.start + 1,
+             "thresholds": {"z_spike": Z_SPIKE, "z_single": Z_SINGLE, "persist": f"{PERSIST} of 3 points",
+                            "cusum_k": CUSUM_K, "cusum_h": CUSUM_H, "medium_if": f"|z|>={MEDIUM_Z} for "
+                            f">={MEDIUM_MINUTES} min"}},
+            atlas=[], metric=metric, score=abs(e.peak_z), subject=labels or None))
+    return out

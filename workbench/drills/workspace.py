@@ -10,6 +10,7 @@ the will to cheat could still decode it. Drills are for learning.)
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import time
@@ -171,10 +172,10 @@ def start_drill(scenario_path: str | Path, out_dir: str | Path, *, actor: Actor 
         _remove(target)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_dir = out_dir / f"{scenario.id}.data"
-    cache = Path(models_dir) if models_dir else out_dir / MODELS_CACHE
+    cache, source = _model_sources(scenario, out_dir, models_dir)
     say(f"generating {scenario.days} days of traffic with {len(scenario.incidents)} injected incident(s)")
     generate(data_dir, seed=scenario.seed, days=scenario.days, decisions_per_day=scenario.decisions_per_day,
-             incidents=[i.spec() for i in scenario.incidents], models_dir=cache if cache.is_dir() else None)
+             incidents=[i.spec() for i in scenario.incidents], models_dir=source)
     _refresh_cache(data_dir / "models", cache)
     truth_file = data_dir / "ground_truth.json"
     sample_truth = json.loads(truth_file.read_text())
@@ -213,6 +214,27 @@ def start_drill(scenario_path: str | Path, out_dir: str | Path, *, actor: Actor 
     return DrillInfo(scenario.id, scenario.title, target, data_dir, scenario.seed, decisions,
                      int(demo.get("alerts") or 0), len(scenario.incidents), now,
                      round(time.perf_counter() - t_start, 2))
+
+
+def _model_sources(scenario: Scenario, out_dir: Path, models_dir: Path | None) -> tuple[Path, Path | None]:
+    """Where this build's trained models are cached, and the best folder to reuse trained models from.
+
+    Training is the slow part of a build. Models depend on the seed and on any backdoor poisoning, so the
+    cache keeps one folder per (seed, poisoning); a fresh one starts from the clean cache or the shipped
+    sample's models (same seed: reused; otherwise the generator trains what it must).
+    """
+    from workbench import settings
+    from workbench.sample.models import KEYS_FILE
+
+    poison = [(i.system_id, i.seed, sorted(i.params.items()), i.start) for i in scenario.incidents
+              if i.type == "backdoor"]
+    sig = f"s{scenario.seed}-" + (hashlib.sha256(repr(poison).encode()).hexdigest()[:10] if poison else "clean")
+    cache = out_dir / MODELS_CACHE / sig
+    for cand in (models_dir, cache, out_dir / MODELS_CACHE / f"s{scenario.seed}-clean",
+                 settings.sample_dir() / "models"):
+        if cand is not None and (Path(cand) / KEYS_FILE).is_file():
+            return cache, Path(cand)
+    return cache, None
 
 
 def _refresh_cache(models: Path, cache: Path) -> None:
