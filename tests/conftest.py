@@ -34,7 +34,7 @@ def small_clean_sample(tmp_path_factory: pytest.TempPathFactory, small_sample: P
     from workbench.sample import generate
 
     out = tmp_path_factory.mktemp("small_clean")
-    generate(out, clean=True, models_dir=None, **SMALL)
+    generate(out, clean=True, models_dir=small_sample, **SMALL)
     return out
 
 

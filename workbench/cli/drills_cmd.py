@@ -40,7 +40,7 @@ def list_(directory: Annotated[Path | None, typer.Option("--dir", help="Scenario
                                                           "playbooks/drills).")] = None,
           json_: JsonOpt = False) -> None:
     """List the drill scenarios (invalid ones are shown with the reason)."""
-    from workbench.drills.scenario import load_scenario, scenarios_dir
+    from workbench.drills.scenario import check_scenario, load_scenario, scenarios_dir
 
     folder = directory or scenarios_dir()
     rows = []
@@ -50,7 +50,8 @@ def list_(directory: Annotated[Path | None, typer.Option("--dir", help="Scenario
             rows.append({"id": s.id, "title": s.title, "difficulty": s.difficulty,
                          "minutes": s.duration_minutes, "incidents": ", ".join(i.type for i in s.incidents),
                          "systems": ", ".join(s.systems), "questions": len(s.questions),
-                         "max_points": s.max_points(), "release": s.release, "path": str(path), "error": None})
+                         "max_points": s.max_points(), "release": s.release, "path": str(path),
+                         "error": "; ".join(check_scenario(s)) or None})
         except WorkbenchError as exc:
             rows.append({"id": path.stem, "title": "", "path": str(path), "error": str(exc)})
     if json_:

@@ -63,7 +63,9 @@ def run_all(ws: Workspace, actor: Actor, system: str | None = None, since: str |
             continue
         t = time.perf_counter()
         try:
-            alerts += fn(ctx)
+            found = fn(ctx)
+            alerts += found
+            ctx.alerts += found
         except Exception as exc:  # one broken detector must not hide the others' alerts
             if os.environ.get("WORKBENCH_DEBUG") or os.environ.get("PYTEST_CURRENT_TEST"):
                 raise

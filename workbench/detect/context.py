@@ -65,6 +65,7 @@ class Ctx:
     run_id: str
     systems: list[SystemScope] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    alerts: list = field(default_factory=list)  # alerts of the detectors that already ran
 
     def hit(self, detector: str, system: SystemScope, sql: str, params: list[Any] | None = None) -> None:
         """Add (key, decision_id) rows selected by sql to the run's hit table for this detector."""

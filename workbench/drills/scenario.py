@@ -482,15 +482,12 @@ def _rubric(raw: Any, errs: list[str]) -> Rubric:
 
 
 def atlas_ids_known(scenario: Scenario, atlas_yaml: Path | None = None) -> list[str]:
-    """ATLAS ids the scenario expects that are missing from MITRE's ATLAS.yaml (empty when all are known)."""
-    path = Path(atlas_yaml) if atlas_yaml else (Path(settings.get("atlas")) if settings.get("atlas") else None)
-    if path is None or not path.is_file():
-        return []
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    known = {t["id"] for m in data.get("matrices", []) for t in m.get("techniques", [])}
-    wanted = {str(t) for q in scenario.questions if q.kind == "atlas" for t in _as_list(q.expected)
-              if not str(t).startswith("@")}
-    return sorted(wanted - known)
+    """ATLAS ids the scenario expects that the catalogue in force (or the given ATLAS.yaml) does not know."""
+    from workbench.cases import atlas
+
+    wanted = sorted({str(t) for q in scenario.questions if q.kind == "atlas" for t in _as_list(q.expected)
+                     if not str(t).startswith("@")})
+    return atlas.unknown(wanted, atlas_yaml)
 
 
 def check_scenario(scenario: Scenario, atlas_yaml: Path | None = None) -> list[str]:
