@@ -287,7 +287,8 @@ def test_elapsed_time_skips_pauses() -> None:
     ("id: x\ntitle: x\nstory: s\nincidents: [{id: a, type: extraction}]\ninjects: [{at: T+0, text: t}]\n"
      "questions: [{id: q, kind: principal, text: who, expected: '@b.principals'}]\n", "reference '@b.principals'"),
     ("id: x\ntitle: x\nstory: s\nincidents: [{type: extraction}]\ninjects: [{at: T+5m, text: t}]\n"
-     "questions: [{id: q, kind: atlas, text: t, expected: [T0040]}]\n", "first inject must be at T+0"),
+     "questions: [{id: q, kind: atlas, text: t, expected: [T0040]}]\n",
+     r"first inject must be at T\+0.*not an ATLAS technique id"),
 ])
 def test_bad_scenarios_are_refused_with_the_reason(broken: str, message: str) -> None:
     with pytest.raises(WorkbenchError, match=message):
@@ -295,18 +296,21 @@ def test_bad_scenarios_are_refused_with_the_reason(broken: str, message: str) ->
 
 
 def test_cli_list_score_and_refusal(drill_dir: Path, demo_ws) -> None:
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "workbench", "drill", *args], capture_output=True, text=True,
-                              timeout=120)
+    from typer.testing import CliRunner
 
-    listed = run("list", "--json")
-    assert listed.returncode == 0 and listed.stdout.count("\n") == len(SCENARIOS)
+    from workbench.cli import _load_commands, app
+
+    _load_commands()
+    runner = CliRunner()
+    listed = runner.invoke(app, ["drill", "list", "--json"])
+    assert listed.exit_code == 0 and listed.stdout.count("\n") == len(SCENARIOS) and '"error": null' in listed.stdout
     db = str(drill_dir / "extraction-then-evasion.duckdb")
-    assert run("answer", "link", "surrogate from orbit", "--db", db).returncode == 0
-    scored = run("score", "--json", "--db", db)
-    assert scored.returncode == 0 and '"scenario_id": "extraction-then-evasion"' in scored.stdout
+    assert runner.invoke(app, ["drill", "answer", "link", "surrogate from orbit", "--db", db]).exit_code == 0
+    scored = runner.invoke(app, ["drill", "score", "--json", "--db", db])
+    assert scored.exit_code == 0 and '"scenario_id": "extraction-then-evasion"' in scored.stdout
     real = str(demo_ws.path)
     demo_ws.close()
-    refused = run("score", "--db", real)
+    refused = subprocess.run([sys.executable, "-m", "workbench", "drill", "score", "--db", real],
+                             capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "not a drill workspace" in refused.stderr
     assert "Traceback" not in refused.stderr

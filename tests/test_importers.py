@@ -157,7 +157,7 @@ def _first_lines(folder: Path, n: int = 3) -> tuple[Path, list[str]]:
 
 
 def _reasons(ws) -> list[str]:
-    return [r[0] for r in ws.rows("SELECT reason FROM quarantine ORDER BY line")]
+    return [r[0] for r in ws.rows("SELECT reason FROM quarantine ORDER BY source_id, line")]
 
 
 def test_sagemaker_malformed_lines_are_quarantined(exports, tmp_path):

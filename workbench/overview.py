@@ -55,7 +55,7 @@ def metric_series(ws: Workspace, actor: Actor, system_id: str, bucket: str = "1 
 
 
 def feature_drift(ws: Workspace, actor: Actor, system_id: str, bucket: str = "1 day",
-                  max_rows: int = 1_000_000) -> pd.DataFrame:
+                  max_rows: int = 400_000) -> pd.DataFrame:
     """Per feature and period, drift against the first period: |mean shift| in baseline SDs for numbers,
     total variation distance of the value mix for strings and bools (a sample above max_rows decisions)."""
     require(actor, "read:aggregates")
@@ -70,9 +70,11 @@ def feature_drift(ws: Workspace, actor: Actor, system_id: str, bucket: str = "1 
                           for f, t in types.items() if '"' not in f and "\\" not in f) + "}"
     num = [f for f, t in types.items() if t == "number" and '"' not in f]
     cat = [f for f, t in types.items() if t != "number" and '"' not in f]
+    step = int(ws.scalar("SELECT epoch_us(?::INTERVAL)", [bucket]) or 86_400_000_000)
     ws.execute(f"""CREATE OR REPLACE TEMP TABLE _wb_drift AS
-        SELECT time_bucket(?::INTERVAL, ts) AS bucket, json_transform(features, '{spec}') AS f
-        FROM (SELECT ts, features FROM decisions WHERE system_id = ? {sample})""", [bucket, system_id])
+        SELECT make_timestamptz((epoch_us(ts) // {step}) * {step}) AS bucket,
+               json_transform(features, '{spec}') AS f
+        FROM (SELECT ts, features FROM decisions WHERE system_id = ? {sample})""", [system_id])
     parts = []
     for f in num:
         q = f'f."{f}"'

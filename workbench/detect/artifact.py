@@ -84,7 +84,7 @@ def _system(ctx: Ctx, s: SystemScope, hashes: list[str], versions: list[str]) ->
             NAME, s.system_id, sev, e["t0"], e["t1"], summary,
             {"model_version": e["version"], "model_sha256": e["sha"] or None, "decisions": e["n"],
              "registered_hashes": hashes, "registered_versions": versions, "version_registered": known_version,
-             "share_of_traffic_in_window": e["n"] / max(total, 1), "principals": e["principals"],
+             "share_of_traffic_in_window": e["n"] / max(total, 1), "distinct_principals": e["principals"],
              "prediction_mix_unregistered": mix_u, "prediction_mix_registered_same_version": mix_r,
              "threshold": "any decision whose hash/version is not registered", "gap_minutes": GAP_MINUTES},
             atlas=list(ATLAS), score=float(e["n"]), subject=e["sha"] or e["version"], hits=e["k"]))

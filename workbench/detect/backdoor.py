@@ -26,7 +26,8 @@ ATLAS = ["AML.T0018.000", "AML.T0020"]
 MIN_COUNT = 8            # a trigger candidate appears at least this often under the new version
 MIN_RATIO = 3.0          # ... this many times more often than under the previous one
 Z_CANDIDATE = 5.0
-MAX_CANDIDATES = 25
+MAX_CANDIDATES = 40
+PER_FEATURE = 3
 REPLAY_CAP = 3000
 BASELINE_SAMPLE = 3000
 Z_FLIP = 5.0
@@ -61,21 +62,23 @@ def _candidates(ctx: Ctx, s: SystemScope, prev: str, new: str, hashes: list[str]
         return []
     found = []
     for f in s.features:
+        mine: list[dict[str, Any]] = []
         nb = _neighbourhood(ctx, s, f, prev)
+        ctx.ws.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _bdv AS
+            SELECT {f.col} AS val,
+                   count(*) FILTER (WHERE model_version = ? AND in_scope {reg} AND NOT claimed) AS c_new,
+                   count(*) FILTER (WHERE model_version = ?) AS c_prev,
+                   count(DISTINCT principal) FILTER (WHERE model_version = ? AND in_scope {reg} AND NOT claimed)
+                     AS principals
+            FROM {s.table} WHERE {f.col} IS NOT NULL AND model_version IN (?, ?) GROUP BY 1
+        """, [new, *params, prev, new, *params, new, prev])
         rows = ctx.ws.rows(f"""
-            WITH v AS (SELECT {f.col} AS val, count(*) AS c, count(DISTINCT principal) AS principals
-                       FROM {s.table} d WHERE model_version = ? AND in_scope {reg} AND {ctx.unclaimed(s)}
-                         AND {f.col} IS NOT NULL GROUP BY 1 HAVING count(*) >= {MIN_COUNT}),
-            p AS (SELECT {f.col} AS val, count(*) AS c FROM {s.table} WHERE model_version = ?
-                    AND {f.col} IS NOT NULL GROUP BY 1),
-            bn AS (SELECT {nb} AS b, count(*) AS c FROM {s.table} d WHERE model_version = ? AND in_scope {reg}
-                     AND {ctx.unclaimed(s)} AND {f.col} IS NOT NULL GROUP BY 1),
-            bp AS (SELECT {nb} AS b, count(*) AS c FROM {s.table} WHERE model_version = ?
-                     AND {f.col} IS NOT NULL GROUP BY 1)
-            SELECT v.val, v.c, coalesce(p.c, 0), v.principals, coalesce(bn.c, 0), coalesce(bp.c, 0)
-            FROM v LEFT JOIN p USING (val) LEFT JOIN bn ON bn.b = {nb.replace(f.col, 'v.val')}
-            LEFT JOIN bp ON bp.b = {nb.replace(f.col, 'v.val')}
-        """, [new, *params, prev, new, *params, prev])
+            WITH b AS (SELECT {nb.replace(f.col, 'val')} AS b, sum(c_new) AS bn, sum(c_prev) AS bp
+                       FROM _bdv GROUP BY 1)
+            SELECT val, c_new, c_prev, principals, bn, bp FROM _bdv JOIN b ON b.b = {nb.replace(f.col, 'val')}
+            WHERE c_new >= {MIN_COUNT}
+        """)
         for val, c_new, c_prev, principals, b_new, b_prev in rows:
             # expected from the previous version's frequency, scaled by how the value's neighbourhood
             # (its quantile bin) grew or shrank: a drifting feature does not make every value a candidate
@@ -84,11 +87,21 @@ def _candidates(ctx: Ctx, s: SystemScope, prev: str, new: str, hashes: list[str]
             ratio = c_new / expected
             z = poisson_z(c_new, expected)
             if ratio >= MIN_RATIO and z >= Z_CANDIDATE:
-                found.append({"feature": f, "value": val, "count_new": c_new, "count_prev": c_prev,
+                mine.append({"feature": f, "value": val, "count_new": c_new, "count_prev": c_prev,
                               "expected": expected, "ratio": ratio, "z": z, "principals": principals,
                               "n_new": n_new, "n_prev": n_prev})
+        # a drifting or re-rounded feature makes many values 'new'; a trigger is one value that stands out,
+        # so each feature offers only its strongest few candidates
+        found += sorted(mine, key=lambda c: -c["z"])[:PER_FEATURE]
     found.sort(key=lambda c: -c["z"])
     return found[:MAX_CANDIDATES]
+
+
+def _show(value: Any) -> Any:
+    """1337.0 -> 1337 for display and evidence."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _neighbourhood(ctx: Ctx, s: SystemScope, f: Feature, prev: str) -> str:
@@ -216,9 +229,17 @@ def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
                             "WHERE h.detector = ? AND h.system_id = ? AND h.key = ?", [NAME, s.system_id, key])
         if t0 is None:
             continue
+        senders = ctx.ws.rows(f"SELECT d.principal, count(*) FROM _hits h JOIN {s.table} d USING (decision_id) "
+                              "WHERE h.detector = ? AND h.system_id = ? AND h.key = ? GROUP BY 1 ORDER BY 2 DESC",
+                              [NAME, s.system_id, key])
+        ev["principals"] = [p for p, _ in senders]
+        ev["decisions_by_principal"] = dict(senders)
+        value = _show(c["value"])
+        ev["trigger"]["value"] = value
         summary = (f"Since {s.system_id} {new} went live, {n_dec} decisions between {fmt_ts(t0)} and "
-                   f"{fmt_ts(t1)} carry {f.name}={c['value']} ({c['ratio']:.0f}x its usual frequency) and "
+                   f"{fmt_ts(t1)} carry {f.name}={value} ({c['ratio']:.0f}x its usual frequency) and "
                    f"{tail}: a likely backdoor trigger in {new}.")
+        top = senders[0][0] if senders and senders[0][1] >= 0.5 * n_dec else None
         out.append(Alert(NAME, s.system_id, sev, t0, t1, summary, ev, atlas=list(ATLAS), feature=f.name,
-                         score=float(score), subject=f"{new}|{c['value']}", hits=key))
+                         principal=top, score=float(score), subject=f"{new}|{value}", hits=key))
     return out

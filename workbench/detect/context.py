@@ -78,11 +78,14 @@ class Ctx:
             self.ws.execute("INSERT INTO _claimed SELECT DISTINCT system_id, decision_id FROM _hits "
                             "WHERE detector = ? AND system_id = ? AND list_contains(?, key)",
                             [detector, system.system_id, keys])
+            self.ws.execute(f"UPDATE {system.table} SET claimed = true FROM (SELECT DISTINCT decision_id FROM _hits "
+                            "WHERE detector = ? AND system_id = ? AND list_contains(?, key)) h "
+                            f"WHERE {system.table}.decision_id = h.decision_id",
+                            [detector, system.system_id, keys])
 
-    def unclaimed(self, system: SystemScope, alias: str = "d") -> str:
-        """A SQL condition: the decision is not claimed by an earlier detector."""
-        return (f"NOT EXISTS (SELECT 1 FROM _claimed c WHERE c.system_id = '{_q(system.system_id)}' "
-                f"AND c.decision_id = {alias}.decision_id)")
+    def unclaimed(self, system: SystemScope, alias: str = "") -> str:
+        """A SQL condition on the run table: the decision is not claimed by an earlier detector."""
+        return f"NOT {alias}.claimed" if alias else "NOT claimed"
 
 
 def _q(text: str) -> str:
@@ -122,7 +125,7 @@ def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: d
             SELECT decision_id, ts, principal, prediction, score, model_version, model_sha256, source_ip,
                    latency_ms, status,
                    ts >= ? AND ts < ? AS in_ref,
-                   ts >= ? AND ts <= ? AS in_scope{cols}
+                   ts >= ? AND ts <= ? AS in_scope, false AS claimed{cols}
             FROM (SELECT *{", json_transform(features, ?) AS s" if feats else ""} FROM decisions
                   WHERE system_id = ? AND ts >= ? AND ts <= ?)
             ORDER BY principal, ts

@@ -43,11 +43,10 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
         ipd AS (SELECT principal, source_ip, count(DISTINCT day) AS ip_days FROM d
                 WHERE source_ip IS NOT NULL GROUP BY ALL),
         ph AS (SELECT DISTINCT principal, day, h FROM d),
-        hours AS (SELECT a.principal, a.day, a.h,
-                         count(DISTINCT b.day) AS other_days
-                  FROM ph a LEFT JOIN ph b ON a.principal = b.principal AND b.day <> a.day
-                       AND (b.h = a.h OR b.h = (a.h + 1) % 24 OR b.h = (a.h + 23) % 24)
-                  GROUP BY ALL)
+        near AS (SELECT principal, (h + dh + 24) % 24 AS hh, count(DISTINCT day) AS days_near
+                 FROM ph, (VALUES (-1), (0), (1)) t(dh) GROUP BY ALL),
+        hours AS (SELECT ph.principal, ph.day, ph.h, near.days_near - 1 AS other_days
+                  FROM ph JOIN near ON near.principal = ph.principal AND near.hh = ph.h)
         SELECT d.decision_id, d.principal, d.ts, d.day, d.h, d.source_ip, d.in_scope, act.days AS active_days,
                coalesce(ipd.ip_days, 0) <= 1 AND d.source_ip IS NOT NULL AS new_ip,
                hours.other_days = 0 AS off_hours

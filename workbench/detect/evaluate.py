@@ -88,7 +88,9 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
         principals = set(inc.get("principals") or [])
         named = {a["principal"] for a in mine if a["principal"]}
         for a in mine:
-            named |= set((a.get("evidence") or {}).get("principals") or [])
+            listed = (a.get("evidence") or {}).get("principals")
+            if isinstance(listed, list):
+                named |= {str(p) for p in listed}
         first = min((a["_t0"] for a in own), default=None)
         row = {
             "id": inc.get("id"), "type": inc["type"], "system_id": inc["system_id"], "start": inc["start"],

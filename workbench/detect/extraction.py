@@ -28,6 +28,7 @@ KL_FLOOR = 0.25         # and at least this divergence (nats) on the median feat
 TAIL = 0.005
 CAT_MIN_SHARE = 0.002
 SAMPLE = 1_000_000
+MIN_DISTINCT = 0.5      # share of a flagged day's queries that are distinct inputs
 
 
 def bin_sql(ctx: Ctx, s: SystemScope, f: Feature) -> tuple[str, int] | None:
@@ -96,6 +97,14 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
     center, scale = robust_center_scale(pdays["log"].to_numpy(), floor=0.05)
     pdays["z"] = (pdays["log"] - center) / scale
     flagged = pdays[(pdays["z"] >= Z_MIN) & (pdays["kl_med"] >= KL_FLOOR)]
+    if not flagged.empty:
+        # a sweep sends new inputs; replaying a few requests (a flood) diverges too but covers nothing
+        cols = ", ".join(f.col for f in s.features)
+        distinct = ctx.ws.df(f"SELECT principal, ts::DATE AS day, count(DISTINCT hash(struct_pack({cols})))::DOUBLE "
+                             f"/ count(*) AS distinct_share FROM {s.table} WHERE {ctx.unclaimed(s)} AND "
+                             f"list_contains(?, principal) GROUP BY ALL", [sorted(set(flagged["principal"]))])
+        flagged = flagged.merge(distinct, on=["principal", "day"], how="left")
+        flagged = flagged[flagged["distinct_share"].fillna(0) >= MIN_DISTINCT]
     out = []
     for principal, grp in flagged.groupby("principal"):
         days = sorted(grp["day"])
@@ -124,10 +133,11 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
         out.append(Alert(
             NAME, s.system_id, sev, t0, t1, summary,
             {"decisions": n, "days": [str(d) for d in days], "median_feature_kl": kl_med,
+             "min_distinct_input_share": MIN_DISTINCT,
              "typical_median_feature_kl": math.exp(center), "robust_z": z,
              "features_diverging": int((per_feat >= KL_FLOOR).sum()), "features": int(len(per_feat)),
              "top_features_kl": {k: float(v) for k, v in top.head(6).items()},
-             "volume": vol,
+             "volume": vol, "distinct_input_share": float(grp["distinct_share"].min()),
              "thresholds": {"robust_z": Z_MIN, "median_kl_floor": KL_FLOOR, "min_queries_per_day": MIN_N,
                             "bins": "reference deciles + 0.5% tails + null (numbers); reference values (categories)"}},
             atlas=list(ATLAS), principal=principal, score=z, hits=key))

@@ -21,10 +21,12 @@ from workbench.detect.context import Ctx
 
 NAME = "metric_anomaly"
 Z_SPIKE = 6.0
-Z_SINGLE = 12.0
-PERSIST = 2
+SMOOTH = 3               # median of the last 3 points' z: a single outlier is not an event
+MARGIN = 1.2             # threshold above the reference part's 99.9% smoothed |z|
+REFERENCE = 0.15         # share of a series treated as its reference (NAB's probationary period)
+RESAMPLE = "5min"        # minute metrics are judged on 5-minute medians
 CUSUM_K = 1.0
-CUSUM_H = 24.0
+CUSUM_H = 30.0
 CLIP = 6.0
 MEDIUM_Z = 15.0
 MEDIUM_MINUTES = 15
@@ -40,6 +42,7 @@ class Event:
     kind: str
     expected: float
     observed: float
+    threshold: float = Z_SPIKE
 
 
 def _rolling_median(x: pd.Series, window: int) -> pd.Series:
@@ -67,27 +70,39 @@ def baseline(values: np.ndarray, period: int | None) -> tuple[np.ndarray, str]:
     return local, "rolling_median"
 
 
-def detect_series(values: np.ndarray, period: int | None = None, scale_window: int | None = None) -> list[Event]:
-    """Spikes and level shifts in one regularly sampled series (period = points per day, if known)."""
+def scores(values: np.ndarray, period: int | None = None, scale_window: int | None = None) -> tuple[
+        np.ndarray, np.ndarray]:
+    """Robust z of each point against its expectation, smoothed over 3 points (one outlier is not enough)."""
+    v = np.asarray(values, dtype=float)
+    exp, _ = baseline(v, period)
+    resid = v - exp
+    sw = scale_window or max(60, min(2 * (period or 288), len(v) // 4))
+    scale = pd.Series(np.abs(resid)).rolling(sw, min_periods=20).median().shift(1).to_numpy() * MAD_K
+    pos = np.abs(resid[np.isfinite(resid) & (resid != 0)])
+    floor = max(float(np.percentile(pos, 10)) if pos.size else 1e-9, 1e-6 * (np.nanmedian(np.abs(v)) or 1.0), 1e-9)
+    z = resid / np.maximum(scale, floor)
+    z = np.where(np.isfinite(z), z, 0.0)
+    zs = pd.Series(z).rolling(SMOOTH, min_periods=1).median().to_numpy()
+    return zs, exp
+
+
+def detect_series(values: np.ndarray, period: int | None = None, scale_window: int | None = None,
+                  reference: float = REFERENCE) -> list[Event]:
+    """Spikes and level shifts in one regularly sampled series (period = points per day, if known).
+
+    The threshold is learned: never below Z_SPIKE, and above the largest smoothed |z| the reference part
+    (the first `reference` share of the series) reaches, so a naturally spiky series is judged by its own
+    standard.
+    """
     v = np.asarray(values, dtype=float)
     n = len(v)
     if n < 30:
         return []
-    exp, _ = baseline(v, period)
-    resid = v - exp
-    sw = scale_window or max(60, min(2 * (period or 288), n // 4))
-    abs_r = pd.Series(np.abs(resid))
-    scale = abs_r.rolling(sw, min_periods=20).median().shift(1).to_numpy() * MAD_K
-    pos = np.abs(resid[np.isfinite(resid) & (resid != 0)])
-    floor = max(float(np.percentile(pos, 10)) if pos.size else 1e-9, 1e-9)
-    floor = max(floor, 1e-6 * (np.nanmedian(np.abs(v)) or 1.0))
-    scale = np.where(np.isnan(scale), np.nan, np.maximum(scale, floor))
-    z = resid / scale
-    z = np.where(np.isfinite(z), z, 0.0)
-    hot = np.abs(z) >= Z_SPIKE
-    persist = pd.Series(hot.astype(int)).rolling(3, min_periods=1).sum().to_numpy() >= PERSIST
-    spike = (hot & persist) | (np.abs(z) >= Z_SINGLE)
-    zc = np.clip(z, -CLIP, CLIP)
+    zs, exp = scores(v, period, scale_window)
+    ref = np.abs(zs[: max(10, int(reference * n))])
+    thr = max(Z_SPIKE, MARGIN * float(np.quantile(ref, 0.999)) if ref.size else Z_SPIKE)
+    spike = np.abs(zs) >= thr
+    zc = np.clip(zs / thr * Z_SPIKE, -CLIP, CLIP)
     shift = np.zeros(n, dtype=bool)
     sp = sn = 0.0
     for i in range(n):  # CUSUM over one series of aggregates (minutes or 5-minute points), not over decisions
@@ -103,10 +118,10 @@ def detect_series(values: np.ndarray, period: int | None = None, scale_window: i
         if events and i - events[-1].end <= refractory:
             e = events[-1]
             e.end = int(i)
-            if abs(z[i]) > abs(e.peak_z):
-                e.peak_z, e.expected, e.observed = float(z[i]), float(exp[i]), float(v[i])
+            if abs(zs[i]) > abs(e.peak_z):
+                e.peak_z, e.expected, e.observed = float(zs[i]), float(exp[i]), float(v[i])
             continue
-        events.append(Event(int(i), int(i), float(z[i]), kind, float(exp[i]), float(v[i])))
+        events.append(Event(int(i), int(i), float(zs[i]), kind, float(exp[i]), float(v[i]), thr))
     return events
 
 
@@ -137,11 +152,15 @@ def _series(ctx: Ctx, s, metric: str, labels: str, floods: list) -> list[Alert]:
     if pd.isna(step) or step <= pd.Timedelta(0):
         return []
     grid = pd.date_range(ts.iloc[0], ts.iloc[-1], freq=step)
-    vals = df.set_index(ts)["v"].reindex(grid)
-    values = vals.interpolate(limit_direction="both").to_numpy()
+    vals = df.set_index(ts)["v"].reindex(grid).interpolate(limit_direction="both")
+    if step < pd.Timedelta(RESAMPLE):
+        vals = vals.resample(RESAMPLE).median()
+        grid, step = vals.index, pd.Timedelta(RESAMPLE)
+    values = vals.to_numpy()
+    ref_share = max(0.05, min(0.5, (s.ref_until - s.ref_since) / max(grid[-1] - grid[0], pd.Timedelta(1))))
     period = int(round(pd.Timedelta(days=1) / step)) if step <= pd.Timedelta(hours=2) else None
     out = []
-    for e in detect_series(values, period):
+    for e in detect_series(values, period, reference=ref_share):
         t0, t1 = grid[e.start].to_pydatetime(), (grid[e.end] + step).to_pydatetime()
         if t1 < s.since or t0 > s.until:
             continue
@@ -155,9 +174,9 @@ def _series(ctx: Ctx, s, metric: str, labels: str, floods: list) -> list[Alert]:
                    f"{fmt_ts(t1)} (peak {e.observed:.4g} vs {e.expected:.4g} expected, z={e.peak_z:.1f}).")
         out.append(Alert(
             NAME, s.system_id, sev, t0, t1, summary,
-            {"metric": metric, "labels": labels or None, "kind": e.kind, "peak_z": e.peak_z,
+            {"metric": metric, "labels": labels or None, "kind": e.kind, "peak_z": e.peak_z, "z_threshold": e.threshold,
              "observed": e.observed, "expected": e.expected, "points": e.end - e.start + 1,
-             "thresholds": {"z_spike": Z_SPIKE, "z_single": Z_SINGLE, "persist": f"{PERSIST} of 3 points",
+             "thresholds": {"z_min": Z_SPIKE, "margin_over_reference": MARGIN, "smooth_points": SMOOTH,
                             "cusum_k": CUSUM_K, "cusum_h": CUSUM_H, "medium_if": f"|z|>={MEDIUM_Z} for "
                             f">={MEDIUM_MINUTES} min"}},
             atlas=[], metric=metric, score=abs(e.peak_z), subject=labels or None))

@@ -18,11 +18,12 @@ from workbench.detect.context import Ctx, SystemScope
 
 NAME = "evasion"
 ATLAS = ["AML.T0043.001", "AML.T0015", "AML.T0042"]
-LAGS = 4
+LAGS = 3
 MAX_GAP_MINUTES = 30        # two queries further apart are not one probing step
 EPISODE_GAP_MINUTES = 60    # near-duplicates further apart start a new episode
 MIN_STEPS = 10              # fewer near-duplicates than this are not a walk
 MIN_SHARE = 0.5             # near-duplicates must be at least half of the principal's traffic in the episode
+MIN_DISTINCT = 0.5          # at least half of the steps are inputs not sent before in the episode
 MATCH_FRACTION = 0.5        # share of the input's information two queries must agree on
 SAMPLE = 500_000
 
@@ -55,17 +56,21 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
     w = weights(ctx, s)
     total = sum(w.values())
     thr = MATCH_FRACTION * total
+    cols = ", ".join(f.col for f in s.features)
     lag_scores = []
     for k in range(1, LAGS + 1):
-        terms = " + ".join(f"CASE WHEN {f.col} IS NOT DISTINCT FROM lag({f.col}, {k}) OVER w THEN {w[f.name]:.6f} "
-                           f"ELSE 0 END" for f in s.features)
-        lag_scores.append(f"CASE WHEN ts - lag(ts, {k}) OVER w <= INTERVAL {MAX_GAP_MINUTES} MINUTE "
-                          f"THEN {terms} ELSE 0 END AS s{k}")
+        terms = " + ".join(f"CASE WHEN {f.col} IS NOT DISTINCT FROM p{k}.{f.col} THEN {w[f.name]:.6f} ELSE 0 END"
+                           for f in s.features)
+        lag_scores.append(f"CASE WHEN ts - p{k}.ts <= INTERVAL {MAX_GAP_MINUTES} MINUTE THEN {terms} ELSE 0 END "
+                          f"AS s{k}")
+    lags = ", ".join(f"lag(struct_pack(ts, {cols}), {k}) OVER w AS p{k}" for k in range(1, LAGS + 1))
     ws.execute(f"""
         CREATE OR REPLACE TEMP TABLE _nd AS
-        SELECT decision_id, principal, ts, score, prediction, {", ".join(lag_scores)}
-        FROM {s.table} WHERE in_scope AND {ctx.unclaimed(s, s.table)}
-        WINDOW w AS (PARTITION BY principal ORDER BY ts, decision_id)
+        SELECT decision_id, principal, ts, score, prediction, in_ref, h, {", ".join(lag_scores)}
+        FROM (SELECT decision_id, principal, ts, score, prediction, in_ref, {cols}, {lags},
+                     hash(struct_pack({cols})) AS h
+              FROM {s.table} d WHERE in_scope AND {ctx.unclaimed(s)}
+              WINDOW w AS (PARTITION BY principal ORDER BY ts, decision_id))
     """)
     m = [f"s{k} >= {thr:.6f}" for k in range(1, LAGS + 1)]
     lead = " OR ".join(f"coalesce(lead(s{k} >= {thr:.6f}, {k}) OVER w, false)" for k in range(1, LAGS + 1))
@@ -88,16 +93,17 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
                    avg(best) AS mean_match_bits, arg_min(score, ts) AS first_score, arg_max(score, ts) AS last_score,
                    min(score) AS min_score, max(score) AS max_score, corr(epoch(ts), score) AS trend,
                    arg_min(prediction, ts) AS first_prediction, arg_max(prediction, ts) AS last_prediction,
-                   count(DISTINCT prediction) AS predictions
+                   count(DISTINCT prediction) AS predictions, count(DISTINCT h) AS inputs
             FROM _ndf GROUP BY k HAVING count(*) >= {MIN_STEPS})
         SELECT e.*, (SELECT count(*) FROM {s.table} t WHERE t.principal = e.principal AND t.ts >= e.t0
                      AND t.ts <= e.t1) AS principal_total
         FROM e ORDER BY t0
     """)
-    ref_rate = ws.scalar(f"SELECT count_if(best >= {thr:.6f})::DOUBLE / greatest(count(*), 1) FROM "
-                         f"(SELECT greatest({', '.join(f's{k}' for k in range(1, LAGS + 1))}) AS best, "
-                         f"decision_id FROM _nd) x JOIN {s.table} t USING (decision_id) WHERE t.in_ref") or 0.0
-    keep = [e for e in eps if e["steps"] / max(e["principal_total"], 1) >= MIN_SHARE]
+    ref_rate = ws.scalar(f"SELECT count_if(greatest({', '.join(f's{k}' for k in range(1, LAGS + 1))}) >= {thr:.6f})"
+                         f"::DOUBLE / greatest(count(*), 1) FROM _nd WHERE in_ref") or 0.0
+    # probing perturbs: mostly new inputs each step; a replay of a few inputs is a flood, not a walk
+    keep = [e for e in eps if e["steps"] / max(e["principal_total"], 1) >= MIN_SHARE
+            and e["inputs"] / e["steps"] >= MIN_DISTINCT]
     if not keep:
         return []
     ctx.hit(NAME, s, "SELECT k, decision_id FROM _ndf WHERE list_contains(?, k)", [[e["k"] for e in keep]])
@@ -124,7 +130,9 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
              "first_score": e["first_score"], "last_score": e["last_score"], "min_score": e["min_score"],
              "max_score": e["max_score"], "score_time_correlation": trend,
              "first_prediction": e["first_prediction"], "last_prediction": e["last_prediction"],
+             "distinct_inputs": e["inputs"],
              "outcome_crossed": crossed, "thresholds": {"min_steps": MIN_STEPS, "min_share": MIN_SHARE,
+                                                         "min_distinct_inputs": MIN_DISTINCT,
                                                          "match_fraction": MATCH_FRACTION, "lags": LAGS,
                                                          "max_gap_minutes": MAX_GAP_MINUTES}},
             atlas=list(ATLAS), principal=e["principal"], score=float(e["steps"]), hits=e["k"]))

@@ -183,8 +183,9 @@ def render_markdown(ws: Workspace, scenario: Scenario, truth: dict[str, Any], sc
     lines += ["", "### Evidence collected", ""]
     if ev["items"]:
         lines += ["| # | incident | kind | label | by | at | relevant |", "|---:|---|---|---|---|---|---|"]
-        lines += [f"| {i['evidence_id']} | {i['incident_id']} | {i['kind']} | {_esc(i['label'][:90])} | {i['added_by']} | "
-                  f"{offset_text(elapsed_at(c, i['added_at']))} | {'yes' if i['relevant'] else 'no'} |"
+        lines += [f"| {i['evidence_id']} | {i['incident_id']} | {i['kind']} | {_esc(i['label'][:90])} | "
+                  f"{i['added_by']} | {offset_text(elapsed_at(c, i['added_at']))} | "
+                  f"{'yes' if i['relevant'] else 'no'} |"
                   for i in ev["items"]]
     else:
         lines.append("None.")

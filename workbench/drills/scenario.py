@@ -2,7 +2,8 @@
 
 A value written "@<incident id>.<field>" in a question is taken from the ground truth of the injected incident
 once the drill is built (fields: principals, atlas, start, end, system_id, type, decision_count, ips, feature,
-metric, trigger_feature, trigger_value, version, sha256, sha256_prefix), so a scenario can leave the generator to pick a principal.
+metric, trigger_feature, trigger_value, version, sha256, sha256_prefix), so a scenario can leave the generator
+to pick a principal.
 """
 
 from __future__ import annotations

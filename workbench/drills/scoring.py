@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workbench.access import Actor, require
-from workbench.drills.scenario import Question, Scenario, offset_text, parse_duration
+from workbench.drills.scenario import Question, Scenario, offset_text
 from workbench.drills.session import _clock_state, _dt, elapsed_at
 from workbench.drills.workspace import _truth, require_drill, scenario_of
 from workbench.errors import WorkbenchError

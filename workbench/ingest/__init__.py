@@ -136,11 +136,7 @@ def _load(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer,
             module.stage(reader, path, result.format, system)
         module.check(reader)
         counts = module.load(reader, source_id, path)
-        checked = "_checked" if result.kind == "decisions" else "_mchecked"
-        systems, ts_min, ts_max = con.execute(
-            f"SELECT list(DISTINCT system_id ORDER BY system_id), min(ts), max(ts) FROM {checked} "
-            "WHERE reason IS NULL").fetchone()
-        con.execute(f"DROP TABLE {checked}")
+        systems, ts_min, ts_max = module.span(con, source_id)
         con.execute(
             "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [source_id, str(path.resolve()), result.sha256, size, result.kind, result.format, datetime.now(UTC),

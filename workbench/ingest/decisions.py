@@ -1,8 +1,9 @@
 """Decision logs (JSONL, CSV, Parquet) -> a staging table of text fields -> validated canonical rows.
 
 Each reader yields the same columns (see STAGE_COLUMNS) as a streamed SELECT (`reader.stage_sql`); `check()`
-types it into `_checked` with a quarantine reason per row, and `load()` inserts the valid, new rows and
-quarantines the rest. Importers of platform exports (workbench.ingest.importers) may instead build a temp table
+wraps it in the typed, validated SELECT with a quarantine reason per row, and `load()` streams that into the
+decisions table in one pass, then moves the failed rows to the quarantine and drops duplicates, all inside the
+file's transaction. Importers of platform exports (workbench.ingest.importers) may instead build a temp table
 `_stage` with the same columns and reuse the rest.
 """
 
@@ -211,7 +212,6 @@ def _stage_parquet(reader: Reader, path: Path) -> str:
 
 # Typed values first (inner query), then the first reason a row cannot be loaded (outer query).
 CHECK_SQL = r"""
-CREATE OR REPLACE TEMP TABLE _checked AS
 SELECT line, system_id, decision_id, ts, model_version, principal, prediction, score, features, model_sha256,
     source_ip, latency_ms, status, ground_truth, session_id, extra, reason,
     CASE WHEN reason IS NOT NULL THEN raw END AS raw,
@@ -259,45 +259,58 @@ FROM (
 
 
 def check(reader: Reader) -> None:
-    """Type and validate the staged rows (reader.stage_sql, or an importer's `_stage` table) into `_checked`."""
+    """Prepare the typed, validated SELECT over the staged rows (reader.stage_sql, or an importer's `_stage`)."""
     source = f"({reader.stage_sql})" if reader.stage_sql else "_stage"
-    reader.con.execute(CHECK_SQL.format(source=source))
-    reader.fix_csv_lines("_checked")
-    if not reader.stage_sql:
-        reader.con.execute("DROP TABLE _stage")
+    reader.check_sql = CHECK_SQL.format(source=source)
+
+
+COLUMNS = ("system_id, decision_id, ts, model_version, principal, prediction, score, features, model_sha256, "
+           "source_ip, latency_ms, status, ground_truth, session_id, extra")
 
 
 def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
-    """Quarantine the rejected rows of `_checked`, insert the valid new ones, and return the counts."""
+    """Stream the checked rows into `decisions`, move the failed ones to the quarantine, drop duplicates; count."""
     con = reader.con
-    total, bad, systems, maybe_dups = con.execute(
-        "SELECT count(*), count(reason), list(DISTINCT system_id) FILTER (reason IS NULL), "
-        "count(*) FILTER (reason IS NULL) - count(DISTINCT hash(system_id, decision_id)) FILTER (reason IS NULL) "
-        "FROM _checked").fetchone()
+    sid = int(source_id)
+    # One pass over the file: every row lands, the failed ones marked with their reason.
+    con.execute(f"""
+        INSERT INTO decisions ({COLUMNS}, source_id, source_line, ingest_error, ingest_raw)
+        SELECT {COLUMNS}, {sid}, line, reason, CASE WHEN reason IS NOT NULL THEN coalesce(raw, fields) END
+        FROM ({reader.check_sql})
+    """)
+    reader.fix_csv_lines("decisions", "source_line", f"source_id = {sid}")
+    if not reader.stage_sql:
+        con.execute("DROP TABLE IF EXISTS _stage")
+    total, bad, systems, maybe_dups = con.execute(f"""
+        SELECT count(*), count(ingest_error), list(DISTINCT system_id) FILTER (ingest_error IS NULL),
+               count(*) FILTER (ingest_error IS NULL)
+                 - count(DISTINCT hash(system_id, decision_id)) FILTER (ingest_error IS NULL)
+        FROM decisions WHERE source_id = {sid}""").fetchone()
     if bad:
-        _fill_raw(reader)
-        con.execute(
-            "INSERT INTO quarantine SELECT ?, ?, line, raw, reason, now() FROM _checked WHERE reason IS NOT NULL",
-            [source_id, str(path)],
-        )
+        if reader.fmt == "csv":
+            reader.lines_table("_lines")
+            con.execute(f"UPDATE decisions SET ingest_raw = l.raw FROM _lines l WHERE decisions.source_id = {sid} "
+                        "AND decisions.ingest_error IS NOT NULL AND l.line = decisions.source_line")
+            con.execute("DROP TABLE _lines")
+        con.execute(f"INSERT INTO quarantine SELECT {sid}, ?, source_line, ingest_raw, ingest_error, now() "
+                    f"FROM decisions WHERE source_id = {sid} AND ingest_error IS NOT NULL ORDER BY source_line",
+                    [str(path)])
+        con.execute(f"DELETE FROM decisions WHERE source_id = {sid} AND ingest_error IS NOT NULL")
     quarantine_rejects(reader, source_id, path)
+    if maybe_dups:  # the first occurrence in the file wins
+        con.execute(f"""DELETE FROM decisions WHERE source_id = {sid} AND rowid IN (
+            SELECT rowid FROM decisions WHERE source_id = {sid}
+            QUALIFY row_number() OVER (PARTITION BY system_id, decision_id ORDER BY source_line) > 1)""")
     systems = systems or []
     existing = systems and con.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM decisions WHERE system_id IN (SELECT unnest(?)) LIMIT 1)", [systems]
-    ).fetchone()[0]
-    anti_join = ("AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.system_id = v.system_id "
-                 "AND d.decision_id = v.decision_id)") if existing else ""
-    # The first occurrence in the file wins; the window is only paid for when the file may repeat an id.
-    first_only = ("(SELECT * FROM _checked WHERE reason IS NULL "
-                  "QUALIFY row_number() OVER (PARTITION BY system_id, decision_id ORDER BY line) = 1)"
-                  if maybe_dups else "(SELECT * FROM _checked WHERE reason IS NULL)")
-    loaded = con.execute(f"""
-        INSERT INTO decisions
-        SELECT system_id, decision_id, ts, model_version, principal, prediction, score, features, model_sha256,
-               source_ip, latency_ms, status, ground_truth, session_id, extra, ?, line
-        FROM {first_only} v
-        WHERE true {anti_join}
-    """, [source_id]).fetchone()[0]
+        f"SELECT count(*) FROM (SELECT 1 FROM decisions WHERE source_id <> {sid} AND system_id IN "
+        "(SELECT unnest(?)) LIMIT 1)", [systems]).fetchone()[0]
+    if existing:  # a decision already in the workspace keeps its first record
+        con.execute(f"""DELETE FROM decisions WHERE source_id = {sid} AND rowid IN (
+            SELECT n.rowid FROM decisions n SEMI JOIN decisions o
+              ON o.system_id = n.system_id AND o.decision_id = n.decision_id AND o.source_id <> {sid}
+            WHERE n.source_id = {sid})""")
+    loaded = con.execute(f"SELECT count(*) FROM decisions WHERE source_id = {sid}").fetchone()[0]
     update_feature_catalog(reader, source_id)
     read = total + len(reader.rejects)
     quarantined = bad + len(reader.rejects)
@@ -305,15 +318,10 @@ def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
             "rows_quarantined": quarantined}
 
 
-def _fill_raw(reader: Reader) -> None:
-    """Give quarantined rows without raw text their physical line (CSV) or their fields as JSON (Parquet)."""
-    con = reader.con
-    if reader.fmt == "csv":
-        reader.lines_table("_lines")
-        con.execute("UPDATE _checked SET raw = l.raw FROM _lines l "
-                    "WHERE _checked.reason IS NOT NULL AND _checked.raw IS NULL AND l.line = _checked.line")
-        con.execute("DROP TABLE _lines")
-    con.execute("UPDATE _checked SET raw = fields WHERE reason IS NOT NULL AND raw IS NULL")
+def span(con, source_id: int) -> tuple[list[str], object, object]:
+    """Systems and time range of what a source loaded."""
+    return con.execute("SELECT list(DISTINCT system_id ORDER BY system_id), min(ts), max(ts) FROM decisions "
+                       "WHERE source_id = ?", [source_id]).fetchone()
 
 
 def quarantine_rejects(reader: Reader, source_id: int, path: Path) -> None:
@@ -328,15 +336,16 @@ def quarantine_rejects(reader: Reader, source_id: int, path: Path) -> None:
 def update_feature_catalog(reader: Reader, source_id: int) -> None:
     """Record each system's feature names and types (number, string, bool) as first seen."""
     # CSV and Parquet rows all carry the same keys, so one row per system names them; JSONL rows may differ.
-    keyed = ("SELECT DISTINCT ON (system_id) system_id, features FROM _checked WHERE reason IS NULL"
+    sid = int(source_id)
+    keyed = (f"SELECT DISTINCT ON (system_id) system_id, features FROM decisions WHERE source_id = {sid}"
              if reader.fmt in ("csv", "parquet") else
-             "SELECT system_id, features FROM _checked WHERE reason IS NULL")
+             f"SELECT system_id, features FROM decisions WHERE source_id = {sid}")
     reader.con.execute(f"""
         INSERT INTO feature_catalog
         WITH keys AS (
             SELECT DISTINCT system_id, unnest(json_keys(features)) AS feature FROM ({keyed})
         ), sampled AS (
-            SELECT system_id, features FROM _checked WHERE reason IS NULL LIMIT 20000
+            SELECT system_id, features FROM decisions WHERE source_id = {sid} LIMIT 20000
         ), typed AS (
             SELECT k.system_id, k.feature,
                    mode(json_type(s.features, '$."' || replace(k.feature, '"', '\\"') || '"'))

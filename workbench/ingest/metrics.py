@@ -200,7 +200,14 @@ def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
             SELECT 1 FROM metrics m WHERE m.system_id = v.system_id AND m.metric = v.metric AND m.ts = v.ts
               AND coalesce(m.labels::VARCHAR, '') = coalesce(v.labels::VARCHAR, ''))
     """, [source_id]).fetchone()[0]
+    con.execute("DROP TABLE _mchecked")
     read = total + len(reader.rejects)
     quarantined = bad + len(reader.rejects)
     return {"rows_read": read, "rows_loaded": loaded, "duplicates": read - quarantined - loaded,
             "rows_quarantined": quarantined}
+
+
+def span(con, source_id: int) -> tuple[list[str], object, object]:
+    """Systems and time range of what a source loaded."""
+    return con.execute("SELECT list(DISTINCT system_id ORDER BY system_id), min(ts), max(ts) FROM metrics "
+                       "WHERE source_id = ?", [source_id]).fetchone()

@@ -38,6 +38,7 @@ class Reader:
     rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line, raw, reason)
     line_expr: str = "_ord + 1"  # SQL giving the physical line of a CSV data row
     stage_sql: str | None = None  # the reader's streamed SELECT of staged rows
+    check_sql: str | None = None  # the typed and validated SELECT over them
     _csv_pending: bool = False
 
     @classmethod
@@ -77,7 +78,7 @@ class Reader:
         """A subquery over the first rows of a CSV, for type inference."""
         return f"(SELECT * FROM read_csv({sql_str(str(path))}, {self._csv_opts(False)}) LIMIT {rows})"
 
-    def fix_csv_lines(self, table: str) -> None:
+    def fix_csv_lines(self, table: str, column: str = "line", where: str = "true") -> None:
         """After a CSV query ran: keep the parser's rejects and shift `line` past the rejected lines before it."""
         if not self._csv_pending:
             return
@@ -95,8 +96,8 @@ class Reader:
         self.con.execute("CREATE OR REPLACE TEMP TABLE _rej_lines(before BIGINT)")
         self.con.executemany("INSERT INTO _rej_lines VALUES (?)",
                              [[int(line) - 1 - j] for j, (line, _, _) in enumerate(bad, start=1)])
-        self.con.execute(f"UPDATE {table} SET line = line + "
-                         f"(SELECT count(*) FROM _rej_lines r WHERE r.before < {table}.line - 1)")
+        self.con.execute(f"UPDATE {table} SET {column} = {column} + "
+                         f"(SELECT count(*) FROM _rej_lines r WHERE r.before < {table}.{column} - 1) WHERE {where}")
         self.con.execute("DROP TABLE _rej_lines")
 
     def csv_to_table(self, path: Path, table: str) -> list[str]:

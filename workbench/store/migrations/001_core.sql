@@ -21,15 +21,17 @@ CREATE TABLE sources (
     ts_max        TIMESTAMPTZ
 );
 
+-- Required fields are checked by ingest, not by constraints: a file streams into this table in one pass, and the
+-- rows that failed a check (ingest_error set) move to the quarantine before the file's transaction commits.
 CREATE TABLE decisions (
-    system_id     VARCHAR NOT NULL,
-    decision_id   VARCHAR NOT NULL,
-    ts            TIMESTAMPTZ NOT NULL,
-    model_version VARCHAR NOT NULL,
-    principal     VARCHAR NOT NULL,
-    prediction    VARCHAR NOT NULL,
+    system_id     VARCHAR,
+    decision_id   VARCHAR,
+    ts            TIMESTAMPTZ,
+    model_version VARCHAR,
+    principal     VARCHAR,
+    prediction    VARCHAR,
     score         DOUBLE,
-    features      JSON NOT NULL,
+    features      JSON,                  -- object: feature name -> number, string, bool or null
     model_sha256  VARCHAR,
     source_ip     VARCHAR,
     latency_ms    DOUBLE,
@@ -38,7 +40,9 @@ CREATE TABLE decisions (
     session_id    VARCHAR,
     extra         JSON,                  -- unknown top-level fields, kept verbatim
     source_id     INTEGER NOT NULL,
-    source_line   BIGINT NOT NULL        -- line (JSONL/CSV, 1-based, header = line 1 in CSV) or row number (Parquet)
+    source_line   BIGINT NOT NULL,       -- line (JSONL/CSV, 1-based, header = line 1 in CSV) or row number (Parquet)
+    ingest_error  VARCHAR,               -- always NULL once a file's ingest has committed
+    ingest_raw    VARCHAR                -- always NULL once a file's ingest has committed
 );
 
 -- Which features each system has, with the type seen first (number, string, bool).

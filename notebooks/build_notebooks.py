@@ -1,0 +1,534 @@
+"""Write the forensic notebooks (without outputs) from the cell sources below: `python notebooks/build_notebooks.py`.
+
+The notebooks are thin: they import the workbench library, act as a named user (single-user mode: the OS
+user as admin; with accounts: WORKBENCH_USER / WORKBENCH_PASSWORD or the parameter cell), and every read of
+decision-level data and every write goes through the library, so it is checked and audited like the app.
+Edit here, not in the .ipynb files, then re-run this script.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+IMPORTS = """\
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from workbench import audit, cases, explore
+from workbench.access import local_admin, require
+from workbench.session import actor_for
+from workbench.store import open_workspace
+
+pd.set_option("display.max_columns", 30)
+pd.set_option("display.width", 160)"""
+
+PARAMS_COMMON = """\
+# Parameters (papermill-style tag "parameters"; environment variables work too).
+WORKSPACE = os.environ.get("WORKBENCH_NOTEBOOK_DB") or None  # a workspace file; None builds a fresh demo workspace
+SAMPLE = os.environ.get("WORKBENCH_NOTEBOOK_SAMPLE") or None  # sample folder for the fresh demo (default: sample_data/)
+USER = os.environ.get("WORKBENCH_USER") or None              # account to act as when the workspace has accounts
+PASSWORD = os.environ.get("WORKBENCH_PASSWORD") or None"""
+
+OPEN = """\
+def fresh_demo_workspace(sample=None) -> Path:
+    \"\"\"Build a fresh demo workspace in a temporary folder from the sample data.\"\"\"
+    from workbench.demo import build_demo
+
+    path = Path(tempfile.mkdtemp(prefix="workbench-notebook-")) / "demo.duckdb"
+    with open_workspace(path) as fresh:
+        build_demo(fresh, local_admin(), Path(sample) if sample else None)
+    return path
+
+
+if not WORKSPACE:
+    WORKSPACE = fresh_demo_workspace(SAMPLE)
+ws = open_workspace(WORKSPACE)
+actor = actor_for(ws, USER, PASSWORD)
+
+
+def aggregate(sql: str, params=None, why: str = "") -> pd.DataFrame:
+    \"\"\"An aggregate query run as the acting user: permission checked and recorded in the audit chain.\"\"\"
+    require(actor, "read:aggregates")
+    audit.record(ws, actor, "read.aggregates", NOTEBOOK, {"why": why, "sql": " ".join(sql.split())[:400]})
+    return ws.df(sql, params)
+
+
+print(f"workspace {ws.path}; acting as {actor.user} ({actor.role}); reads and writes below are audited")"""
+
+
+def _nb(name: str, title: str, intro: str, params: str, cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells.append(new_markdown_cell(f"# {title}\n\n{intro}"))
+    nb.cells.append(new_code_cell(IMPORTS + f'\n\nNOTEBOOK = "notebooks/{name}.ipynb"'))
+    p = new_code_cell(PARAMS_COMMON + ("\n" + params if params else ""))
+    p.metadata["tags"] = ["parameters"]
+    nb.cells.append(p)
+    nb.cells.append(new_code_cell(OPEN))
+    for kind, src in cells:
+        nb.cells.append(new_markdown_cell(src) if kind == "md" else new_code_cell(src))
+    return nb
+
+
+# -- post-incident forensics ---------------------------------------------------------------------------------
+FORENSICS = [
+    ("md", "## 1. The incident\nThe incident named in the parameters, else the newest open one, else one opened "
+           "now from the most severe alert that names a principal."),
+    ("code", """\
+from workbench.detect import list_alerts
+
+if INCIDENT_ID is None:
+    open_incidents = cases.list_incidents(ws, actor, open_only=True)
+    if open_incidents:
+        INCIDENT_ID = open_incidents[0]["incident_id"]
+    else:
+        alerts = [a for a in list_alerts(ws, actor) if a["principal"] and a["severity"] in ("critical", "high")]
+        if not alerts:
+            raise SystemExit("no incident and no alert naming a principal: nothing to investigate")
+        a = alerts[0]
+        INCIDENT_ID = cases.create_incident(
+            ws, actor, f"{a['detector']}: {a['principal']} on {a['system_id']}", a["severity"],
+            alert_ids=[a["alert_id"]], description="opened from the forensics notebook")["incident_id"]
+incident = cases.get_incident(ws, actor, INCIDENT_ID)
+{k: incident[k] for k in ("incident_id", "title", "severity", "status", "systems", "atlas")}"""),
+    ("md", "## 2. Timeline\nEvidence timestamps and analysts' actions, from the case library."),
+    ("code", """\
+from workbench.charts import incident_timeline
+
+timeline = cases.build_timeline(ws, actor, INCIDENT_ID)
+display(timeline.tail(15))
+incident_timeline(timeline)"""),
+    ("md", "## 3. Scope of impact\nEvery decision the incident's alerts and decision sets implicate, read through "
+           "the library (audited, masked for roles without personal-data rights)."),
+    ("code", """\
+from workbench.detect import get_alert
+
+items = cases.list_evidence(ws, actor, INCIDENT_ID, with_content=True)
+alerts = [get_alert(ws, actor, e["ref"]) for e in items if e["kind"] == "alert"]
+ids = {d for a in alerts for d in a["decision_ids"]}
+for e in items:
+    if e["kind"] == "decision_set":
+        ids |= set(cases.evidence.snapshot(ws, actor, e["evidence_id"])["decision_id"])
+SYSTEM = (alerts[0]["system_id"] if alerts else incident["systems"][0])
+decisions = explore.get_decisions(ws, actor, sorted(ids), system_id=SYSTEM).sort_values("ts")
+print(f"{len(decisions)} decisions on {SYSTEM}")"""),
+    ("code", """\
+# The most favourable outcome is the prediction with the lowest mean score (approve / allow).
+outcomes = aggregate("SELECT prediction, avg(score) AS mean_score, count(*) AS n FROM decisions "
+                     "WHERE system_id = ? AND status = 'ok' GROUP BY 1 ORDER BY 2", [SYSTEM],
+                     why="most favourable outcome")
+favourable = outcomes["prediction"].iloc[0]
+amount_cols = [c for c in decisions.columns if c.startswith("f.") and "amount" in c and not c.endswith("_30d")]
+amount = amount_cols[0] if amount_cols else None
+granted = decisions[decisions["prediction"] == favourable]
+scope = {
+    "decisions": len(decisions),
+    "principals": decisions["principal"].value_counts().to_dict(),
+    "source_ips": sorted(decisions["source_ip"].dropna().unique().tolist())[:10],
+    "outcomes": decisions["prediction"].value_counts().to_dict(),
+    "favourable_outcome": favourable,
+    "amount_feature": amount,
+    "amount_at_stake": None if amount is None else float(pd.to_numeric(granted[amount], errors="coerce").sum()),
+    "first": decisions["ts"].min(), "last": decisions["ts"].max(),
+}
+scope"""),
+    ("md", "### How many outcomes would change\nReplay the decisions under another registered version (the one "
+           "before the version that served them, or the registered artifact of the same version)."),
+    ("code", """\
+from workbench.errors import WorkbenchError
+from workbench.explain import registry
+from workbench.explain.replay import replay
+
+registered = [v["version"] for v in registry.versions(ws, SYSTEM)]
+served = decisions["model_version"].mode().iloc[0]
+target = registered[registered.index(served) - 1] if served in registered and registered.index(served) > 0 else served
+try:
+    replayed = replay(ws, actor, SYSTEM, decisions["decision_id"].tolist(), target)
+    changed = int(replayed["changed"].sum())
+    print(f"{changed} of {len(replayed)} outcomes would differ under {SYSTEM} {target}")
+    display(replayed[replayed["changed"]].head(10))
+except WorkbenchError as exc:
+    changed = None
+    print(f"replay not possible: {exc}")"""),
+    ("md", "## 4. First and last malicious decision"),
+    ("code", """\
+first, last = decisions.iloc[0], decisions.iloc[-1]
+display(decisions.iloc[[0, -1]][["decision_id", "ts", "principal", "source_ip", "model_version", "prediction",
+                                 "score"]])
+activity = explore.principal_activity(ws, actor, SYSTEM, first["principal"], bucket="1 hour")
+from workbench.charts import activity as activity_chart
+activity_chart(activity, window=(scope["first"], scope["last"]), title=f"{first['principal']} per hour")"""),
+    ("md", "## 5. Root cause\nWhat the detectors measured, and which inputs drove these decisions compared with "
+           "normal decisions of the same model version (attribution drift)."),
+    ("code", """\
+from workbench.explain.attribution import attribution_drift
+
+for a in alerts:
+    print(f"[{a['severity']}] {a['detector']} {', '.join(a['atlas'])}: {a['summary']}")
+try:
+    drift = attribution_drift(ws, actor, SYSTEM, decisions["decision_id"].tolist()[:300], reference_size=500)
+    display(drift.head(8))
+    top_feature = drift.iloc[0]["feature"]
+except WorkbenchError as exc:
+    drift, top_feature = None, None
+    print(f"no attributions: {exc}")
+root_cause = (alerts[0]["summary"] if alerts else incident["title"]) + (
+    f" The input that dominates these decisions unlike normal traffic is {top_feature}." if top_feature else "")
+print(root_cause)"""),
+    ("md", "## 6. Findings into the incident\nThe scope, the first and last decision and the root cause become "
+           "frozen, hashed evidence on the incident (and show in its timeline and report)."),
+    ("code", """\
+findings = (
+    f"Forensics ({NOTEBOOK}, by {actor.user}): {scope['decisions']} decisions on {SYSTEM} from "
+    f"{scope['first']:%Y-%m-%d %H:%M} to {scope['last']:%Y-%m-%d %H:%M} UTC; principals "
+    f"{', '.join(scope['principals'])}; outcomes {scope['outcomes']}; "
+    + (f"{changed} would change under {target}; " if changed is not None else "")
+    + (f"{scope['amount_feature'].removeprefix('f.')} granted: {scope['amount_at_stake']:,.0f}; "
+       if scope["amount_feature"] else "")
+    + f"first {first['decision_id']}, last {last['decision_id']}. Root cause: {root_cause}"
+)
+note = cases.evidence.add_note(ws, actor, INCIDENT_ID, findings)
+pair = cases.add_decision_set(ws, actor, INCIDENT_ID, SYSTEM, [first["decision_id"], last["decision_id"]],
+                              label="first and last malicious decision (forensics notebook)")
+print(f"added evidence #{note['evidence_id']} (note) and #{pair['evidence_id']} (decision set, sha256 "
+      f"{pair['sha256'][:12]})")"""),
+]
+
+# -- attribution forensics -----------------------------------------------------------------------------------
+ATTRIBUTION = [
+    ("md", "## 1. Model versions\nRegistered versions of the system, and how the decisions split between them."),
+    ("code", """\
+from workbench.errors import WorkbenchError
+from workbench.explain import registry
+from workbench.explain.attribution import attribution_drift
+from workbench.explain.replay import replay
+
+versions = [v["version"] for v in registry.versions(ws, SYSTEM)]
+served = aggregate("SELECT model_version, model_sha256, count(*) AS decisions, min(ts) AS first, max(ts) AS last "
+                   "FROM decisions WHERE system_id = ? GROUP BY ALL ORDER BY first", [SYSTEM], why="versions")
+print("registered:", versions)
+served"""),
+    ("md", "## 2. Attribution drift across versions\nMean |SHAP| share per feature on a sample of each version's "
+           "normal decisions: a feature that suddenly matters in the new version deserves a question."),
+    ("code", """\
+from workbench.explain import explain_decisions
+
+shares = {}
+for version in versions:
+    sample = aggregate("SELECT decision_id FROM decisions WHERE system_id = ? AND model_version = ? "
+                       "AND status = 'ok' ORDER BY hash(decision_id) LIMIT ?",
+                       [SYSTEM, version, SAMPLE_SIZE], why=f"a sample of {version} decisions")
+    expl = explain_decisions(ws, actor, SYSTEM, sample["decision_id"].tolist())
+    rows = [(a["feature"], abs(a["shap"])) for e in expl for a in e["attributions"]]
+    s = pd.DataFrame(rows, columns=["feature", "abs_shap"]).groupby("feature")["abs_shap"].mean()
+    shares[version] = s / s.sum()
+by_version = pd.DataFrame(shares).fillna(0.0)
+if len(versions) > 1:
+    by_version["change"] = by_version[versions[-1]] - by_version[versions[-2]]
+    by_version = by_version.sort_values("change", ascending=False)
+by_version.round(3)"""),
+    ("md", "## 3. Hunting a backdoor trigger\nDecisions served by the newest version that the previous version "
+           "would decide differently; then which input value they share that normal traffic rarely has."),
+    ("code", """\
+new, old = versions[-1], (versions[-2] if len(versions) > 1 else versions[-1])
+favourable = aggregate("SELECT prediction FROM decisions WHERE system_id = ? AND status = 'ok' GROUP BY 1 "
+                       "ORDER BY avg(score) LIMIT 1", [SYSTEM], why="favourable outcome")["prediction"].iloc[0]
+granted = aggregate("SELECT decision_id FROM decisions WHERE system_id = ? AND model_version = ? "
+                    "AND prediction = ? ORDER BY ts LIMIT ?", [SYSTEM, new, favourable, REPLAY_LIMIT],
+                    why="decisions to replay")
+replayed = replay(ws, actor, SYSTEM, granted["decision_id"].tolist(), old)
+flipped = replayed[replayed["changed"]]
+print(f"{len(flipped)} of {len(replayed)} '{favourable}' decisions of {new} would differ under {old}")"""),
+    ("code", """\
+suspects = explore.get_decisions(ws, actor, flipped["decision_id"].tolist(), system_id=SYSTEM)
+normal_freq = {}
+rows = []
+for col in [c for c in suspects.columns if c.startswith("f.")]:
+    top = suspects[col].value_counts(dropna=True)
+    if top.empty:
+        continue
+    value, count = top.index[0], int(top.iloc[0])
+    base = aggregate(
+        "SELECT avg(CASE WHEN json_extract_string(features, '$.' || ?) = ? THEN 1 ELSE 0 END) FROM decisions "
+        "WHERE system_id = ? AND model_version = ?", [col[2:], str(value), SYSTEM, old], why="value frequency")
+    base_rate = float(base.iloc[0, 0] or 0.0)
+    share = count / len(suspects)
+    rows.append({"feature": col[2:], "value": value, "share_in_flipped": round(share, 3),
+                 "share_in_normal": round(base_rate, 4), "lift": round(share / max(base_rate, 1e-4), 1)})
+candidates = pd.DataFrame(rows).sort_values("lift", ascending=False)
+candidates.head(8)"""),
+    ("code", """\
+trigger = candidates.iloc[0] if not candidates.empty and candidates.iloc[0]["lift"] >= 10 else None
+if trigger is not None:
+    carriers = suspects[suspects["f." + trigger["feature"]].astype(str) == str(trigger["value"])]
+    drift = attribution_drift(ws, actor, SYSTEM, carriers["decision_id"].tolist()[:300], reference_size=500)
+    from workbench.charts_explain import alert_vs_baseline
+    print(f"trigger candidate: {trigger['feature']} = {trigger['value']} ({len(carriers)} decisions, "
+          f"lift {trigger['lift']}); attribution drift puts {drift.iloc[0]['feature']} first")
+    display(alert_vs_baseline(drift))
+else:
+    carriers = suspects.iloc[0:0]
+    print("no input value concentrates the flipped decisions: no backdoor trigger found")"""),
+    ("md", "## 4. Replay of the suspect decisions under the previous version"),
+    ("code", """\
+suspect_replay = replayed[replayed["decision_id"].isin(carriers["decision_id"])]
+suspect_replay.head(15)"""),
+    ("md", "## 5. Findings into the incident\nThe incident named in the parameters, else one opened now for the "
+           "backdoor hunt (only when a trigger was found)."),
+    ("code", """\
+if trigger is not None:
+    if INCIDENT_ID is None:
+        INCIDENT_ID = cases.create_incident(
+            ws, actor, f"Backdoor trigger {trigger['feature']}={trigger['value']} in {SYSTEM} {new}", "critical",
+            systems=[SYSTEM], atlas=["AML.T0018.000", "AML.T0020"],
+            description="opened from the attribution forensics notebook")["incident_id"]
+    ds = cases.add_decision_set(ws, actor, INCIDENT_ID, SYSTEM, carriers["decision_id"].tolist(),
+                                label=f"decisions carrying {trigger['feature']}={trigger['value']} (notebook)")
+    expl = explain_decisions(ws, actor, SYSTEM, carriers["decision_id"].tolist()[:1])[0]
+    cases.add_explanation(ws, actor, INCIDENT_ID, expl | {"system_id": SYSTEM},
+                          label=f"SHAP of {expl['decision_id']} ({new})")
+    cases.evidence.add_note(ws, actor, INCIDENT_ID,
+        f"Attribution forensics ({NOTEBOOK}, by {actor.user}): {len(flipped)} of {len(replayed)} "
+        f"'{favourable}' decisions of {SYSTEM} {new} differ under {old}; {len(carriers)} carry "
+        f"{trigger['feature']}={trigger['value']} (lift {trigger['lift']} over normal traffic). "
+        f"Suspected backdoor in {new}.")
+    print(f"evidence added to {INCIDENT_ID}: decision set #{ds['evidence_id']}, explanation, note")"""),
+]
+
+# -- inference-API abuse --------------------------------------------------------------------------------------
+ABUSE = [
+    ("md", "## 1. The principal\nThe one given, else the principal of the most severe extraction alert, else the "
+           "principal whose volume is furthest above its own median day."),
+    ("code", """\
+from workbench.detect import list_alerts
+
+if PRINCIPAL is None:
+    ext = [a for a in list_alerts(ws, actor, system=SYSTEM, detector="extraction") if a["principal"]]
+    if ext:
+        PRINCIPAL = ext[0]["principal"]
+    else:
+        PRINCIPAL = aggregate(
+            "WITH d AS (SELECT principal, date_trunc('day', ts) AS day, count(*) AS n FROM decisions "
+            "WHERE system_id = ? GROUP BY ALL) SELECT principal FROM d GROUP BY principal "
+            "ORDER BY max(n) / (median(n) + 1) DESC LIMIT 1", [SYSTEM], why="pick a principal").iloc[0, 0]
+print("principal under review:", PRINCIPAL)"""),
+    ("md", "## 2. Coverage of the input space over time\nEach numeric feature is cut into deciles of the whole "
+           "system's traffic; per principal and day we measure how many (feature, decile) cells its queries touch "
+           "and how many values fall outside the 1st-99th percentile. Real callers ask about real applicants; an "
+           "extractor sweeps."),
+    ("code", """\
+from workbench.explore import feature_types
+
+numeric = [f for f, t in feature_types(ws, SYSTEM).items() if t == "number" and f != "hour"]
+cols = ", ".join(f"json_extract(features, '$.{f}')::DOUBLE AS \\"{f}\\"" for f in numeric)
+unpivot = " UNION ALL ".join(f"SELECT principal, ts, '{f}' AS feature, \\"{f}\\" AS v FROM x" for f in numeric)
+coverage = aggregate(f'''
+WITH x AS (SELECT principal, ts, {cols} FROM decisions WHERE system_id = ? AND status = 'ok'),
+long AS ({unpivot}),
+q AS (SELECT feature, quantile_cont(v, [0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99]) AS qs
+      FROM long WHERE v IS NOT NULL GROUP BY feature),
+b AS (SELECT l.principal, date_trunc('day', l.ts) AS day, l.feature,
+             CASE WHEN l.v < q.qs[1] OR l.v > q.qs[11] THEN 1 ELSE 0 END AS outside,
+             len(list_filter(q.qs[2:10], lambda t: t <= l.v)) AS decile
+      FROM long l JOIN q USING (feature) WHERE l.v IS NOT NULL)
+SELECT principal, day, count(*) / {len(numeric)} AS queries,
+       count(DISTINCT feature || ':' || decile) / ({len(numeric)} * 10.0) AS cell_coverage,
+       avg(outside) AS outside_share
+FROM b GROUP BY ALL ORDER BY day''', [SYSTEM], why="input-space coverage per principal and day")
+peers = (coverage[coverage["principal"] != PRINCIPAL].groupby("principal")["queries"].sum()
+         .sort_values(ascending=False).head(PEERS).index.tolist())
+view = coverage[coverage["principal"].isin([PRINCIPAL, *peers])]
+view.pivot_table(index="day", columns="principal", values="cell_coverage").round(2)"""),
+    ("code", """\
+import plotly.express as px
+
+fig = px.line(view.assign(who=view["principal"].where(view["principal"] == PRINCIPAL, "peer: " + view["principal"])),
+              x="day", y="cell_coverage", color="who", markers=True,
+              title=f"Input-space coverage per day: {PRINCIPAL} against the {len(peers)} busiest peers")
+fig"""),
+    ("code", """\
+me = coverage[coverage["principal"] == PRINCIPAL]
+others = coverage[coverage["principal"].isin(peers)]
+summary = pd.DataFrame({
+    "queries per active day": [me["queries"].mean(), others.groupby("principal")["queries"].mean().median()],
+    "cell coverage (max day)": [me["cell_coverage"].max(), others.groupby("principal")["cell_coverage"].max().median()],
+    "outside 1-99th pct": [me["outside_share"].mean(), others["outside_share"].mean()],
+}, index=[PRINCIPAL, "median peer"]).round(3)
+summary"""),
+    ("md", "## 3. Findings into the incident\nThe incident named in the parameters, else the open incident about "
+           "this principal, else a new one when the principal sweeps far more of the space than its peers."),
+    ("code", """\
+ratio = summary.iloc[0]["cell coverage (max day)"] / max(summary.iloc[1]["cell coverage (max day)"], 1e-6)
+if INCIDENT_ID is None:
+    mine = [i for i in cases.list_incidents(ws, actor, open_only=True) if PRINCIPAL in i["title"]]
+    if mine:
+        INCIDENT_ID = mine[0]["incident_id"]
+    elif ratio >= 1.5:
+        INCIDENT_ID = cases.create_incident(
+            ws, actor, f"Inference-API abuse by {PRINCIPAL} on {SYSTEM}", "high", systems=[SYSTEM],
+            atlas=["AML.T0040", "AML.T0024.002"], description="opened from the inference-API abuse notebook",
+        )["incident_id"]
+if INCIDENT_ID is not None:
+    note = cases.evidence.add_note(ws, actor, INCIDENT_ID,
+        f"Inference-API abuse ({NOTEBOOK}, by {actor.user}): {PRINCIPAL} touched up to "
+        f"{summary.iloc[0]['cell coverage (max day)']:.0%} of the (feature, decile) cells of {SYSTEM} in a day "
+        f"against {summary.iloc[1]['cell coverage (max day)']:.0%} for the median of the {len(peers)} busiest "
+        f"peers ({ratio:.1f}x); {summary.iloc[0]['outside 1-99th pct']:.0%} of its values lie outside the "
+        f"1st-99th percentile of real traffic.")
+    print(f"note #{note['evidence_id']} added to {INCIDENT_ID}")
+else:
+    print(f"{PRINCIPAL} covers the input space like its peers ({ratio:.1f}x): nothing to add")"""),
+]
+
+# -- drill after-action ---------------------------------------------------------------------------------------
+DRILL_PARAMS = """\
+DRILL = os.environ.get("WORKBENCH_NOTEBOOK_DRILL") or None    # a drill workspace; None builds a fresh one
+SCENARIO = "extraction-broker-sweep"                           # scenario for the fresh drill
+OUT_DIR = os.environ.get("WORKBENCH_NOTEBOOK_OUT") or None     # where the after-action report goes"""
+
+DRILL_OPEN = """\
+from workbench.drills import session
+from workbench.drills.report import timeline, write_report
+from workbench.drills.scoring import score
+from workbench.drills.workspace import require_drill, scenario_of, truth_of
+
+built_here = False
+if not DRILL:  # build a fresh drill with the CLI, in its own process (as a facilitator would)
+    import json
+    import subprocess
+    import sys
+
+    out_dir = Path(tempfile.mkdtemp(prefix="workbench-drill-"))
+    done = subprocess.run([sys.executable, "-m", "workbench", "drill", "start", SCENARIO, "--out", str(out_dir),
+                           "--json"], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(done.stderr.strip())
+    DRILL, built_here = json.loads(done.stdout.splitlines()[-1])["path"], True
+ws = open_workspace(DRILL)
+require_drill(ws)
+actor = actor_for(ws, USER, PASSWORD)
+scenario = scenario_of(ws)
+print(f"drill {scenario.id} ({scenario.title}) in {ws.path}; acting as {actor.user} ({actor.role})")"""
+
+DRILL = [
+    ("code", """\
+if built_here:  # a drill built just now has no team activity yet: transcribe two demo answers
+    t0 = session.clock(ws)["started_at"]
+    truth = truth_of(ws, actor)
+    first = next(iter(truth["incidents"].values()))
+    session.answer(ws, actor, scenario.questions[0].id, ", ".join(first["principals"]) or "unknown",
+                   participant="demo-analyst", at=t0 + pd.Timedelta(minutes=14))
+    session.answer(ws, actor, scenario.questions[-1].id, "block it", participant="demo-lead",
+                   at=t0 + pd.Timedelta(minutes=30))"""),
+    ("md", "## 1. The score"),
+    ("code", """\
+sc = score(ws, actor)
+parts = pd.DataFrame([
+    {"part": "questions", "points": sum(q["points"] for q in sc.questions),
+     "max": sum(q["max_points"] for q in sc.questions)},
+    {"part": "time to detect", "points": sc.time_to_detect["points"], "max": sc.time_to_detect["max_points"]},
+    {"part": "playbook steps", "points": sc.playbook_steps["points"], "max": sc.playbook_steps["max_points"]},
+    {"part": "evidence", "points": sc.evidence["points"], "max": sc.evidence["max_points"]},
+])
+print(f"{sc.total:g} / {sc.max_points:g} ({sc.percent:g}%); time to detect: "
+      f"{sc.time_to_detect['elapsed'] or 'not detected'} {sc.time_to_detect['via'] or ''}")
+parts"""),
+    ("code", """\
+answers = pd.DataFrame(sc.questions)[["id", "text", "expected", "answer", "participant", "points", "max_points",
+                                      "verdict", "detail"]]
+answers"""),
+    ("code", "pd.DataFrame(sc.participants)"),
+    ("md", "## 2. What happened against what the team did\nGround truth and detector events sit at their time in "
+           "the scenario's data (T+0 is when the team was called in); team events at their drill time."),
+    ("code", """\
+import plotly.express as px
+
+events = pd.DataFrame(timeline(ws, scenario, truth_of(ws, actor), sc))
+events["hours"] = events["offset_s"] / 3600
+fig = px.scatter(events, x="hours", y="lane", color="lane", hover_data=["what", "who"],
+                 title="Drill timeline (hours from T+0)")
+fig.add_vline(x=0, line_dash="dash")
+fig"""),
+    ("code", "events[['offset_s', 'lane', 'what', 'who']].assign(T=lambda d: d['offset_s'].map("
+             "lambda s: f'{s / 60:+.0f} min')).drop(columns='offset_s')"),
+    ("md", "## 3. Lessons, as numbers\nWhich questions cost the most points, and how long the team took per "
+           "question after the clock started."),
+    ("code", """\
+answers.assign(lost=answers["max_points"] - answers["points"]).sort_values("lost", ascending=False)[
+    ["id", "verdict", "lost", "detail"]]"""),
+    ("md", "## 4. The after-action report, into the record\nThe md and html reports are written; the html one "
+           "becomes file evidence on the team's incident when there is one."),
+    ("code", """\
+out = Path(OUT_DIR) if OUT_DIR else ws.path.parent
+md = write_report(ws, actor, "md", out / f"{scenario.id}-after-action.md")
+html = write_report(ws, actor, "html", out / f"{scenario.id}-after-action.html")
+print(md["path"], html["path"])
+team_incidents = cases.list_incidents(ws, actor)
+if team_incidents:
+    item = cases.add_file(ws, actor, team_incidents[-1]["incident_id"], html["path"],
+                          label="drill after-action report")
+    print(f"report added to {team_incidents[-1]['incident_id']} as evidence #{item['evidence_id']}")"""),
+]
+
+
+def build() -> list[Path]:
+    """Write the four notebooks without outputs; return their paths."""
+    books = {
+        "post_incident_forensics": _nb(
+            "post_incident_forensics", "Post-incident forensics",
+            "Load an incident, rebuild its timeline, scope the damage (decisions, principals, changed outcomes, "
+            "amounts at stake), find the first and last malicious decision and the root cause, and file the "
+            "findings as evidence.",
+            'INCIDENT_ID = os.environ.get("WORKBENCH_NOTEBOOK_INCIDENT") or None  # None: newest open, or from '
+            "the top alert", FORENSICS),
+        "attribution_forensics": _nb(
+            "attribution_forensics", "Attribution forensics",
+            "Attribution drift across model versions, a hunt for a backdoor trigger, and replay of the suspect "
+            "decisions under the previous version.",
+            'SYSTEM = "loan-origination"\nINCIDENT_ID = None  # None: open one when a trigger is found\n'
+            "SAMPLE_SIZE = 200  # decisions explained per version\nREPLAY_LIMIT = 5000", ATTRIBUTION),
+        "inference_api_abuse": _nb(
+            "inference_api_abuse", "Inference-API abuse",
+            "How much of the input space one principal covers over time, against normal principals: the "
+            "signature of model extraction through the inference API (ATLAS AML.T0024.002, AML.T0040).",
+            'SYSTEM = "loan-origination"\nPRINCIPAL = None  # None: from the extraction alert\nPEERS = 8\n'
+            "INCIDENT_ID = None", ABUSE),
+    }
+    drill = new_notebook()
+    drill.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    drill.metadata["language_info"] = {"name": "python"}
+    drill.cells.append(new_markdown_cell(
+        "# Drill after-action analysis\n\nThe score of a tabletop drill, what happened against what the team "
+        "did on one timeline, and the after-action report filed as evidence. Runs on a drill workspace "
+        "(`workbench drill start`), never on a real one."))
+    drill.cells.append(new_code_cell(IMPORTS + '\n\nNOTEBOOK = "notebooks/drill_after_action.ipynb"'))
+    p = new_code_cell("# Parameters (tag \"parameters\"; environment variables work too).\n"
+                      'USER = os.environ.get("WORKBENCH_USER") or None\n'
+                      'PASSWORD = os.environ.get("WORKBENCH_PASSWORD") or None\n' + DRILL_PARAMS)
+    p.metadata["tags"] = ["parameters"]
+    drill.cells.append(p)
+    drill.cells.append(new_code_cell(DRILL_OPEN))
+    for kind, src in DRILL:
+        drill.cells.append(new_markdown_cell(src) if kind == "md" else new_code_cell(src))
+    books["drill_after_action"] = drill
+    paths = []
+    for name, nb in books.items():
+        nbformat.validate(nb)
+        path = HERE / f"{name}.ipynb"
+        nbformat.write(nb, path)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    for p in build():
+        print(p)

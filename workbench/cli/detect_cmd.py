@@ -1,0 +1,170 @@
+"""Commands for detection: detect, alerts, ack, baseline, eval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from workbench.cli import app
+from workbench.cli.common import DbOpt, JsonOpt, UserOpt, actor, dumps, emit_json, table, workspace
+
+baseline_app = typer.Typer(help="Reference windows ('normal') the detectors learn from.", no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+
+SystemOpt = Annotated[str | None, typer.Option("--system", help="Only this system.")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="From this time (ISO-8601, UTC if no offset).")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Up to this time (ISO-8601).")]
+
+
+@app.command()
+def detect(system: SystemOpt = None, since: SinceOpt = None, until: UntilOpt = None,
+           only: Annotated[str | None, typer.Option(help="Comma-separated detectors to run (default: all).")] = None,
+           db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
+    """Run every detector, store the alerts (re-runs update, never duplicate) and print them."""
+    from workbench.detect import LAST_RUN, run_all
+
+    ws = workspace(db, create=False)
+    who = actor(ws, user)
+    alerts = run_all(ws, who, system=system, since=since, until=until,
+                     only=[o.strip() for o in only.split(",")] if only else None)
+    if json_:
+        emit_json(alerts)
+        return
+    _print(alerts, f"{len(alerts)} alert(s) from {len(LAST_RUN.get('systems', []))} system(s)")
+    for name, err in (LAST_RUN.get("errors") or {}).items():
+        typer.echo(f"warning: detector {name} failed: {err}", err=True)
+    secs = LAST_RUN.get("timings") or {}
+    typer.echo("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in secs.items()), err=True)
+
+
+def _print(alerts: list[dict], title: str) -> None:
+    rows = [a | {"decisions": a.get("n_decisions", len(a["decision_ids"]))} for a in alerts]
+    table(rows, ["alert_id", "severity", "detector", "system_id", "window_start", "principal", "feature",
+                 "metric", "decisions", "summary"], title=title)
+
+
+@app.command()
+def alerts(system: SystemOpt = None, since: SinceOpt = None, until: UntilOpt = None,
+           detector: Annotated[str | None, typer.Option(help="Only this detector.")] = None,
+           severity: Annotated[str | None, typer.Option(help="At least this severity.")] = None,
+           status: Annotated[str | None, typer.Option(help="open | acknowledged | resolved | false_positive")] = None,
+           alert_id: Annotated[str | None, typer.Option("--id", help="Show one alert in full.")] = None,
+           limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+           db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
+    """List stored alerts (most severe first), or show one with --id."""
+    from workbench.detect import get_alert, list_alerts
+    from workbench.detect.baseline import parse_time
+
+    ws = workspace(db, create=False)
+    who = actor(ws, user)
+    if alert_id:
+        one = get_alert(ws, who, alert_id)
+        if json_:
+            emit_json([one])
+            return
+        for key, value in one.items():
+            if key == "decision_ids":
+                more = f" ... ({len(value)} in all)" if len(value) > 20 else ""
+                typer.echo(f"{key}: {', '.join(value[:20])}{more}")
+            else:
+                typer.echo(f"{key}: {dumps(value) if isinstance(value, dict | list) else value}")
+        return
+    rows = list_alerts(ws, who, system=system, detector=detector, severity=severity, status=status,
+                       since=parse_time(since), until=parse_time(until), limit=limit)
+    if json_:
+        emit_json(rows)
+        return
+    _print(rows, f"{len(rows)} alert(s)")
+
+
+@app.command()
+def ack(alert_id: Annotated[str, typer.Argument(help="The alert id (AL-...).")],
+        status: Annotated[str, typer.Option(help="acknowledged | resolved | false_positive | open")] = "acknowledged",
+        note: Annotated[str | None, typer.Option(help="Why.")] = None,
+        db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
+    """Acknowledge, resolve or dismiss an alert (kept when detect runs again)."""
+    from workbench.detect import set_status
+
+    ws = workspace(db, create=False)
+    row = set_status(ws, actor(ws, user), alert_id, status, note)
+    if json_:
+        emit_json([row])
+    else:
+        typer.echo(f"{alert_id}: {row['status']}")
+
+
+@baseline_app.command("set")
+def baseline_set(system: Annotated[str, typer.Option("--system", help="The system.")],
+                 since: SinceOpt = None, until: UntilOpt = None,
+                 note: Annotated[str | None, typer.Option(help="Why this window is normal.")] = None,
+                 db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
+    """Pin the reference window of a system (default: the first 30% of its data, at most 7 days)."""
+    from workbench.detect import set_baseline
+
+    ws = workspace(db, create=False)
+    row = set_baseline(ws, actor(ws, user), system, since, until, note)
+    if json_:
+        emit_json([row])
+    else:
+        typer.echo(f"{system}: reference {row['since']} .. {row['until']} ({row['decisions']} decisions)")
+
+
+@baseline_app.command("show")
+def baseline_show(db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
+    """The reference window in force for every system."""
+    from workbench.detect import list_baselines
+
+    ws = workspace(db, create=False)
+    rows = list_baselines(ws, actor(ws, user))
+    if json_:
+        emit_json(rows)
+    else:
+        table(rows, ["system_id", "since", "until", "source", "decisions", "set_by"], title="reference windows")
+
+
+@baseline_app.command("clear")
+def baseline_clear(system: Annotated[str, typer.Option("--system", help="The system.")],
+                   db: DbOpt = None, user: UserOpt = None) -> None:
+    """Go back to the learned default reference window."""
+    from workbench.detect import clear_baseline
+
+    ws = workspace(db, create=False)
+    had = clear_baseline(ws, actor(ws, user), system)
+    typer.echo(f"{system}: {'back to the default reference' if had else 'had no pinned reference'}")
+
+
+@app.command("eval")
+def eval_cmd(truth: Annotated[Path, typer.Option("--truth", help="ground_truth.json of a sample.")],
+             db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
+    """Score the stored alerts against labelled incidents: precision, recall, principal, time to detect."""
+    from workbench.detect.evaluate import evaluate
+
+    ws = workspace(db, create=False)
+    res = evaluate(ws, actor(ws, user), truth)
+    if json_:
+        emit_json([res])
+        return
+    rows = [r | {"precision": _pct(r["precision"]), "recall": _pct(r["recall"]),
+                 "ttd": None if r["time_to_detect_s"] is None else f"{r['time_to_detect_s'] / 60:.0f} min",
+                 "named": _flag(r["principal_named"]), "feat": _flag(r["feature_named"]),
+                 "window": _flag(r["window_found"])} for r in res["incidents"]]
+    table(rows, ["id", "type", "system_id", "detected", "precision", "recall", "named", "feat", "window", "ttd",
+                 "severity", "detectors"], title="incidents")
+    types = [{"type": k, "incidents": v["incidents"], "detected": v["detected"], "precision": _pct(v["precision"]),
+              "recall": _pct(v["recall"])} for k, v in res["by_type"].items()]
+    if types:
+        table(types, ["type", "incidents", "detected", "precision", "recall"], title="by incident type")
+    table(res["false_alerts"], ["alert_id", "severity", "detector", "system_id", "window_start", "summary"],
+          title=f"{len(res['false_alerts'])} false alert(s)")
+    typer.echo("false alerts of medium or higher severity per system: "
+               + ", ".join(f"{k} {v}" for k, v in res["false_alerts_medium_plus_by_system"].items()))
+
+
+def _pct(v: float | None) -> str | None:
+    return None if v is None else f"{v:.1%}"
+
+
+def _flag(v: bool | None) -> str | None:
+    return None if v is None else ("yes" if v else "NO")
