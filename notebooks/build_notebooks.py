@@ -249,17 +249,23 @@ replayed = replay(ws, actor, SYSTEM, granted["decision_id"].tolist(), old)
 flipped = replayed[replayed["changed"]]
 print(f"{len(flipped)} of {len(replayed)} '{favourable}' decisions of {new} would differ under {old}")"""),
     ("code", """\
+import numpy as np
+
 suspects = explore.get_decisions(ws, actor, flipped["decision_id"].tolist(), system_id=SYSTEM)
-normal_freq = {}
 rows = []
 for col in [c for c in suspects.columns if c.startswith("f.")]:
     top = suspects[col].value_counts(dropna=True)
     if top.empty:
         continue
     value, count = top.index[0], int(top.iloc[0])
-    base = aggregate(
-        "SELECT avg(CASE WHEN json_extract_string(features, '$.' || ?) = ? THEN 1 ELSE 0 END) FROM decisions "
-        "WHERE system_id = ? AND model_version = ?", [col[2:], str(value), SYSTEM, old], why="value frequency")
+    if count < 5:
+        continue
+    numeric_value = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    test = ("json_extract(features, '$.' || ?)::DOUBLE = ?" if numeric_value
+            else "json_extract_string(features, '$.' || ?) = ?")
+    base = aggregate(f"SELECT avg(CASE WHEN {test} THEN 1 ELSE 0 END) FROM decisions "
+                     "WHERE system_id = ? AND model_version = ?",
+                     [col[2:], float(value) if numeric_value else str(value), SYSTEM, old], why="value frequency")
     base_rate = float(base.iloc[0, 0] or 0.0)
     share = count / len(suspects)
     rows.append({"feature": col[2:], "value": value, "share_in_flipped": round(share, 3),
@@ -267,7 +273,8 @@ for col in [c for c in suspects.columns if c.startswith("f.")]:
 candidates = pd.DataFrame(rows).sort_values("lift", ascending=False)
 candidates.head(8)"""),
     ("code", """\
-trigger = candidates.iloc[0] if not candidates.empty and candidates.iloc[0]["lift"] >= 10 else None
+strong = candidates[(candidates["lift"] >= 10) & (candidates["share_in_flipped"] >= 0.05)] if len(candidates) else []
+trigger = strong.iloc[0] if len(strong) else None
 if trigger is not None:
     carriers = suspects[suspects["f." + trigger["feature"]].astype(str) == str(trigger["value"])]
     drift = attribution_drift(ws, actor, SYSTEM, carriers["decision_id"].tolist()[:300], reference_size=500)
@@ -321,53 +328,75 @@ if PRINCIPAL is None:
             "WHERE system_id = ? GROUP BY ALL) SELECT principal FROM d GROUP BY principal "
             "ORDER BY max(n) / (median(n) + 1) DESC LIMIT 1", [SYSTEM], why="pick a principal").iloc[0, 0]
 print("principal under review:", PRINCIPAL)"""),
-    ("md", "## 2. Coverage of the input space over time\nEach numeric feature is cut into deciles of the whole "
-           "system's traffic; per principal and day we measure how many (feature, decile) cells its queries touch "
-           "and how many values fall outside the 1st-99th percentile. Real callers ask about real applicants; an "
-           "extractor sweeps."),
+    ("md", "## 2. Coverage of the input space over time\nThe three most varied numeric features are cut into "
+           "ten equal-width bins over the 1st-99th percentile range of the traffic, giving 1,000 joint cells. "
+           "Per principal and day we count the "
+           "cells its queries touch, against the cells a real caller with the same number of queries would touch "
+           "(expected from the traffic's own cell frequencies), and the share of values outside the 1st-99th "
+           "percentile. Real callers ask about real applicants; an extractor sweeps."),
     ("code", """\
+import numpy as np
+
 from workbench.explore import feature_types
 
 numeric = [f for f, t in feature_types(ws, SYSTEM).items() if t == "number" and f != "hour"]
-cols = ", ".join(f"json_extract(features, '$.{f}')::DOUBLE AS \\"{f}\\"" for f in numeric)
-unpivot = " UNION ALL ".join(f"SELECT principal, ts, '{f}' AS feature, \\"{f}\\" AS v FROM x" for f in numeric)
-coverage = aggregate(f'''
-WITH x AS (SELECT principal, ts, {cols} FROM decisions WHERE system_id = ? AND status = 'ok'),
-long AS ({unpivot}),
-q AS (SELECT feature, quantile_cont(v, [0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99]) AS qs
-      FROM long WHERE v IS NOT NULL GROUP BY feature),
-b AS (SELECT l.principal, date_trunc('day', l.ts) AS day, l.feature,
-             CASE WHEN l.v < q.qs[1] OR l.v > q.qs[11] THEN 1 ELSE 0 END AS outside,
-             len(list_filter(q.qs[2:10], lambda t: t <= l.v)) AS decile
-      FROM long l JOIN q USING (feature) WHERE l.v IS NOT NULL)
-SELECT principal, day, count(*) / {len(numeric)} AS queries,
-       count(DISTINCT feature || ':' || decile) / ({len(numeric)} * 10.0) AS cell_coverage,
-       avg(outside) AS outside_share
-FROM b GROUP BY ALL ORDER BY day''', [SYSTEM], why="input-space coverage per principal and day")
-peers = (coverage[coverage["principal"] != PRINCIPAL].groupby("principal")["queries"].sum()
+variety = aggregate("SELECT " + ", ".join(f"approx_count_distinct(json_extract(features, '$.{f}'))" for f in numeric)
+                    + " FROM decisions WHERE system_id = ?", [SYSTEM], why="feature variety").iloc[0]
+dims = [numeric[i] for i in np.argsort(-variety.to_numpy(), kind="stable")[:3]]
+vals = ", ".join(f"json_extract(features, '$.{f}')::DOUBLE AS v{i}" for i, f in enumerate(dims))
+qs = ", ".join(f"quantile_cont(v{i}, [0.01, 0.99]) AS q{i}" for i in range(3))
+binned = " + ".join(f"least(9, greatest(0, floor((v{i} - q{i}[1]) / greatest(q{i}[2] - q{i}[1], 1e-9) * 10)))::INT"
+                    f" * {10 ** (2 - i)}" for i in range(3))
+outside = " OR ".join(f"v{i} < q{i}[1] OR v{i} > q{i}[2]" for i in range(3))
+cells = aggregate(
+    f"WITH x AS (SELECT principal, date_trunc('day', ts) AS day, {vals} FROM decisions "
+    f"           WHERE system_id = ? AND status = 'ok'), "
+    f"q AS (SELECT {qs} FROM x), "
+    f"c AS (SELECT principal, day, {binned} AS cell, ({outside})::INT AS outside FROM x, q "
+    f"      WHERE v0 IS NOT NULL AND v1 IS NOT NULL AND v2 IS NOT NULL) "
+    f"SELECT principal, day, cell, count(*) AS n, sum(outside) AS outside FROM c GROUP BY ALL",
+    [SYSTEM], why=f"input-space cells of {', '.join(dims)} per principal and day")
+normal = cells[cells["principal"] != PRINCIPAL]  # what real callers ask about
+p_cell = (normal.groupby("cell")["n"].sum() / normal["n"].sum()).to_numpy()
+daily = cells.groupby(["principal", "day"]).agg(queries=("n", "sum"), cells=("cell", "nunique"),
+                                                outside=("outside", "sum")).reset_index()
+daily["expected_cells"] = [float((1 - (1 - p_cell) ** n).sum()) for n in daily["queries"]]
+daily["coverage_ratio"] = daily["cells"] / daily["expected_cells"]
+seen = cells.sort_values("day").groupby(["principal", "day"])["cell"].apply(set)
+daily["cumulative_cells"] = [len(set().union(*seen.loc[pr].loc[:d].tolist())) for pr, d in
+                             zip(daily["principal"], daily["day"])]
+peers = (daily[daily["principal"] != PRINCIPAL].groupby("principal")["queries"].sum()
          .sort_values(ascending=False).head(PEERS).index.tolist())
-view = coverage[coverage["principal"].isin([PRINCIPAL, *peers])]
-view.pivot_table(index="day", columns="principal", values="cell_coverage").round(2)"""),
+view = daily[daily["principal"].isin([PRINCIPAL, *peers])]
+print("cells from ten bins each of", dims)
+view.pivot_table(index="day", columns="principal", values="coverage_ratio").round(2)"""),
     ("code", """\
 import plotly.express as px
 
 fig = px.line(view.assign(who=view["principal"].where(view["principal"] == PRINCIPAL, "peer: " + view["principal"])),
-              x="day", y="cell_coverage", color="who", markers=True,
-              title=f"Input-space coverage per day: {PRINCIPAL} against the {len(peers)} busiest peers")
+              x="day", y="coverage_ratio", color="who", markers=True,
+              title=f"Cells touched / cells a real caller would touch: {PRINCIPAL} against {len(peers)} busy peers")
+fig.add_hline(y=1.0, line_dash="dot")
 fig"""),
     ("code", """\
-me = coverage[coverage["principal"] == PRINCIPAL]
-others = coverage[coverage["principal"].isin(peers)]
+px.line(view.assign(who=view["principal"].where(view["principal"] == PRINCIPAL, "peer: " + view["principal"])),
+        x="day", y="cumulative_cells", color="who", markers=True,
+        title="Cumulative input-space cells touched (of 1,000)")"""),
+    ("code", """\
+me = daily[daily["principal"] == PRINCIPAL]
+others = daily[daily["principal"].isin(peers)]
 summary = pd.DataFrame({
     "queries per active day": [me["queries"].mean(), others.groupby("principal")["queries"].mean().median()],
-    "cell coverage (max day)": [me["cell_coverage"].max(), others.groupby("principal")["cell_coverage"].max().median()],
-    "outside 1-99th pct": [me["outside_share"].mean(), others["outside_share"].mean()],
+    "coverage ratio (max day)": [me["coverage_ratio"].max(),
+                                 others.groupby("principal")["coverage_ratio"].max().median()],
+    "outside 1-99th pct": [me["outside"].sum() / max(me["queries"].sum(), 1),
+                           others["outside"].sum() / max(others["queries"].sum(), 1)],
 }, index=[PRINCIPAL, "median peer"]).round(3)
 summary"""),
     ("md", "## 3. Findings into the incident\nThe incident named in the parameters, else the open incident about "
            "this principal, else a new one when the principal sweeps far more of the space than its peers."),
     ("code", """\
-ratio = summary.iloc[0]["cell coverage (max day)"] / max(summary.iloc[1]["cell coverage (max day)"], 1e-6)
+ratio = summary.iloc[0]["coverage ratio (max day)"] / max(summary.iloc[1]["coverage ratio (max day)"], 1e-6)
 if INCIDENT_ID is None:
     mine = [i for i in cases.list_incidents(ws, actor, open_only=True) if PRINCIPAL in i["title"]]
     if mine:
@@ -379,11 +408,12 @@ if INCIDENT_ID is None:
         )["incident_id"]
 if INCIDENT_ID is not None:
     note = cases.evidence.add_note(ws, actor, INCIDENT_ID,
-        f"Inference-API abuse ({NOTEBOOK}, by {actor.user}): {PRINCIPAL} touched up to "
-        f"{summary.iloc[0]['cell coverage (max day)']:.0%} of the (feature, decile) cells of {SYSTEM} in a day "
-        f"against {summary.iloc[1]['cell coverage (max day)']:.0%} for the median of the {len(peers)} busiest "
-        f"peers ({ratio:.1f}x); {summary.iloc[0]['outside 1-99th pct']:.0%} of its values lie outside the "
-        f"1st-99th percentile of real traffic.")
+        f"Inference-API abuse ({NOTEBOOK}, by {actor.user}): on its broadest day {PRINCIPAL} touched "
+        f"{summary.iloc[0]['coverage ratio (max day)']:.1f}x the input-space cells ({', '.join(dims)}) "
+        f"that a real caller with as many queries would, against "
+        f"{summary.iloc[1]['coverage ratio (max day)']:.1f}x for the median of the {len(peers)} busiest peers; "
+        f"{summary.iloc[0]['outside 1-99th pct']:.0%} of its queries lie outside the 1st-99th percentile of "
+        f"real traffic (peers {summary.iloc[1]['outside 1-99th pct']:.1%}).")
     print(f"note #{note['evidence_id']} added to {INCIDENT_ID}")
 else:
     print(f"{PRINCIPAL} covers the input space like its peers ({ratio:.1f}x): nothing to add")"""),

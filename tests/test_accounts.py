@@ -194,3 +194,168 @@ def test_cli_user_commands_and_sign_in(tmp_path, monkeypatch):
     assert isinstance(res.exception, PermissionDenied)
     res = runner.invoke(app, ["user", "list", "--db", db])
     assert isinstance(res.exception, WorkbenchError) and "--user" in str(res.exception)
+
+
+# -- OIDC identities (st.login): an identity maps to an existing, enabled, linked account ---------------------
+
+
+def _auth_rows(ws) -> list[dict]:
+    return ws.dicts(
+        "SELECT actor, role, action, object, details FROM audit_log "
+        "WHERE starts_with(action, 'auth.') AND action <> 'auth.mode' ORDER BY seq"
+    )
+
+
+def test_oidc_identity_signs_in_the_linked_account(ws, admin):
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    row = accounts.add_user(ws, admin, "ann", "analyst", None, identity="  Ann@Example.ORG ")
+    assert row["identity"] == "ann@example.org" and row["password_changed_at"] is None
+    assert accounts.actor_for_identity(ws, "ANN@example.org") == Actor("ann", "analyst")
+    # an OIDC-only account has no usable password
+    with pytest.raises(accounts.AuthFailed, match="wrong user name or password"):
+        accounts.authenticate(ws, "ann", PW)
+    # the subject claim works as well, when the e-mail is not linked
+    accounts.link_identity(ws, admin, "root", "00u1ab2CD3")
+    assert accounts.actor_for_identity(ws, "someone@else.org", "00u1ab2CD3") == Actor("root", "admin")
+    with pytest.raises(accounts.AuthFailed):  # a subject id is matched exactly, not case-folded
+        accounts.actor_for_identity(ws, "00U1AB2CD3")
+    rows = [r for r in _auth_rows(ws) if r["action"] == "auth.login"]
+    assert [(r["actor"], r["role"], r["object"]) for r in rows] == [("ann", "analyst", "ann"), ("root", "admin", "root")]
+    assert [json.loads(r["details"]) for r in rows] == [
+        {"method": "oidc", "identity": "ann@example.org"},
+        {"method": "oidc", "identity": "00u1ab2CD3"},
+    ]
+    assert ws.scalar("SELECT last_login FROM accounts WHERE \"user\" = 'ann'") is not None
+    assert audit.verify(ws, admin).ok
+
+
+def test_oidc_unknown_unlinked_or_disabled_identity_is_refused_and_audited(ws, admin):
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    accounts.add_user(ws, admin, "ann", "analyst", PW, identity="ann@example.org")
+    with pytest.raises(accounts.AuthFailed, match="no account is linked to eve@example.org"):
+        accounts.actor_for_identity(ws, "eve@example.org")
+    # an account's name is not an identity: only an explicit link signs in
+    with pytest.raises(accounts.AuthFailed):
+        accounts.actor_for_identity(ws, "root")
+    with pytest.raises(accounts.AuthFailed, match="no e-mail or subject"):
+        accounts.actor_for_identity(ws, None, "  ")
+    accounts.disable_user(ws, admin, "ann")
+    with pytest.raises(accounts.AuthFailed, match="disabled"):
+        accounts.actor_for_identity(ws, "ann@example.org")
+    accounts.disable_user(ws, admin, "ann", disabled=False)
+    accounts.link_identity(ws, admin, "ann", None)
+    with pytest.raises(accounts.AuthFailed, match="no account is linked"):
+        accounts.actor_for_identity(ws, "ann@example.org")
+    rows = _auth_rows(ws)
+    assert [(r["actor"], r["role"], r["action"]) for r in rows] == [
+        ("eve@example.org", "-", "auth.failure"),
+        ("root", "-", "auth.failure"),
+        ("?", "-", "auth.failure"),
+        ("ann", "analyst", "auth.failure"),
+        ("ann@example.org", "-", "auth.failure"),
+    ]
+    details = [json.loads(r["details"]) for r in rows]
+    assert all(d["method"] == "oidc" for d in details)
+    assert [d["reason"] for d in details] == [
+        "unknown identity", "unknown identity", "no identity claim", "account disabled", "unknown identity"]
+    assert not any(r["action"] == "auth.login" for r in rows)
+    assert audit.verify(ws, admin).ok
+
+
+def test_identity_links_are_unique_admin_only_and_audited(ws, admin):
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    accounts.add_user(ws, admin, "ann", "analyst", PW)
+    with pytest.raises(WorkbenchError, match="password, an OIDC identity, or both"):
+        accounts.add_user(ws, admin, "bob", "viewer", None)
+    accounts.link_identity(ws, admin, "ann", "ann@example.org")
+    with pytest.raises(WorkbenchError, match="already linked to account ann"):
+        accounts.link_identity(ws, admin, "root", "ANN@example.org")
+    with pytest.raises(WorkbenchError, match="already linked to account ann"):
+        accounts.add_user(ws, admin, "bob", "viewer", None, identity="ann@example.org")
+    with pytest.raises(WorkbenchError, match="invalid identity"):
+        accounts.link_identity(ws, admin, "root", "two words")
+    with pytest.raises(WorkbenchError, match="no account"):
+        accounts.link_identity(ws, admin, "nobody", "x@example.org")
+    for role in ("viewer", "analyst", "lead", "auditor"):
+        with pytest.raises(PermissionDenied):
+            accounts.link_identity(ws, Actor("ann", role), "ann", "mine@example.org")
+    assert accounts.link_identity(ws, admin, "ann", "ann@example.org")["identity"] == "ann@example.org"
+    events = ws.dicts("SELECT object, details FROM audit_log WHERE action = 'account.identity' ORDER BY seq")
+    assert [(e["object"], json.loads(e["details"])) for e in events] == [
+        ("ann", {"from": None, "to": "ann@example.org"}),
+        ("ann", {"from": "ann@example.org", "to": "ann@example.org"}),
+    ]
+    assert {r["user"]: r["identity"] for r in accounts.list_users(ws, admin)} == {
+        "ann": "ann@example.org", "root": None}
+
+
+def test_cli_user_identity_add_and_link(tmp_path, monkeypatch):
+    from workbench.cli import _load_commands, app
+
+    _load_commands()
+    db = str(tmp_path / "cli.duckdb")
+    runner = CliRunner()
+    res = runner.invoke(app, ["user", "add", "root", "--role", "admin", "--password-stdin", "--db", db,
+                              "--identity", "Root@Example.org"], input=PW + "\n")
+    assert res.exit_code == 0, res.output
+    assert "OIDC identity root@example.org" in res.output
+    monkeypatch.setenv("WORKBENCH_PASSWORD", PW)
+    # an OIDC-only account: no password asked for
+    res = runner.invoke(app, ["user", "add", "ann", "--role", "analyst", "--identity", "ann@example.org",
+                              "--user", "root", "--db", db])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["user", "link", "ann", "--identity", "00uANN", "--user", "root", "--db", db])
+    assert res.exit_code == 0 and "linked to 00uANN" in res.output, res.output
+    res = runner.invoke(app, ["user", "link", "ann", "--user", "root", "--db", db])
+    assert isinstance(res.exception, WorkbenchError) and "--unlink" in str(res.exception)
+    res = runner.invoke(app, ["user", "list", "--json", "--user", "root", "--db", db])
+    assert {json.loads(x)["user"]: json.loads(x)["identity"] for x in res.output.splitlines()} == {
+        "ann": "00uANN", "root": "root@example.org"}
+    res = runner.invoke(app, ["user", "link", "ann", "--unlink", "--user", "root", "--db", db])
+    assert res.exit_code == 0 and "unlinked" in res.output, res.output
+
+
+_OIDC_SECRETS = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "not-a-real-secret",
+                 "client_id": "workbench-test", "client_secret": "not-a-real-secret",
+                 "server_metadata_url": "https://idp.example.org/.well-known/openid-configuration"}
+
+
+def test_app_oidc_sign_in_maps_identity_to_account(tmp_path, monkeypatch):
+    """The app's st.login gate through AppTest's own st.user/st.secrets seeding; the mapping is the library's."""
+    from streamlit.testing.v1 import AppTest
+
+    from workbench.store import open_workspace
+
+    db = tmp_path / "oidc_app.duckdb"
+    w = open_workspace(db)
+    accounts.add_user(w, local_admin(), "root", "admin", PW)
+    accounts.add_user(w, local_admin(), "ann", "analyst", None, identity="ann@example.org")
+    w.close()
+    monkeypatch.setenv("WORKBENCH_DB", str(db))
+    monkeypatch.setenv("WORKBENCH_NO_AUTODEMO", "1")
+    app_file = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "workbench" / "streamlit_app.py")
+
+    def run(user: dict) -> AppTest:
+        at = AppTest.from_file(app_file, default_timeout=60)
+        at.secrets["auth"] = _OIDC_SECRETS
+        at.user = user
+        return at.run()
+
+    at = run({"is_logged_in": False})
+    assert at.title[0].value == "Sign in to the workbench" and not at.metric
+    at = run({"is_logged_in": True, "email": "Ann@Example.org", "sub": "00uANN"})
+    assert not at.exception and not at.error, [*at.exception, *at.error]
+    assert at.title[0].value == "Overview"
+    assert any("ann" in m.value and "analyst" in m.value for m in at.sidebar.markdown)
+    # an unverified e-mail is not used; the subject is not linked: refused
+    at = run({"is_logged_in": True, "email": "ann@example.org", "email_verified": False, "sub": "00uANN"})
+    assert at.error and "refuses it" in at.error[0].value and not at.metric
+    at = run({"is_logged_in": True, "email": "eve@example.org", "sub": "00uEVE"})
+    assert at.error and "no account is linked to eve@example.org" in at.error[0].value
+    w = open_workspace(db)
+    try:
+        acts = w.rows("SELECT actor, action FROM audit_log WHERE starts_with(action, 'auth.') "
+                      "AND action <> 'auth.mode' ORDER BY seq")
+    finally:
+        w.close()
+    assert acts == [("ann", "auth.login"), ("00uANN", "auth.failure"), ("eve@example.org", "auth.failure")]

@@ -314,3 +314,31 @@ def test_cli_list_score_and_refusal(drill_dir: Path, demo_ws) -> None:
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "not a drill workspace" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_drill_pages_render_only_in_a_drill_workspace(drill_dir: Path, demo_ws,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parent.parent / "workbench" / "streamlit_app.py")
+    monkeypatch.setenv("WORKBENCH_DB", str(drill_dir / "extraction-broker-sweep.duckdb"))
+    at = AppTest.from_file(app, default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/drill_participant.py")
+    at.run()
+    assert not at.exception and [t.value for t in at.title] == ["Drill"]
+    at.text_area(key="drill_a_volume").input("about 250")
+    next(b for b in at.button if b.proto.form_id == "drill_q_volume").click()
+    at.run()
+    assert not at.exception and any("Recorded at" in s.value for s in at.success)
+    at.switch_page("app_pages/drill_facilitator.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert {m.label for m in at.metric} >= {"Drill time", "Score", "Time to detect"}
+    real = demo_ws.path
+    demo_ws.close()
+    monkeypatch.setenv("WORKBENCH_DB", str(real))
+    at = AppTest.from_file(app, default_timeout=60)
+    at.run()
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("app_pages/drill_facilitator.py")

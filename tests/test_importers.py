@@ -205,7 +205,8 @@ def test_kserve_pairs_across_files_and_quarantines_orphans(exports, tmp_path):
     extra = folder / "zz-extra.jsonl"
     v2_resp = dict(orphan_resp, id="badshape", data={"outputs": [{"name": "label", "shape": [2], "datatype": "BYTES",
                                                                "data": ["allow", "allow"]}]})
-    extra.write_text("\n".join([json.dumps(orphan_resp), json.dumps(lonely_req), json.dumps(v2_bad), json.dumps(v2_resp),
+    extra.write_text("\n".join([json.dumps(orphan_resp), json.dumps(lonely_req), json.dumps(v2_bad),
+                                json.dumps(v2_resp),
                                 '{"id": "x", "type": "org.kubeflow.serving.inference.request"',
                                 json.dumps(dict(req, id="t", type="com.example.other"))]) + "\n")
     mapping = yaml.safe_load((exports / "mappings" / "kserve.yaml").read_text())
@@ -316,7 +317,8 @@ def test_metric_exports_recognised_and_loaded_once(fmt, exports, small_sample, t
     assert len(got) == loaded
     for key, value in got.items():
         assert math.isclose(want[key], value, rel_tol=0, abs_tol=0), key
-    span = {k for k in want if min(t for *_, t in got) <= k[2] <= max(t for *_, t in got)}
+    lo, hi = min(t for *_, t in got), max(t for *_, t in got)
+    span = {k for k in want if lo <= k[2] <= hi}
     assert set(got) == span
 
 

@@ -10,25 +10,76 @@ from workbench.access import Actor, require
 from workbench.store import Workspace
 
 
-def workspace_summary(ws: Workspace, actor: Actor) -> dict[str, Any]:
-    """Systems with decision counts, time span, principals and versions; totals of metrics and sources."""
+def decision_rollup(ws: Workspace, actor: Actor) -> pd.DataFrame:
+    """One aggregated scan of the decisions: count, errors and span per system, UTC day, model version and hash,
+    with each system's distinct principals (system_principals); small whatever the number of decisions."""
     require(actor, "read:aggregates")
-    cur = ws.named("systems_summary")
-    names = [d[0] for d in cur.description]
-    systems = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return ws.named("decision_rollup").df()
+
+
+def _systems(rollup: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per system: decisions, time span, distinct principals and model versions (from the rollup)."""
+    if rollup.empty:
+        return []
+    g = rollup.groupby("system_id", sort=True)
+    out = pd.DataFrame({"decisions": g["decisions"].sum(), "first": g["first"].min(), "last": g["last"].max(),
+                        "principals": g["system_principals"].max()})
+    versions = g["model_version"].agg(lambda v: sorted({str(x) for x in v.dropna()}))
+    rows = []
+    for system_id, row in out.iterrows():
+        rows.append({"system_id": system_id, "decisions": int(row["decisions"]),
+                     "first": row["first"].to_pydatetime(), "last": row["last"].to_pydatetime(),
+                     "principals": int(row["principals"]), "versions": versions[system_id]})
+    return rows
+
+
+def _per_day(rollup: pd.DataFrame) -> pd.DataFrame:
+    """Decisions per system per UTC day with the share that errored (from the rollup)."""
+    if rollup.empty:
+        return pd.DataFrame(columns=["system_id", "day", "decisions", "error_share"])
+    out = rollup.groupby(["system_id", "day"], as_index=False)[["decisions", "errors"]].sum()
+    out["error_share"] = out["errors"] / out["decisions"]
+    return out.drop(columns="errors").sort_values(["day", "system_id"], ignore_index=True)
+
+
+def _models_seen(rollup: pd.DataFrame) -> pd.DataFrame:
+    """Model versions and logged artifact hashes with decision counts and time span (from the rollup)."""
+    cols = ["system_id", "model_version", "model_sha256", "decisions", "first", "last"]
+    if rollup.empty:
+        return pd.DataFrame(columns=cols)
+    out = (rollup.groupby(["system_id", "model_version", "model_sha256"], dropna=False, as_index=False)
+           .agg(decisions=("decisions", "sum"), first=("first", "min"), last=("last", "max")))
+    return out[cols].sort_values(["system_id", "model_version", "first"], ignore_index=True)
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as plain Python values (None for missing, datetime for timestamps), ready for JSON."""
+    rows = df.astype(object).where(df.notna(), None).to_dict("records")
+    return [{k: (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v) for k, v in r.items()} for r in rows]
+
+
+def workspace_summary(ws: Workspace, actor: Actor) -> dict[str, Any]:
+    """Systems with decision counts, time span, principals and versions; decisions per day and model hashes
+    seen in the logs (all from one scan); totals of metrics and sources."""
+    require(actor, "read:aggregates")
+    rollup = decision_rollup(ws, actor)
+    counts = ws.one("""SELECT (SELECT count(*) FROM metrics), (SELECT count(*) FROM sources),
+                              (SELECT count(*) FROM quarantine)""") or (0, 0, 0)
     return {
         "schema_version": ws.schema_version(),
-        "systems": systems,
-        "metric_points": ws.scalar("SELECT count(*) FROM metrics"),
-        "sources": ws.scalar("SELECT count(*) FROM sources"),
-        "quarantined": ws.scalar("SELECT count(*) FROM quarantine"),
+        "systems": _systems(rollup),
+        "metric_points": counts[0],
+        "sources": counts[1],
+        "quarantined": counts[2],
+        "decisions_per_day": _records(_per_day(rollup)),
+        "models_seen": _records(_models_seen(rollup)),
     }
 
 
 def decisions_per_day(ws: Workspace, actor: Actor) -> pd.DataFrame:
-    """Decisions per system per UTC day."""
+    """Decisions per system per UTC day, with the share that errored."""
     require(actor, "read:aggregates")
-    return ws.named("decisions_per_day").df()
+    return _per_day(decision_rollup(ws, actor))
 
 
 def sources_table(ws: Workspace, actor: Actor) -> pd.DataFrame:
@@ -43,8 +94,7 @@ def sources_table(ws: Workspace, actor: Actor) -> pd.DataFrame:
 def models_seen(ws: Workspace, actor: Actor) -> pd.DataFrame:
     """Model versions and artifact hashes as seen in the decision logs, with decision counts and time span."""
     require(actor, "read:aggregates")
-    return ws.df("""SELECT system_id, model_version, model_sha256, count(*) AS decisions, min(ts) AS first,
-                           max(ts) AS last FROM decisions GROUP BY ALL ORDER BY system_id, model_version, first""")
+    return _models_seen(decision_rollup(ws, actor))
 
 
 def metric_series(ws: Workspace, actor: Actor, system_id: str, bucket: str = "1 hour") -> pd.DataFrame:

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from workbench.app_pages import pages_for
+from workbench.drills.workspace import is_drill
 from workbench.ui import auth, connection
 from workbench.ui.errors import shown
 
@@ -27,7 +28,7 @@ auth.sidebar_badge(actor)
 st.sidebar.caption(f"Workspace `{ws.path.name}`")
 
 sections: dict[str, list] = {}
-for spec in pages_for(actor):
+for spec in pages_for(actor, drill=is_drill(ws)):
     page = st.Page(str(HERE / "app_pages" / spec.file), title=spec.title, icon=spec.icon, default=spec.default)
     sections.setdefault(spec.section, []).append(page)
 

@@ -35,7 +35,14 @@ PAGES: list[PageSpec] = [
 #   PageSpec("drill_facilitator.py", "Drill (facilitator)", ":material/sports_esports:", "Drills", "run:drills")
 EXTRA_PAGES: list[PageSpec] = []
 
+# Shown only when the workspace is a drill workspace (workbench.drills.workspace.is_drill).
+DRILL_PAGES: list[PageSpec] = [
+    PageSpec("drill_participant.py", "Drill", ":material/quiz:", "Drill", "run:drills"),
+    PageSpec("drill_facilitator.py", "Drill: facilitator", ":material/timer:", "Drill", "facilitate:drills"),
+]
 
-def pages_for(actor: Actor) -> list[PageSpec]:
-    """The pages this actor may open, in navigation order."""
-    return [p for p in [*PAGES, *EXTRA_PAGES] if p.permission is None or actor.can(p.permission)]
+
+def pages_for(actor: Actor, drill: bool = False) -> list[PageSpec]:
+    """The pages this actor may open, in navigation order (the drill pages only in a drill workspace)."""
+    extra = [*EXTRA_PAGES, *(DRILL_PAGES if drill else [])]
+    return [p for p in [*PAGES, *extra] if p.permission is None or actor.can(p.permission)]

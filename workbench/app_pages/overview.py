@@ -39,7 +39,9 @@ with shown("Systems inventory"):
             "decisions": st.column_config.NumberColumn(format="localized"),
             "first": st.column_config.DatetimeColumn("first decision", format="YYYY-MM-DD HH:mm"),
             "last": st.column_config.DatetimeColumn("last decision", format="YYYY-MM-DD HH:mm")})
-    seen = cached.call("workbench.overview", "models_seen", actor)
+    # Derived from the same single scan as the summary (no second pass over the decisions).
+    seen = pd.DataFrame((summary or {}).get("models_seen") or [],
+                        columns=["system_id", "model_version", "model_sha256", "decisions", "first", "last"])
     registered = pd.DataFrame(cached.call("workbench.explain.registry", "list_models", actor,
                                           feature="The model registry"))
     st.caption("Model artifacts seen in the decision logs against the registry: an unregistered hash is a red flag.")
@@ -58,7 +60,8 @@ left, right = st.columns([3, 2])
 with left:
     st.subheader("Decisions per day")
     with shown("Decisions per day"):
-        per_day = cached.call("workbench.overview", "decisions_per_day", actor)
+        per_day = pd.DataFrame((summary or {}).get("decisions_per_day") or [],
+                               columns=["system_id", "day", "decisions", "error_share"])
         st.plotly_chart(charts.decisions_per_day(per_day), key="ov_per_day")
 with right:
     st.subheader("Alerts by severity")

@@ -2,6 +2,8 @@
 
 A workspace without accounts runs in single-user mode (the OS user acts as admin, see workbench.session).
 Creating the first account, which must be an admin, switches the workspace to sign-in for everyone.
+An account may also carry an OIDC identity (e-mail or `sub` claim): the app's st.login sign-in maps it to
+the account with `actor_for_identity`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ _hasher = PasswordHasher()  # argon2id with argon2-cffi's RFC 9106 low-memory de
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 _COLUMNS = (
     '"user", role, created_at, created_by, failed_count, locked_until, disabled, last_login, '
-    "password_changed_at"
+    "password_changed_at, identity"
 )
+_IDENTITY = re.compile(r"^[^\s\x00-\x1f]{1,255}$")
 
 
 class AuthFailed(WorkbenchError):
@@ -87,29 +90,69 @@ def count_accounts(ws: Workspace) -> int:
     return int(ws.scalar("SELECT count(*) FROM accounts") or 0)
 
 
-def add_user(ws: Workspace, actor: Actor, user: str, role: str, password: str) -> dict[str, Any]:
-    """Create an account; the first one must be an admin and switches the workspace to sign-in."""
+def normalize_identity(identity: str | None) -> str:
+    """An OIDC identity as stored and matched: trimmed; e-mail addresses lower-case; '' when absent."""
+    text = identity.strip() if isinstance(identity, str) else ""
+    return text.lower() if "@" in text else text
+
+
+def _check_identity(ws: Workspace, identity: str | None, user: str) -> str | None:
+    """The normalized identity (None for none), refused when malformed or linked to another account."""
+    norm = normalize_identity(identity)
+    if not norm:
+        return None
+    if not _IDENTITY.match(norm):
+        raise WorkbenchError(f"invalid identity {identity!r}: an e-mail address or the provider's subject id")
+    other = ws.scalar('SELECT "user" FROM accounts WHERE identity = ? AND "user" <> ?', [norm, user])
+    if other:
+        raise WorkbenchError(f"identity {norm} is already linked to account {other}")
+    return norm
+
+
+def add_user(ws: Workspace, actor: Actor, user: str, role: str, password: str | None,
+             identity: str | None = None) -> dict[str, Any]:
+    """Create an account (optionally linked to an OIDC identity); the first must be an admin and switches
+    the workspace to sign-in. Without a password (OIDC only) the account cannot sign in with one."""
     require(actor, "write:accounts")
     if not isinstance(user, str) or not _USER_NAME.match(user):
         raise WorkbenchError(f"invalid user name {user!r}: letters, digits and . _ @ - (at most 64)")
     _check_role(role)
-    _check_password(password)
-    digest = hash_password(password)
+    if password is None and not normalize_identity(identity):
+        raise WorkbenchError("an account needs a password, an OIDC identity, or both")
+    if password is not None:
+        _check_password(password)
+    # OIDC-only accounts get a hash of a random secret nobody knows: password sign-in always fails.
+    digest = hash_password(password if password is not None else secrets.token_urlsafe(32))
     with ws.transaction():
         first = count_accounts(ws) == 0
         if first and role != "admin":
             raise WorkbenchError("the first account must be an admin (it switches the workspace to sign-in)")
         if ws.scalar('SELECT count(*) FROM accounts WHERE lower("user") = lower(?)', [user]):
             raise WorkbenchError(f"account {user!r} already exists")
+        linked = _check_identity(ws, identity, user)
         now = _now()
         ws.execute(
-            'INSERT INTO accounts("user", role, password_hash, created_at, created_by, password_changed_at) '
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [user, role, digest, now, actor.user, now],
+            'INSERT INTO accounts("user", role, password_hash, created_at, created_by, password_changed_at, '
+            "identity) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [user, role, digest, now, actor.user, now if password is not None else None, linked],
         )
-        audit.record(ws, actor, "account.add", user, {"role": role, "first": first})
+        details: dict[str, Any] = {"role": role, "first": first}
+        if linked:
+            details.update(identity=linked, password=password is not None)
+        audit.record(ws, actor, "account.add", user, details)
         if first:
             audit.record(ws, actor, "auth.mode", None, {"mode": "sign-in", "first_admin": user})
+    return _account(ws, user)
+
+
+def link_identity(ws: Workspace, actor: Actor, user: str, identity: str | None) -> dict[str, Any]:
+    """Link an account to an OIDC identity (e-mail or `sub` claim), or unlink it with None or ''."""
+    require(actor, "write:accounts")
+    with ws.transaction():
+        before = _account(ws, user)
+        linked = _check_identity(ws, identity, user)
+        ws.execute('UPDATE accounts SET identity = ? WHERE "user" = ?', [linked, user])
+        audit.record(ws, actor, "account.identity", user, {"from": before.get("identity"), "to": linked})
     return _account(ws, user)
 
 
@@ -229,6 +272,38 @@ def authenticate(ws: Workspace, user: str, password: str) -> Actor:
             [now, user],
         )
         audit.record(ws, who, "auth.login", user, {"method": "password"})
+    return who
+
+
+def actor_for_identity(ws: Workspace, *identities: str | None) -> Actor:
+    """The Actor of the enabled account linked to an OIDC identity (the first of e.g. email, sub that is
+    linked); audited as auth.login (method oidc), or refused and audited as auth.failure."""
+    tried = [n for n in dict.fromkeys(normalize_identity(i) for i in identities) if n]
+    match = None
+    for norm in tried:
+        rows = ws.rows('SELECT "user", role, disabled FROM accounts WHERE identity = ?', [norm])
+        if rows:
+            match = (norm, *rows[0])
+            break
+    if match is None:
+        claimed = tried[0] if tried else "?"
+        details = {"method": "oidc", "reason": "unknown identity" if tried else "no identity claim",
+                   "identities": tried}
+        audit.record(ws, _Unverified(claimed), "auth.failure", claimed if tried else None,  # type: ignore[arg-type]
+                     details)
+        raise AuthFailed(f"no account is linked to {claimed}; an admin can link one with "
+                         f"`workbench user link USER --identity {claimed}`" if tried
+                         else "the identity provider sent no e-mail or subject to sign in with")
+    identity, user, role, disabled = match
+    who = Actor(user, role)
+    # A password lockout does not block OIDC: the provider, not a guessed password, vouched for this person.
+    if disabled:
+        audit.record(ws, who, "auth.failure", user, {"method": "oidc", "identity": identity,
+                                                     "reason": "account disabled"})
+        raise AuthFailed(f"account {user} is disabled")
+    with ws.transaction():
+        ws.execute('UPDATE accounts SET last_login = ? WHERE "user" = ?', [_now(), user])
+        audit.record(ws, who, "auth.login", user, {"method": "oidc", "identity": identity})
     return who
 
 

@@ -48,9 +48,15 @@ app.add_typer(user_app, name="user")
 app.add_typer(personal_app, name="personal")
 app.add_typer(decisions_app, name="decisions")
 
+IdentityOpt = Annotated[
+    str | None,
+    typer.Option(help="OIDC identity for the app's st.login sign-in: the e-mail (or `sub` claim) it signs in with."),
+]
+
 _USER_COLUMNS = [
     "user",
     "role",
+    "identity",
     "disabled",
     "locked",
     "locked_until",
@@ -83,17 +89,43 @@ def user_add(
         str, typer.Option(help="viewer, analyst, lead, auditor or admin (the first account: admin).")
     ],
     password_stdin: PasswordStdinOpt = False,
+    identity: IdentityOpt = None,
     db: DbOpt = None,
     user: UserOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Create an account; the first one (an admin) switches the workspace to sign-in."""
+    """Create an account; the first one (an admin) switches the workspace to sign-in.
+
+    With --identity the account signs in through the app's OIDC provider and needs no local password
+    (give --password-stdin to set one as well)."""
     from workbench.cases import accounts
 
     ws = workspace(db)
     who = actor(ws, user)
-    row = accounts.add_user(ws, who, name, role, _new_password(password_stdin, name))
-    typer.echo(dumps(row) if json_ else f"account {name} ({role}) created")
+    password = None if identity and not password_stdin else _new_password(password_stdin, name)
+    row = accounts.add_user(ws, who, name, role, password, identity=identity)
+    linked = f", OIDC identity {row['identity']}" if row.get("identity") else ""
+    typer.echo(dumps(row) if json_ else f"account {name} ({role}) created{linked}")
+
+
+@user_app.command("link")
+def user_link(
+    name: Annotated[str, typer.Argument(help="Account name.")],
+    identity: IdentityOpt = None,
+    unlink: Annotated[bool, typer.Option("--unlink", help="Remove the account's OIDC identity.")] = False,
+    db: DbOpt = None,
+    user: UserOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Link an account to the OIDC identity (e-mail or `sub` claim) it signs in with through the app."""
+    from workbench.cases import accounts
+
+    if bool(identity) == unlink:
+        raise WorkbenchError("give either --identity EMAIL or --unlink")
+    ws = workspace(db, create=False)
+    row = accounts.link_identity(ws, actor(ws, user), name, None if unlink else identity)
+    text = f"account {name} linked to {row['identity']}" if row.get("identity") else f"account {name} unlinked"
+    typer.echo(dumps(row) if json_ else text)
 
 
 @user_app.command("list")

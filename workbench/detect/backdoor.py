@@ -4,7 +4,7 @@ have made differently, concentrated on an input value that normal traffic rarely
 1. SQL: for every feature, exact values that are far more frequent among the new version's decisions than
    among the previous version's (Poisson deviance z and an enrichment ratio) are trigger candidates.
 2. Replay: the candidate's decisions (and a random sample of the new version's decisions as the baseline) are
-   re-scored with the previous registered version (workbench.explain registry); a candidate whose decisions
+   re-scored with the previous registered version (workbench.explain.replay); a candidate whose decisions
    flip far more often than the baseline, mostly in one direction, is a backdoor trigger. The implicated
    decisions are the trigger decisions that flipped.
 Without a loadable previous version (no registry, no artifact) the SQL part still reports values that the
@@ -130,21 +130,17 @@ def _classes(ctx: Ctx, s: SystemScope) -> tuple[list[str], np.ndarray] | None:
 
 
 def _replay(ctx: Ctx, s: SystemScope, version: str, ids: list[str]) -> tuple[list[str], np.ndarray] | None:
-    """Scores of the given decisions under a registered version (None when it cannot be loaded)."""
+    """Scores of the given decisions under a registered version (None when it cannot be replayed)."""
     try:
-        from workbench.explain import features as xf
-        from workbench.explain import registry, treeshap
+        from workbench.explain.replay import replay
     except ImportError:
         return None
     try:
-        model = registry.load_model(ctx.ws, ctx.actor, s.system_id, version)
-        types = xf.catalog(ctx.ws, s.system_id)
-        frame = xf.load_by_ids(ctx.ws, s.system_id, ids, types)
-        scores = treeshap.predict_score(model, xf.matrix(model, frame, types))
+        frame = replay(ctx.ws, ctx.actor, s.system_id, ids, version)
     except Exception as exc:  # noqa: BLE001 - a model that cannot be replayed degrades to the SQL check
         ctx.notes.append(f"{s.system_id}: replay of {version} unavailable ({str(exc).splitlines()[0][:120]})")
         return None
-    return list(frame["decision_id"]), np.asarray(scores, dtype=float)
+    return list(frame["decision_id"]), frame["replay_score"].to_numpy(dtype=float)
 
 
 def _flips(rows: list[tuple], scores: dict[str, float], classes: tuple[list[str], np.ndarray]

@@ -43,22 +43,6 @@ def binom_z(k: float, n: float, p: float) -> float:
     return math.copysign(math.sqrt(max(g, 0.0)), q - p)
 
 
-def severity_from_z(z: float, base: str = "medium") -> str:
-    """Severity from how extreme the evidence is, starting at the technique's base severity."""
-    from workbench.detect.alerts import bump
-
-    if z >= 30:
-        return bump(base, 1)
-    if z < 8:
-        return bump(base, -1)
-    return base
-
-
 def fmt_ts(ts: datetime) -> str:
     """Short UTC time for summaries."""
     return ts.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def r3(x: float | None) -> float | None:
-    """Round for evidence."""
-    return None if x is None or not np.isfinite(x) else float(round(x, 4))

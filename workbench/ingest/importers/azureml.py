@@ -3,8 +3,9 @@
 Each line is a CloudEvent (`type` azureml.inference.model_inputs or .model_outputs) whose `data` is the
 collected DataFrame as a list of row objects; inputs and outputs are joined by `correlationid`. The collector
 writes the two collections under sibling folders (`<endpoint>/<deployment>/model_inputs/yyyy/MM/dd/HH/` and
-`.../model_outputs/...`): an inputs file looks its outputs up in the whole model_outputs tree, an outputs file
-only reports the outputs no input claims ("response without request"). Meta fields for the mapping:
+`.../model_outputs/...`): an inputs file looks its outputs up in the same and neighbouring hour folders of
+model_outputs; an outputs file only reports the outputs no input claims ("response without request").
+Meta fields for the mapping:
 correlationid, xrequestid, modelversion, endpoint, deployment; columns of the inputs are {input: name}.
 """
 
@@ -30,12 +31,17 @@ _DATA = ("CASE WHEN json_type(j, '$.data') = 'VARCHAR' AND json_valid(json_extra
 
 
 def partners(path: Path) -> tuple[list[Path], str | None, str | None]:
-    """Every collector file of the same deployment (both collections), plus endpoint and deployment names."""
+    """Collector files of the same deployment in this file's hour folder and the hours either side (both
+    collections), plus the endpoint and deployment names."""
     for parent in path.parents:
         if parent.name in ("model_inputs", "model_outputs"):
             root = parent.parent
             files = siblings(path, root / "model_inputs", True) + siblings(path, root / "model_outputs", True)
-            return sorted(set(files)), root.parent.name or None, root.name or None
+            hour = {f: f.parent.relative_to(root / f.relative_to(root).parts[0]) for f in files}
+            hours = sorted(set(hour.values()))
+            at = hours.index(hour[path]) if path in hour else 0
+            near = set(hours[max(at - 1, 0):at + 2])
+            return sorted(f for f in files if hour[f] in near), root.parent.name or None, root.name or None
     return siblings(path), None, None
 
 

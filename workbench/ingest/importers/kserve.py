@@ -4,8 +4,9 @@ Request events (`type` org.kubeflow.serving.inference.request or io.seldon.servi
 to their response event by event id (Seldon: the `requestid` extension when present). Bodies may be V1
 (`instances` / `predictions`), V2 Open Inference Protocol (`inputs` / `outputs` tensors) or Seldon
 (`data.ndarray`); `data_base64` is decoded. A response may sit in another file of the same folder (loggers
-rotate files): each request file looks its responses up in every event file of its folder, so a folder
-ingested file by file loads each pair exactly once, with the request's file and line. Meta fields for the
+rotate files): each request file looks its responses up in the neighbouring event files of its folder (in
+name order), so a folder ingested file by file loads each pair exactly once, with the request's file and line.
+Meta fields for the
 mapping: event_id, inferenceservicename, namespace, component, endpoint, source, model_name, model_version,
 and `headers` (the logger's `metadata` extension, e.g. {header: x-principal}).
 """
@@ -42,7 +43,10 @@ def build(reader: Reader, path: Path, m: Mapping) -> None:
     """Fill `_events` from one event file, pairing with responses anywhere in its folder."""
     con = reader.con
     json_lines(reader, path)
-    others = [f for f in siblings(path) if f.resolve() != path.resolve()]
+    files = siblings(path)
+    at = files.index(path) if path in files else 0
+    # loggers rotate files in time order: a pair can only straddle neighbouring files
+    others = [f for f in files[max(at - 1, 0):at + 2] if f.resolve() != path.resolve()]
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _kev AS
         SELECT line, raw, j, {BAD_JSON} AS bad, {_KIND} AS kind, {_KEY} AS key,

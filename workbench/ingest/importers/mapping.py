@@ -219,11 +219,13 @@ def _convert(v: str, typ: str, name: str) -> tuple[str, str]:
     if typ == "number":
         val = (f"CASE WHEN json_type({v}) IN {nums} THEN {v} WHEN regexp_full_match(trim({text}), "
                f"'{NUMBER_RE[1:-1]}') THEN trim({text})::JSON END")
-        err = f"WHEN NOT {blank} AND ({val}) IS NULL THEN 'feature {name} must be a number, got ' || left({text}, 40)"
+        err = (f"WHEN NOT {blank} AND ({val}) IS NULL THEN {sql_str(f'feature {name} must be a number, got ')} "
+               f"|| left({text}, 40)")
     elif typ == "bool":
         val = (f"CASE WHEN json_type({v}) = 'BOOLEAN' THEN {v} WHEN lower(trim({text})) IN ('true', '1') "
                f"THEN 'true'::JSON WHEN lower(trim({text})) IN ('false', '0') THEN 'false'::JSON END")
-        err = f"WHEN NOT {blank} AND ({val}) IS NULL THEN 'feature {name} must be true or false, got ' || left({text}, 40)"
+        err = (f"WHEN NOT {blank} AND ({val}) IS NULL THEN {sql_str(f'feature {name} must be true or false, got ')} "
+               f"|| left({text}, 40)")
     elif typ == "string":
         val, err = f"CASE WHEN NOT {blank} THEN to_json({text}) END", ""
     else:
@@ -270,14 +272,16 @@ def apply(con: Any, m: Mapping, system: str | None = None) -> None:
     opt = {k: select_sql(s) for k, s in m.optional.items()}
     required = [("principal", "principal", m.principal), ("model_version", "model_version", m.model_version)]
     missing = " ".join(
-        f"WHEN {col}_m IS NULL OR {col}_m = '' THEN 'cannot map {label}: no {describe(sel)} in this record'"
+        f"WHEN {col}_m IS NULL OR {col}_m = '' THEN {sql_str(f'cannot map {label}: no {describe(sel)} in this record')}"
         for col, label, sel in required if sel.kind != "const")
     if m.score is not None and m.score.kind == "output":  # an explicit null score is fine (failed request)
         raw = f"json_extract(out, {sql_str(_path(m.score.key, m.score.index))})"
         if m.score.key == 0 and m.score.index is None:
             raw = "CASE WHEN json_type(out) IN ('ARRAY', 'OBJECT') THEN json_extract(out, '$[0]') ELSE out END"
-        missing += f" WHEN score_raw IS NULL AND ({raw}) IS NULL THEN 'cannot map score: no {describe(m.score)} in the output'"
-    missing += f" WHEN prediction IS NULL OR prediction = '' THEN 'cannot map prediction: no {pred_desc} in the output'"
+        missing += (f" WHEN score_raw IS NULL AND ({raw}) IS NULL "
+                    f"THEN {sql_str('cannot map score: no ' + describe(m.score) + ' in the output')}")
+    missing += (f" WHEN prediction IS NULL OR prediction = '' "
+                f"THEN {sql_str(f'cannot map prediction: no {pred_desc} in the output')}")
     system_sql = sql_str(m.system_id) if m.system_id else (sql_str(system) if system else "NULL")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _recs AS

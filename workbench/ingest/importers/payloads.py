@@ -48,7 +48,8 @@ _MACROS = (
                     ELSE r END)) END)""",
     # columnar {"a": [1, 2], "b": [3, 4]} -> [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
     """wb_columns(o) AS (
-        to_json(list_transform(range(CAST(json_array_length(json_extract(o, '$."' || json_keys(o)[1] || '"')) AS BIGINT)), lambda i:
+        to_json(list_transform(range(CAST(json_array_length(json_extract(o, '$."' || json_keys(o)[1] || '"'))
+                                          AS BIGINT)), lambda i:
             to_json(map_from_entries(list_transform(json_keys(o), lambda k:
                 {'k': k, 'v': json_extract(json_extract(o, '$."' || k || '"'), i)}))))))""",
     """wb_as_list(x) AS (
