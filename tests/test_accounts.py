@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -220,7 +221,8 @@ def test_oidc_identity_signs_in_the_linked_account(ws, admin):
     with pytest.raises(accounts.AuthFailed):  # a subject id is matched exactly, not case-folded
         accounts.actor_for_identity(ws, "00U1AB2CD3")
     rows = [r for r in _auth_rows(ws) if r["action"] == "auth.login"]
-    assert [(r["actor"], r["role"], r["object"]) for r in rows] == [("ann", "analyst", "ann"), ("root", "admin", "root")]
+    assert [(r["actor"], r["role"], r["object"]) for r in rows] == [
+        ("ann", "analyst", "ann"), ("root", "admin", "root")]
     assert [json.loads(r["details"]) for r in rows] == [
         {"method": "oidc", "identity": "ann@example.org"},
         {"method": "oidc", "identity": "00u1ab2CD3"},
@@ -333,7 +335,7 @@ def test_app_oidc_sign_in_maps_identity_to_account(tmp_path, monkeypatch):
     w.close()
     monkeypatch.setenv("WORKBENCH_DB", str(db))
     monkeypatch.setenv("WORKBENCH_NO_AUTODEMO", "1")
-    app_file = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "workbench" / "streamlit_app.py")
+    app_file = str(Path(__file__).resolve().parent.parent / "workbench" / "streamlit_app.py")
 
     def run(user: dict) -> AppTest:
         at = AppTest.from_file(app_file, default_timeout=60)

@@ -123,16 +123,22 @@ def sample(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
     days: Annotated[int, typer.Option(help="Days of traffic.")] = 30,
     clean: Annotated[bool, typer.Option("--clean", help="No injected incidents.")] = False,
+    exports: Annotated[bool, typer.Option("--exports/--no-exports",
+                                          help="Also write a day of it in each platform's export shape.")] = True,
     json_: JsonOpt = False,
 ) -> None:
     """Generate the labelled sample: decisions, metrics, LightGBM models and ground truth."""
     from workbench.sample import generate
+    from workbench.sample.exports import write_exports
 
     manifest = generate(out, seed=seed, days=days, clean=clean)
+    if exports:
+        manifest["exports"] = write_exports(out, out / "exports")
     if json_:
         typer.echo(dumps(manifest))
     else:
-        typer.echo(f"wrote sample (seed {seed}, {days} days{', clean' if clean else ''}) to {out}")
+        typer.echo(f"wrote sample (seed {seed}, {days} days{', clean' if clean else ''}) to {out}"
+                   + (f", platform exports in {out / 'exports'}" if exports else ""))
 
 
 @app.command()
