@@ -19,7 +19,10 @@ def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET threads = 1")  # byte-identical output run after run
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:  # in a Jupyter kernel without ipywidgets DuckDB refuses to touch the bar at all
+        pass
     return con
 
 
