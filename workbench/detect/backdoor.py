@@ -168,7 +168,7 @@ def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
     rp = [hashes] if hashes else []
     base_where = f"model_version = ? AND in_scope {reg} AND {ctx.unclaimed(s)}"
     classes = _classes(ctx, s)
-    sel = "SELECT decision_id, prediction, score FROM {t} d WHERE {w} AND score IS NOT NULL " \
+    sel = "SELECT decision_id, prediction, score, principal FROM {t} d WHERE {w} AND score IS NOT NULL " \
           "ORDER BY hash(decision_id) LIMIT {n}"
     base_rows = ctx.ws.rows(sel.format(t=s.table, w=base_where, n=BASELINE_SAMPLE), [new, *rp])
     cand_rows = [ctx.ws.rows(sel.format(t=s.table, w=f"{base_where} AND {c['feature'].col} = ?", n=REPLAY_CAP),
@@ -199,11 +199,26 @@ def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
             same_way = max(int(test["down"].sum()), test["flips"] - int(test["down"].sum())) / max(test["flips"], 1)
             if not (test["flips"] >= MIN_FLIPS and rate >= MIN_FLIP_RATE and z >= Z_FLIP and same_way >= DIRECTION):
                 continue
-            flipped = [i for i, fl in zip(test["ids"], test["flip"], strict=True) if fl]
+            # implicated: decisions that flip, and those whose score moved further (in the flips' direction)
+            # than 99% of the baseline's moves: the trigger pushed them even where the class held
+            down = int(test["down"].sum()) >= test["flips"] - int(test["down"].sum())
+            cut = np.quantile(base["delta"], 0.01 if down else 0.99)
+            moved = test["delta"] <= cut if down else test["delta"] >= cut
+            # and every trigger request of a sender whose trigger requests mostly flip (the attacker's others)
+            who = {r[0]: r[3] for r in rows}
+            per: dict[str, list[int]] = {}
+            for i, fl in zip(test["ids"], test["flip"], strict=True):
+                per.setdefault(who.get(i), [0, 0])
+                per[who.get(i)][0] += int(fl)
+                per[who.get(i)][1] += 1
+            senders = {p for p, (k, n) in per.items() if k >= 2 and k >= 0.5 * n}
+            flipped = [i for i, fl, mv in zip(test["ids"], test["flip"], moved, strict=True)
+                       if fl or mv or who.get(i) in senders]
             ctx.hit(NAME, s, "SELECT ?, unnest(?::VARCHAR[])", [key, flipped])
             ev |= {"replayed": test["n"], "flipped": test["flips"], "flip_rate": rate,
                    "baseline_flip_rate": p0, "baseline_replayed": base["n"], "flip_z": z,
                    "same_direction_share": same_way, "mean_score_shift": float(np.mean(test["delta"])),
+                   "score_shift_cut": float(cut), "implicated_by_shift_only": len(flipped) - test["flips"],
                    "baseline_mean_score_shift": float(np.mean(base["delta"])), "method": "replay",
                    "thresholds": {"candidate_z": Z_CANDIDATE, "enrichment": MIN_RATIO, "flip_z": Z_FLIP,
                                   "min_flip_rate": MIN_FLIP_RATE, "direction": DIRECTION}}

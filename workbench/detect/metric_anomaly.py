@@ -144,8 +144,37 @@ def detect(ctx: Ctx) -> list[Alert]:
                                                                                      s.until])
         floods = [(a.window_start, a.window_end) for a in ctx.alerts if a.detector == "flood"
                   and a.system_id == s.system_id]
+        found: list[Alert] = []
         for metric, labels in series:
-            out += _series(ctx, s, metric, labels, floods)
+            found += _series(ctx, s, metric, labels, floods)
+        out += _merge(found)
+    return out
+
+
+def _merge(alerts: list[Alert]) -> list[Alert]:
+    """One alert per overlapping episode of a system (p50 and p95 latency move together): the strongest
+    series leads, the others are listed in its evidence."""
+    from workbench.detect.alerts import SEVERITIES
+
+    out: list[Alert] = []
+    group: list[Alert] = []
+    for a in sorted(alerts, key=lambda x: x.window_start) + [None]:
+        if a is not None and group and a.window_start <= max(g.window_end for g in group):
+            group.append(a)
+            continue
+        if group:
+            lead = max(group, key=lambda g: g.score)
+            others = [g for g in group if g is not lead]
+            if others:
+                lead.window_start = min(g.window_start for g in group)
+                lead.window_end = max(g.window_end for g in group)
+                lead.severity = max((g.severity for g in group), key=SEVERITIES.index)
+                lead.evidence["also"] = [{"metric": g.metric, "peak_z": g.evidence.get("peak_z"),
+                                          "observed": g.evidence.get("observed"),
+                                          "expected": g.evidence.get("expected")} for g in others]
+                lead.summary = lead.summary[:-1] + f", together with {', '.join(sorted({g.metric for g in others}))}."
+            out.append(lead)
+        group = [a] if a is not None else []
     return out
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.ingest.reading import LINES_SQL, Reader, quote_ident, sql_str
+from workbench.ingest.reading import RAW_LINES_SQL, Reader, quote_ident, sql_str
 
 REQUIRED = ("decision_id", "ts", "system_id", "model_version", "principal", "prediction", "features")
 OPTIONAL = ("score", "model_sha256", "source_ip", "latency_ms", "status", "ground_truth", "session_id")
 KNOWN = REQUIRED + OPTIONAL
+BLANK = "__blank line__"  # marks a blank line of a text file: not a record, dropped before counting
 
 # The staging contract: every reader and importer fills exactly these columns.
 STAGE_COLUMNS = (
@@ -69,11 +70,12 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
                   "OR (j.latency_ms IS NULL AND strpos(raw, '\"latency_ms\"') > 0)")
     found = f"(CASE WHEN {suspicious} THEN (CASE {detail} END) END)"
     type_checks = f"WHEN {found} IS NOT NULL THEN {found}"
-    lines = LINES_SQL.format(path=sql_str(str(path)), compression=reader.compression)
+    lines = RAW_LINES_SQL.format(path=sql_str(str(path)), compression=reader.compression)
     fields = ", ".join(f"j.{k} AS {k}" for k in text_fields if k not in ("ts",))
     return f"""
-        SELECT line, raw,
+        SELECT NULL::BIGINT AS line, raw,
             CASE
+                WHEN blank THEN '{BLANK}'
                 WHEN j IS NULL THEN CASE WHEN json_valid(raw) THEN 'line is not a JSON object' ELSE 'unparseable JSON' END
                 WHEN (CASE WHEN j.decision_id IS NULL THEN json_type(raw) END) <> 'OBJECT'
                     THEN 'line is not a JSON object'
@@ -94,9 +96,10 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
                     list_filter(json_keys(raw), lambda k: k NOT IN ({known_list})),
                     lambda k: {{'k': k, 'v': json_extract(raw, '$."' || replace(k, '"', '\"') || '"')}})))::VARCHAR
             END AS extra
-        FROM (SELECT line, raw, try(json_transform(raw, '{structure}')) AS j
-              FROM ({lines})
-              WHERE raw IS NOT NULL AND CASE WHEN left(raw, 1) IN (' ', '\t', '\r') THEN trim(raw) <> '' ELSE true END)
+        FROM (SELECT raw, try(json_transform(raw, '{structure}')) AS j,
+                     CASE WHEN raw IS NULL THEN true WHEN left(raw, 1) IN (' ', '\t', '\r') THEN trim(raw) = ''
+                          ELSE false END AS blank
+              FROM ({lines}))
     """
 
 
@@ -135,7 +138,7 @@ def _stage_csv(reader: Reader, path: Path) -> str:
     opt = {k: (quote_ident(k) if k in cols else "NULL") for k in OPTIONAL}
     checks = " ".join(type_errors)
     return f"""
-        SELECT _ord + 1 AS line, NULL::VARCHAR AS raw,
+        SELECT NULL::BIGINT AS line, NULL::VARCHAR AS raw,
             {("CASE " + checks + " END") if checks else "NULL"} AS parse_error,
             decision_id, ts AS ts_raw, NULL::TIMESTAMPTZ AS ts_typed, system_id, model_version, principal, prediction,
             {opt['score']} AS score_raw, {features_sql} AS features, {opt['model_sha256']} AS model_sha256,
@@ -272,12 +275,18 @@ def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
     """Stream the checked rows into `decisions`, move the failed ones to the quarantine, drop duplicates; count."""
     con = reader.con
     sid = int(source_id)
-    # One pass over the file: every row lands, the failed ones marked with their reason.
+    # One parallel pass over the file: every row lands in file order, the failed ones marked with their reason.
     con.execute(f"""
         INSERT INTO decisions ({COLUMNS}, source_id, source_line, ingest_error, ingest_raw)
-        SELECT {COLUMNS}, {sid}, line, reason, CASE WHEN reason IS NOT NULL THEN coalesce(raw, fields) END
+        SELECT {COLUMNS}, {sid}, coalesce(line, 0), reason, CASE WHEN reason IS NOT NULL THEN coalesce(raw, fields) END
         FROM ({reader.check_sql})
     """)
+    if reader.stage_sql and reader.fmt in ("csv", "jsonl"):
+        # Rows were appended in file order, so their row ids give the line: after the header for CSV.
+        first_line = 2 if reader.fmt == "csv" else 1
+        con.execute(f"UPDATE decisions SET source_line = rowid - (SELECT min(rowid) FROM decisions "
+                    f"WHERE source_id = {sid}) + {first_line} WHERE source_id = {sid}")
+        con.execute(f"DELETE FROM decisions WHERE source_id = {sid} AND ingest_error = ?", [BLANK])
     reader.fix_csv_lines("decisions", "source_line", f"source_id = {sid}")
     if not reader.stage_sql:
         con.execute("DROP TABLE IF EXISTS _stage")

@@ -9,6 +9,15 @@ import duckdb
 
 from workbench.ingest.files import is_gzip
 
+# Every physical line of a text file, in file order and read in parallel (blank lines come back as NULL).
+# Line numbers are given afterwards from the order rows land in the table (see decisions.load), because
+# row_number() over a scan would force the whole pipeline onto one thread.
+RAW_LINES_SQL = (
+    "SELECT raw FROM read_csv({path}, columns={{'raw': 'VARCHAR'}}, header=false, "
+    "delim='\\0', quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=67108864, "
+    "compression='{compression}')"
+)
+
 # Every physical line of a text file with its 1-based number (blank lines come back as NULL).
 LINES_SQL = (
     "SELECT row_number() OVER () AS line, raw FROM read_csv({path}, columns={{'raw': 'VARCHAR'}}, header=false, "
@@ -64,7 +73,7 @@ class Reader:
         return opts
 
     def csv_source(self, path: Path) -> tuple[list[str], str]:
-        """Column names and a streamed subquery over a CSV (text columns plus `_ord`, the data row number).
+        """Column names and a streamed, parallel subquery over a CSV (all columns as text).
 
         Rows the CSV parser rejects are collected by fix_csv_lines() after the query has run.
         """
@@ -72,7 +81,7 @@ class Reader:
         cols = [r[0] for r in self.con.execute(
             f"DESCRIBE SELECT * FROM read_csv({src}, {self._csv_opts(False)})").fetchall()]
         self._csv_pending = True
-        return cols, f"(SELECT row_number() OVER () AS _ord, * FROM read_csv({src}, {self._csv_opts(True)}))"
+        return cols, f"(SELECT * FROM read_csv({src}, {self._csv_opts(True)}))"
 
     def csv_sample(self, path: Path, rows: int = 100_000) -> str:
         """A subquery over the first rows of a CSV, for type inference."""
