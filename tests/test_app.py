@@ -198,6 +198,8 @@ def test_single_user_mode_refuses_remote_clients() -> None:
     assert is_local_client(None, {})
     assert is_local_client("127.0.0.1", {"Host": "localhost:8501"})
     assert is_local_client("::1", {})
+    assert is_local_client("::ffff:127.0.0.1", {})  # IPv4 peer of a dual-stack server
+    assert not is_local_client("::ffff:10.1.2.3", {})
     assert not is_local_client("10.1.2.3", {})
     assert not is_local_client(None, {"X-Forwarded-For": "203.0.113.9"})
     assert not is_local_client(None, {"Forwarded": 'for="[2001:db8::1]:4711";proto=https'})

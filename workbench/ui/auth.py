@@ -29,9 +29,13 @@ def _is_loopback(address: str) -> bool:
     if address in ("localhost", ""):
         return True
     try:
-        return ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    # A dual-stack server (Streamlit binds `::`) reports IPv4 peers as ::ffff:127.0.0.1, which Python 3.11
+    # does not count as loopback.
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 def is_local_client(ip: str | None, headers: Mapping[str, str] | None) -> bool:
