@@ -8,7 +8,7 @@ import pytest
 
 from workbench import audit
 from workbench.access import Actor
-from workbench.errors import PermissionDenied
+from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.store import Workspace
 
 
@@ -55,6 +55,21 @@ def test_export_verifies_offline(chained: Workspace, admin: Actor, tmp_path: Pat
     lines[3] = lines[3].replace('"obj-2"', '"obj-x"')
     out.write_text("\n".join(lines) + "\n")
     assert audit.verify_export(out).first_bad_seq == 3
+
+
+def test_export_check_refuses_foreign_and_truncated_files(chained: Workspace, admin: Actor, tmp_path: Path) -> None:
+    out = tmp_path / "audit.jsonl"
+    audit.export(chained, admin, out)
+    lines = out.read_text().splitlines()
+    (tmp_path / "cut.jsonl").write_text("\n".join(lines[:-2]) + "\n")  # newest rows dropped
+    cut = audit.verify_export(tmp_path / "cut.jsonl")
+    assert not cut.ok and "truncated" in (cut.reason or "")
+    (tmp_path / "note.txt").write_text("not an export\n")
+    with pytest.raises(WorkbenchError):
+        audit.verify_export(tmp_path / "note.txt")
+    (tmp_path / "nohead.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    with pytest.raises(WorkbenchError):
+        audit.verify_export(tmp_path / "nohead.jsonl")
 
 
 def test_only_auditor_and_admin_read_the_log(chained: Workspace) -> None:

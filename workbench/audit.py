@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.access import Actor, require
+from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 
 GENESIS = "0" * 64
@@ -132,10 +133,23 @@ def export(ws: Workspace, actor: Actor, out: Path) -> dict[str, Any]:
 
 def verify_export(path: Path) -> ChainCheck:
     """Check an exported audit file on its own, without a workspace."""
-    lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        header = json.loads(lines[0]) if lines else None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise WorkbenchError(f"{path}: cannot read an audit export ({exc})") from exc
+    if not isinstance(header, dict) or header.get("format") != "workbench-audit-v1":
+        raise WorkbenchError(f"{path}: not a workbench audit export (no workbench-audit-v1 header line)")
     rows = []
-    for line in lines:
-        r = json.loads(line)
-        rows.append((r["seq"], r["ts"], r["actor"], r["role"], r["action"], r["object"], r["details"],
-                     r["prev_hash"], r["hash"]))
-    return check_rows(rows)
+    for n, line in enumerate(lines[1:], start=2):
+        try:
+            r = json.loads(line)
+            rows.append((r["seq"], r["ts"], r["actor"], r["role"], r["action"], r["object"], r["details"],
+                         r["prev_hash"], r["hash"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WorkbenchError(f"{path}: line {n} is not an audit row ({exc})") from exc
+    result = check_rows(rows)
+    if result.ok and header.get("rows") is not None and header["rows"] != len(rows):
+        return ChainCheck(False, len(rows), len(rows) + 1,
+                          f"the header announces {header['rows']} rows but the file holds {len(rows)} (truncated)")
+    return result

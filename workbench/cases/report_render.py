@@ -287,6 +287,9 @@ class _Pdf:
             pdf.set_y(y + h)
         pdf.set_draw_color(120, 120, 120)
         pdf.line(zero, pdf.get_y() - h * len(attrs), zero, pdf.get_y())
+        # fpdf2 tables paint with the current colours: do not let the bars' colour leak into later tables.
+        pdf.set_fill_color(255, 255, 255)
+        pdf.set_draw_color(0, 0, 0)
         pdf.ln(2)
 
 

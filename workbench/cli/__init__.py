@@ -37,7 +37,10 @@ def main() -> None:
     """Entry point: run the CLI, turning every user error into one line on stderr and a non-zero exit."""
     _load_commands()
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns (not raises) the code of a `typer.Exit(n)`.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except WorkbenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -49,7 +52,9 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
         import click
 
-        if isinstance(exc, click.ClickException):
+        # Typer >= 0.20 vendors its own click: its usage errors are not click.ClickException.
+        if isinstance(exc, click.ClickException) or isinstance(exc, getattr(typer, "TyperException", ())) \
+                and hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         if os.environ.get("WORKBENCH_DEBUG"):

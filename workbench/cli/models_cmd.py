@@ -113,6 +113,7 @@ def replay(
     to_version: Annotated[str, typer.Option("--to-version", help="Registered version to re-score with.")],
     decision_id: IdsOpt = None, since: SinceOpt = None, until: UntilOpt = None,
     all_: Annotated[bool, typer.Option("--all", help="List unchanged decisions too (text output).")] = False,
+    alert: Annotated[str | None, typer.Option("--alert", help="Replay the decisions this alert names.")] = None,
     db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False,
 ) -> None:
     """Re-score decisions with another version under the learned decision rule; list changed predictions."""
@@ -121,9 +122,17 @@ def replay(
 
     ws = workspace(db, create=False)
     who = actor(ws, user)
-    ids = list(decision_id or []) or ids_between(ws, system, since, until)
+    ids = list(decision_id or [])
+    if alert:  # README: `workbench replay --system S --to-version V --alert AL-...`
+        from workbench.explain import alert_decision_ids
+
+        alert_system, alert_ids = alert_decision_ids(ws, who, alert)
+        if alert_system != system:
+            raise WorkbenchError(f"alert {alert} is about {alert_system}, not {system}")
+        ids += alert_ids
+    ids = ids or ids_between(ws, system, since, until)
     if not ids:
-        raise WorkbenchError("no decisions to replay: give --decision-id or a --since/--until window")
+        raise WorkbenchError("no decisions to replay: give --alert, --decision-id or a --since/--until window")
     frame = replay_lib(ws, who, system, ids, to_version)
     rows = frame.to_dict("records")
     if json_:

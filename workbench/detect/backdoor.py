@@ -24,7 +24,8 @@ from workbench.detect.context import Ctx, Feature, SystemScope
 NAME = "backdoor"
 ATLAS = ["AML.T0018.000", "AML.T0020"]
 MIN_COUNT = 8            # a trigger candidate appears at least this often under the new version
-MIN_RATIO = 3.0          # ... this many times more often than under the previous one
+MIN_RATIO = 1.5          # ... this many times more often than under the previous one (a trigger may also be a
+                         # value normal traffic has: replay then decides, on the excess over the expected count)
 Z_CANDIDATE = 5.0
 MAX_CANDIDATES = 40
 PER_FEATURE = 3
@@ -197,7 +198,11 @@ def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
             rate = test["flips"] / max(test["n"], 1)
             z = binom_z(test["flips"], test["n"], p0)
             same_way = max(int(test["down"].sum()), test["flips"] - int(test["down"].sum())) / max(test["flips"], 1)
-            if not (test["flips"] >= MIN_FLIPS and rate >= MIN_FLIP_RATE and z >= Z_FLIP and same_way >= DIRECTION):
+            # the trigger explains the excess over the expected count: most of that excess must flip (the rest
+            # of the value's traffic is ordinary and decides like before)
+            excess = max(0.0, 1.0 - 1.0 / max(c["ratio"], 1.0))
+            if not (test["flips"] >= MIN_FLIPS and rate >= MIN_FLIP_RATE * excess and z >= Z_FLIP
+                    and same_way >= DIRECTION):
                 continue
             # implicated: decisions that flip, and those whose score moved further (in the flips' direction)
             # than 99% of the baseline's moves: the trigger pushed them even where the class held
@@ -216,12 +221,13 @@ def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
                        if fl or mv or who.get(i) in senders]
             ctx.hit(NAME, s, "SELECT ?, unnest(?::VARCHAR[])", [key, flipped])
             ev |= {"replayed": test["n"], "flipped": test["flips"], "flip_rate": rate,
-                   "baseline_flip_rate": p0, "baseline_replayed": base["n"], "flip_z": z,
+                   "baseline_flip_rate": p0, "excess_share": excess, "baseline_replayed": base["n"], "flip_z": z,
                    "same_direction_share": same_way, "mean_score_shift": float(np.mean(test["delta"])),
                    "score_shift_cut": float(cut), "implicated_by_shift_only": len(flipped) - test["flips"],
                    "baseline_mean_score_shift": float(np.mean(base["delta"])), "method": "replay",
                    "thresholds": {"candidate_z": Z_CANDIDATE, "enrichment": MIN_RATIO, "flip_z": Z_FLIP,
-                                  "min_flip_rate": MIN_FLIP_RATE, "direction": DIRECTION}}
+                                  "min_flip_rate": f"{MIN_FLIP_RATE} x excess share",
+                                  "direction": DIRECTION}}
             sev = "critical" if rate >= 0.8 and test["flips"] >= 20 else "high"
             n_dec = len(flipped)
             tail = (f"{test['flips']} of {test['n']} would have been decided differently by {prev} "

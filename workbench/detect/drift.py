@@ -2,8 +2,10 @@
 
 The reference window is binned per feature (see extraction.bin_sql); every day after it is compared with
 it by PSI. The threshold per feature is learned: the largest PSI of single reference days against the whole
-reference (the feature's own day-to-day wobble, doubled), never below the conventional 0.1 nor below the
-sampling noise expected for the window sizes. Decisions claimed by attack detectors are left out, so an
+reference (the feature's own day-to-day wobble, doubled), never below the sampling noise expected for the
+window sizes (three times the PSI of two samples of one distribution) nor below PSI_MIN (an immaterial change,
+however significant). Every window is compared like for like in time of day (see _psi_table), so partial
+days and a changed traffic rhythm do not read as drift of features that follow the clock. Decisions claimed by attack detectors are left out, so an
 extraction sweep does not read as a population change. Usually low severity: drift is often no attack.
 """
 
@@ -19,7 +21,7 @@ from workbench.detect.common import fmt_ts
 from workbench.detect.context import Ctx, Feature, SystemScope, ensure_bins
 
 NAME = "drift"
-PSI_MIN = 0.1
+PSI_MIN = 0.02   # immaterial below: PSI ~ d^2 for a shift of d standard deviations, so about 0.15 sd
 PSI_MEDIUM = 0.5
 MIN_WINDOW = 200
 EPS = 1e-4
@@ -37,35 +39,51 @@ def detect(ctx: Ctx) -> list[Alert]:
 
 
 def _prepare(ctx: Ctx, s: SystemScope, start: datetime, cols: list[str]) -> None:
-    """One pass: unclaimed reference and later decisions with their day window and every feature's bin."""
+    """One pass: unclaimed reference and later decisions with their day window, hour of day and every bin."""
     ctx.ws.execute(f"""
         CREATE OR REPLACE TEMP TABLE _dr AS
         SELECT ts, CASE WHEN in_ref THEN 'r' || day::VARCHAR
                         ELSE 'w' || floor(epoch(ts - ?::TIMESTAMPTZ) / 86400)::BIGINT::VARCHAR END AS win,
-               in_ref{"".join(f", {c} AS b{i}" for i, c in enumerate(cols))}
+               in_ref, hour(ts)::TINYINT AS hr{"".join(f", {c} AS b{i}" for i, c in enumerate(cols))}
         FROM {s.table} WHERE (in_ref OR (in_scope AND ts >= ?)) AND {ctx.unclaimed(s)}
     """, [start, start])
     ctx.ws.execute("""
         CREATE OR REPLACE TEMP TABLE _drw AS
         SELECT win, count(*) AS n, min(ts) AS t0, max(ts) AS t1 FROM _dr GROUP BY win
     """)
+    ctx.ws.execute("""
+        CREATE OR REPLACE TEMP TABLE _drh AS
+        SELECT win, hr, count(*)::DOUBLE / any_value(_drw.n) AS share FROM _dr JOIN _drw USING (win) GROUP BY ALL
+    """)
 
 
 def _psi_table(ctx: Ctx, i: int) -> pd.DataFrame:
-    """PSI of each reference day and each later day (vs the whole reference) for one binned feature."""
+    """PSI of each reference day and each later day for one binned feature, like for like in time of day.
+
+    Each window is compared with the reference reweighted to the window's own hour-of-day mix (the bin shares
+    of each reference hour, shrunk towards the whole reference by one pseudo-count, weighted by the
+    window's share of that hour), so a window that covers other hours than the reference (a partial day, a
+    changed traffic rhythm) does not read as drift of features that follow the time of day.
+    """
     return ctx.ws.df(f"""
-        WITH ref AS (SELECT b{i} AS bin, count(*)::DOUBLE / sum(count(*)) OVER () AS q FROM _dr
-                     WHERE in_ref GROUP BY 1),
+        WITH rh AS (SELECT hr, b{i} AS bin, count(*)::DOUBLE AS c FROM _dr WHERE in_ref GROUP BY ALL),
+        ref AS (SELECT bin, sum(c) / sum(sum(c)) OVER () AS q FROM rh GROUP BY 1),
         w AS (SELECT win, b{i} AS bin, count(*)::DOUBLE AS c FROM _dr GROUP BY ALL),
         bins AS (SELECT bin FROM ref UNION SELECT DISTINCT bin FROM w),
-        grid AS (SELECT _drw.win, bins.bin FROM _drw, bins)
-        SELECT grid.win, any_value(_drw.n) AS n, any_value(_drw.t0) AS t0, any_value(_drw.t1) AS t1,
-               sum((coalesce(w.c, 0) / _drw.n + {EPS} - (coalesce(ref.q, 0) + {EPS}))
-                   * ln((coalesce(w.c, 0) / _drw.n + {EPS}) / (coalesce(ref.q, 0) + {EPS}))) AS psi,
+        rht AS (SELECT hr, sum(c) AS n FROM rh GROUP BY 1),
+        cond AS (SELECT rht.hr, bins.bin, (coalesce(rh.c, 0) + coalesce(ref.q, 0)) / (rht.n + 1) AS q
+                 FROM rht CROSS JOIN bins LEFT JOIN rh ON rh.hr = rht.hr AND rh.bin = bins.bin
+                 LEFT JOIN ref ON ref.bin = bins.bin),
+        expq AS (SELECT _drh.win, bins.bin,
+                        sum(_drh.share * coalesce(cond.q, ref.q, 0)) AS q
+                 FROM _drh CROSS JOIN bins LEFT JOIN cond ON cond.hr = _drh.hr AND cond.bin = bins.bin
+                 LEFT JOIN ref ON ref.bin = bins.bin GROUP BY ALL)
+        SELECT expq.win, any_value(_drw.n) AS n, any_value(_drw.t0) AS t0, any_value(_drw.t1) AS t1,
+               sum((coalesce(w.c, 0) / _drw.n + {EPS} - (expq.q + {EPS}))
+                   * ln((coalesce(w.c, 0) / _drw.n + {EPS}) / (expq.q + {EPS}))) AS psi,
                count(*) AS bins
-        FROM grid JOIN _drw USING (win) LEFT JOIN w ON w.win = grid.win AND w.bin = grid.bin
-        LEFT JOIN ref ON ref.bin = grid.bin
-        GROUP BY grid.win ORDER BY t0
+        FROM expq JOIN _drw USING (win) LEFT JOIN w ON w.win = expq.win AND w.bin = expq.bin
+        GROUP BY expq.win ORDER BY t0
     """)
 
 
@@ -96,8 +114,10 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
         flagged = wins[over]
         if flagged.empty:
             continue
-        strong = flagged["psi"].to_numpy() > 1.5 * thr[over]
-        if len(flagged) < 2 and not strong.any():
+        # drift lasts: two windows over the bar, or a strong latest window (nothing after it to confirm yet);
+        # one odd day with normal days after it (a flood's errors, a busy campaign) is an episode, not drift
+        strong_last = bool(over[-1]) and float(wins["psi"].iloc[-1]) > 1.5 * float(thr[-1])
+        if len(flagged) < 2 and not strong_last:
             continue
         out.append(_alert(ctx, s, f, flagged, wins, floor, float(thr.max())))
     return [a for a in out if a is not None]

@@ -64,32 +64,34 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
         packs.append((" | ".join(f"((hash({f.col}) & 65535::UBIGINT) << {16 * i})" for i, f in enumerate(group)),
                       group))
     pack_cols = ", ".join(f"{e} AS pk{j}" for j, (e, _) in enumerate(packs))
-    lags = ", ".join(f"lag(pk{j}, {k}) OVER w AS l{k}_{j}" for k in range(1, LAGS + 1) for j in range(len(packs)))
-    tlags = ", ".join(f"lag(ts, {k}) OVER w AS t{k}" for k in range(1, LAGS + 1))
-    lag_scores = []
-    for k in range(1, LAGS + 1):
-        terms = " + ".join(f"CASE WHEN (xor(pk{j}, l{k}_{j}) >> {16 * i}) & 65535::UBIGINT = 0 "
+
+    ks = range(1, LAGS + 1)
+    nb = [f"lag(pk{j}, {k}) OVER w AS l{k}_{j}, lead(pk{j}, {k}) OVER w AS n{k}_{j}"
+          for k in ks for j in range(len(packs))]
+    nb += [f"ts - lag(ts, {k}) OVER w AS tl{k}, lead(ts, {k}) OVER w - ts AS tn{k}" for k in ks]
+
+    def match(k: int, side: str) -> str:
+        """Bits shared with the k-th previous (l) or next (n) query of the principal, within MAX_GAP."""
+        terms = " + ".join(f"CASE WHEN (xor(pk{j}, {side}{k}_{j}) >> {16 * i}) & 65535::UBIGINT = 0 "
                            f"THEN {w[f.name]:.6f} ELSE 0 END"
                            for j, (_, group) in enumerate(packs) for i, f in enumerate(group))
-        lag_scores.append(f"CASE WHEN ts - t{k} <= INTERVAL {MAX_GAP_MINUTES} MINUTE THEN {terms} ELSE 0 END AS s{k}")
-    ws.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _nd AS
-        SELECT decision_id, principal, ts, score, prediction, in_ref, h, {", ".join(lag_scores)}
-        FROM (SELECT *, {lags}, {tlags}
-              FROM (SELECT decision_id, principal, ts, score, prediction, in_ref, {pack_cols},
-                           hash({", ".join(f.col for f in s.features)}) AS h
-                    FROM {s.table} WHERE in_scope AND {ctx.unclaimed(s)})
-              WINDOW w AS (PARTITION BY principal ORDER BY ts, decision_id))
-    """)
-    m = [f"s{k} >= {thr:.6f}" for k in range(1, LAGS + 1)]
-    lead = " OR ".join(f"coalesce(lead(s{k} >= {thr:.6f}, {k}) OVER w, false)" for k in range(1, LAGS + 1))
+        return f"CASE WHEN t{side}{k} <= INTERVAL {MAX_GAP_MINUTES} MINUTE THEN {terms} ELSE 0 END"
+
+    back = [f"{match(k, 'l')} AS s{k}" for k in ks]
+    fwd = [f"{match(k, 'n')} AS f{k}" for k in ks]
+    # one sorted pass per principal: a query is a near-duplicate when it matches one of its LAGS predecessors
+    # or one of its LAGS successors matches it; only those rows are kept
     ws.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ndf AS
         WITH f AS (
-            SELECT *, ({" OR ".join(m)}) OR {lead} AS dup,
-                   greatest({", ".join(f"s{k}" for k in range(1, LAGS + 1))}) AS best
-            FROM _nd WINDOW w AS (PARTITION BY principal ORDER BY ts, decision_id)),
-        d AS (SELECT * FROM f WHERE dup),
+            SELECT decision_id, principal, ts, score, prediction, in_ref, h, {", ".join(back + fwd)}
+            FROM (SELECT *, {", ".join(nb)}
+                  FROM (SELECT decision_id, principal, ts, score, prediction, in_ref, {pack_cols},
+                               hash({", ".join(f.col for f in s.features)}) AS h
+                        FROM {s.table} WHERE in_scope AND {ctx.unclaimed(s)})
+                  WINDOW w AS (PARTITION BY principal ORDER BY ts, decision_id))),
+        d AS (SELECT * EXCLUDE ({", ".join(f"f{k}" for k in ks)}), greatest({", ".join(f"s{k}" for k in ks)}) AS best
+              FROM f WHERE greatest({", ".join(f"s{k}, f{k}" for k in ks)}) >= {thr:.6f}),
         g AS (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY principal ORDER BY ts)
                              <= INTERVAL {EPISODE_GAP_MINUTES} MINUTE THEN 0 ELSE 1 END AS brk FROM d)
         SELECT *, principal || '|' || sum(brk) OVER (PARTITION BY principal ORDER BY ts, decision_id
@@ -108,8 +110,8 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
                      AND t.ts <= e.t1) AS principal_total
         FROM e ORDER BY t0
     """)
-    ref_rate = ws.scalar(f"SELECT count_if(greatest({', '.join(f's{k}' for k in range(1, LAGS + 1))}) >= {thr:.6f})"
-                         f"::DOUBLE / greatest(count(*), 1) FROM _nd WHERE in_ref") or 0.0
+    ref_rate = (ws.scalar(f"SELECT count(*) FROM _ndf WHERE in_ref AND best >= {thr:.6f}") or 0) / max(
+        ws.scalar(f"SELECT count(*) FROM {s.table} WHERE in_ref AND in_scope AND {ctx.unclaimed(s)}") or 0, 1)
     # probing perturbs: mostly new inputs each step; a replay of a few inputs is a flood, not a walk
     keep = [e for e in eps if e["steps"] / max(e["principal_total"], 1) >= MIN_SHARE
             and e["inputs"] / e["steps"] >= MIN_DISTINCT]

@@ -83,6 +83,12 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
     path = Path(path).absolute()
     result = FileResult(path=str(path))
     try:
+        # The CLI calls this directly: an unknown --kind/--from must not record the file as ingested.
+        if kind is not None and kind not in KINDS:
+            raise WorkbenchError(f"unknown kind {kind!r}; use decisions or metrics")
+        if fmt is not None and fmt not in ("jsonl", "csv", "parquet", "prometheus", *IMPORTERS):
+            raise WorkbenchError(f"unknown format {fmt!r}; known: jsonl, csv, parquet, prometheus, "
+                                 + ", ".join(sorted(IMPORTERS)))
         if not path.is_file():
             raise WorkbenchError(f"{path}: not found")
         result.sha256 = sha256_file(path)

@@ -64,12 +64,9 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
         f"THEN '{k} must be a number, not ' || lower(json_type(raw, '$.{k}'))"
         for k in ("score", "latency_ms")
     )
-    firsts = " || ".join(f"coalesce(left(j.{k}, 1), '')" for k in text_fields)
-    suspicious = (f"strpos({firsts}, '{{') > 0 OR strpos({firsts}, '[') > 0 "
-                  "OR (j.score IS NULL AND strpos(raw, '\"score\"') > 0) "
-                  "OR (j.latency_ms IS NULL AND strpos(raw, '\"latency_ms\"') > 0)")
-    found = f"(CASE WHEN {suspicious} THEN (CASE {detail} END) END)"
-    type_checks = f"WHEN {found} IS NOT NULL THEN {found}"
+    suspicious = " OR ".join(f"left(j.{k}, 1) IN ('{{', '[')" for k in text_fields) + (
+        " OR (j.score IS NULL AND strpos(raw, '\"score\"') > 0)"
+        " OR (j.latency_ms IS NULL AND strpos(raw, '\"latency_ms\"') > 0)")
     lines = RAW_LINES_SQL.format(path=sql_str(str(path)), compression=reader.compression)
     fields = ", ".join(f"j.{k} AS {k}" for k in text_fields if k not in ("ts",))
     return f"""
@@ -79,10 +76,11 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
                 WHEN j IS NULL THEN CASE WHEN json_valid(raw) THEN 'line is not a JSON object' ELSE 'unparseable JSON' END
                 WHEN (CASE WHEN j.decision_id IS NULL THEN json_type(raw) END) <> 'OBJECT'
                     THEN 'line is not a JSON object'
-                {type_checks}
+                WHEN (CASE WHEN suspicious THEN (CASE {detail} END) END) IS NOT NULL
+                    THEN (CASE WHEN suspicious THEN (CASE {detail} END) END)
                 WHEN j.features IS NOT NULL AND left(j.features, 1) <> '{{' AND j.features <> 'null'
                     THEN 'features must be an object, not ' || lower(json_type(j.features))
-                WHEN (CASE WHEN strpos(substr(j.features, 2), '{{') > 0 OR strpos(substr(j.features, 2), '[') > 0
+                WHEN (CASE WHEN contains(j.features, '[') OR contains(substr(j.features, 2), '{{')
                       THEN list_bool_or(list_transform(map_values(CAST(j.features AS MAP(VARCHAR, JSON))),
                                         lambda v: json_type(v) IN ('OBJECT', 'ARRAY'))) END)
                     THEN 'features values must be numbers, strings, booleans or null (found a nested object or list)'
@@ -96,10 +94,11 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
                     list_filter(json_keys(raw), lambda k: k NOT IN ({known_list})),
                     lambda k: {{'k': k, 'v': json_extract(raw, '$."' || replace(k, '"', '\"') || '"')}})))::VARCHAR
             END AS extra
-        FROM (SELECT raw, try(json_transform(raw, '{structure}')) AS j,
-                     CASE WHEN raw IS NULL THEN true WHEN left(raw, 1) IN (' ', '\t', '\r') THEN trim(raw) = ''
-                          ELSE false END AS blank
-              FROM ({lines}))
+        FROM (SELECT *, {suspicious} AS suspicious
+              FROM (SELECT raw, try(json_transform(raw, '{structure}')) AS j,
+                           CASE WHEN raw IS NULL THEN true WHEN left(raw, 1) IN (' ', '\t', '\r') THEN trim(raw) = ''
+                                ELSE false END AS blank
+                    FROM ({lines})))
     """
 
 
