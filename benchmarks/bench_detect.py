@@ -53,15 +53,18 @@ def generate(ws, rows: int) -> None:
             SELECT i, CASE WHEN i % 10 < 7 THEN 'sys-a' ELSE 'sys-b' END AS system_id,
                    (hash(i * 7) % 500)::INT AS p,
                    TIMESTAMPTZ '2026-01-01 00:00:00+00'
-                     + to_seconds(greatest(0, (i * 2592000.0 / {rows})::BIGINT + (hash(i * 13) % 1200)::BIGINT - 600))
+                     + to_seconds(least(2591999, greatest(0, (i * 2592000.0 / {rows})::BIGINT
+                                                        + (hash(i * 13) % 1200)::BIGINT - 600)))
                      AS t0,
                    hash(i) AS h1, hash(i + 1000000007) AS h2
             FROM range({rows}) r(i)),
         shaped AS (
             SELECT *, 'p-' || p AS principal,
-                   -- working hours: principals p%3=0 only 07-18 UTC (shift the time into those hours)
+                   -- working hours: principals p%3=0 only 07-18 UTC, with a smooth daily rise and fall (mean of
+                   -- three uniforms: no hard step at 07:00 and 18:00, which a real office's traffic does not have)
                    CASE WHEN p % 3 = 0 THEN date_trunc('day', t0) + INTERVAL 7 HOUR
-                        + to_seconds(((epoch(t0) % 86400) * 11 / 24)::BIGINT) ELSE t0 END AS ts
+                        + to_seconds(((hash(i * 31) % 1000 + hash(i * 37) % 1000 + hash(i * 41) % 1000) / 3000.0
+                                      * 39600)::BIGINT) ELSE t0 END AS ts
             FROM base)
         SELECT system_id, system_id || '-' || i, ts,
                CASE WHEN ts > TIMESTAMPTZ '2026-01-20 00:00:00+00' THEN '2.0' ELSE '1.0' END,

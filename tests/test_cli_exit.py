@@ -25,3 +25,15 @@ def test_verify_exits_one_when_a_source_vanished(tmp_path: Path) -> None:
     assert _run("ingest", "--db", db, str(src)).returncode == 0
     src.unlink()
     assert _run("verify", "--db", db).returncode == 1
+
+
+def test_replay_takes_an_alert_as_the_readme_shows(demo_ws) -> None:
+    row = demo_ws.one("SELECT alert_id, system_id FROM alerts WHERE detector = 'backdoor' LIMIT 1")
+    assert row is not None
+    demo_ws.close()
+    db = str(demo_ws.path)
+    other = _run("replay", "--db", db, "--system", "no-such-system", "--to-version", "1.0", "--alert", row[0])
+    assert other.returncode == 2 and "is about" in other.stderr
+    proc = _run("replay", "--db", db, "--system", row[1], "--to-version", "1.0", "--alert", row[0], "--json")
+    assert "No such option" not in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr

@@ -5,7 +5,8 @@ it by PSI. The threshold per feature is learned: the largest PSI of single refer
 reference (the feature's own day-to-day wobble, doubled), never below the sampling noise expected for the
 window sizes (three times the PSI of two samples of one distribution) nor below PSI_MIN (an immaterial change,
 however significant). Every window is compared like for like in time of day (see _psi_table), so partial
-days and a changed traffic rhythm do not read as drift of features that follow the clock. Decisions claimed by attack detectors are left out, so an
+days and a changed traffic rhythm do not read as drift of features that follow the clock. Drift lasts: two
+windows over the bar, or a strong latest one. Decisions claimed by attack detectors are left out, so an
 extraction sweep does not read as a population change. Usually low severity: drift is often no attack.
 """
 
