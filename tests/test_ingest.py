@@ -221,3 +221,28 @@ def test_sample_copy_untouched(ws: Workspace, admin, tmp_path: Path) -> None:
     ingest(ws, admin, [f])
     shutil.copy(f, tmp_path / "copy.jsonl")
     assert f.read_bytes() == before
+
+
+def test_reingest_after_wrong_options(ws: Workspace, admin, tmp_path: Path) -> None:
+    """A file first ingested with the wrong options can be read again on purpose; nothing is loaded twice."""
+    f = tmp_path / "m.jsonl"
+    f.write_text("\n".join(json.dumps({"ts": "2026-10-01T10:0%d:00Z" % i, "metric": "rps", "value": i})
+                           for i in range(5)) + "\n")
+    (first,) = ingest(ws, admin, [f])  # no --system: every point quarantined
+    assert (first.rows_loaded, first.rows_quarantined) == (0, 5)
+    assert ingest(ws, admin, [f], system="cards")[0].skipped
+    (again,) = ingest(ws, admin, [f], system="cards", reingest=True)
+    assert (again.skipped, again.rows_loaded, again.source_id != first.source_id) == (False, 5, True)
+    (third,) = ingest(ws, admin, [f], system="cards", reingest=True)
+    assert (third.rows_loaded, third.duplicates) == (0, 5)
+
+
+def test_csv_with_an_unterminated_quote_keeps_the_good_rows(ws: Workspace, admin, tmp_path: Path) -> None:
+    f = tmp_path / "q.csv"
+    f.write_text("decision_id,ts,system_id,model_version,principal,prediction,features.income\n"
+                 "c1,2026-10-03T09:14:07Z,s,1.0,p1,approve,100\n"
+                 "\"c2,2026-10-03T09:14:07Z,s,1.0,p1,approve,100\n")
+    (r,) = ingest(ws, admin, [f])
+    assert (r.error, r.rows_loaded, r.rows_quarantined) == (None, 1, 1)
+    (q,) = rejects(ws, admin)
+    assert q["line"] == 3 and q["raw"].startswith('"c2')

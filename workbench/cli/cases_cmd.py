@@ -419,7 +419,11 @@ def report_cmd(
     ws = workspace(db, create=False)
     who = actor(ws, user)
     if check is not None:
-        result = reports.verify_manifest(ws, who, json.loads(check.read_text(encoding="utf-8")))
+        try:
+            manifest = json.loads(check.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise WorkbenchError(f"{check}: not a report manifest ({str(exc).splitlines()[0]})") from exc
+        result = reports.verify_manifest(ws, who, manifest)
         if json_:
             typer.echo(dumps(result))
         else:

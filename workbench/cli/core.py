@@ -23,6 +23,8 @@ def ingest(
                                                   "importer name such as sagemaker.")] = None,
     system: Annotated[str | None, typer.Option(help="System id for rows or series that do not name one.")] = None,
     mapping: Annotated[Path | None, typer.Option(help="YAML mapping file for a platform export.")] = None,
+    reingest: Annotated[bool, typer.Option("--reingest", help="Read files again even if their hash was ingested "
+                                           "before (a second try with other options).")] = False,
     db: DbOpt = None,
     user: UserOpt = None,
     json_: JsonOpt = False,
@@ -59,7 +61,7 @@ def ingest(
         for f in files:
             bar.update(task, description=f"ingesting {f.name}")
             results.append(ingest_lib.ingest_file(ws, who, f, kind=kind, fmt=from_, system=system,
-                                                  mapping=mapping_doc))
+                                                  mapping=mapping_doc, reingest=reingest))
             bar.advance(task, f.stat().st_size)
     if json_:
         emit_json(r.as_dict() for r in results)
@@ -68,7 +70,8 @@ def ingest(
             if r.error:
                 typer.echo(f"error: {r.error}", err=True)
             elif r.skipped:
-                typer.echo(f"{r.path}: already ingested (sha256 {r.sha256[:12]}, source {r.source_id}); skipped")
+                typer.echo(f"{r.path}: already ingested (sha256 {r.sha256[:12]}, source {r.source_id}); skipped "
+                           "(--reingest reads it again, e.g. with other options)")
             else:
                 typer.echo(f"{r.path}: {r.kind}/{r.format} read {r.rows_read}, loaded {r.rows_loaded}, "
                            f"duplicates {r.duplicates}, quarantined {r.rows_quarantined} ({r.seconds:.1f} s)")

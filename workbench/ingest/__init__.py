@@ -55,6 +55,7 @@ def ingest(
     fmt: str | None = None,
     system: str | None = None,
     mapping: dict[str, Any] | None = None,
+    reingest: bool = False,
     on_file: Callable[[FileResult, int], None] | None = None,
 ) -> list[FileResult]:
     """Ingest files, globs and directories; one transaction per file; returns one result per file."""
@@ -67,7 +68,7 @@ def ingest(
                              + ", ".join(sorted(IMPORTERS)))
     results = []
     for path in expand(paths):
-        result = ingest_file(ws, actor, path, kind=kind, fmt=fmt, system=system, mapping=mapping)
+        result = ingest_file(ws, actor, path, kind=kind, fmt=fmt, system=system, mapping=mapping, reingest=reingest)
         results.append(result)
         if on_file:
             on_file(result, path.stat().st_size if path.exists() else 0)
@@ -75,8 +76,13 @@ def ingest(
 
 
 def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = None, fmt: str | None = None,
-                system: str | None = None, mapping: dict[str, Any] | None = None) -> FileResult:
-    """Ingest one file; errors are returned in the result as one line, never raised past here."""
+                system: str | None = None, mapping: dict[str, Any] | None = None,
+                reingest: bool = False) -> FileResult:
+    """Ingest one file; errors are returned in the result as one line, never raised past here.
+
+    A file whose SHA-256 was ingested before is skipped, unless `reingest` (for a second try with other
+    options): then it is read again as a new source, and what it already loaded counts as duplicates.
+    """
     require(actor, "write:ingest")
     load_all()  # the CLI calls ingest_file directly: make sure the platform importers are registered
     started = time.perf_counter()
@@ -94,7 +100,7 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
         result.sha256 = sha256_file(path)
         prior = ws.one("SELECT source_id, kind, format FROM sources WHERE sha256 = ? ORDER BY source_id LIMIT 1",
                        [result.sha256])
-        if prior:
+        if prior and not reingest:
             result.skipped, result.source_id, result.kind, result.format = True, prior[0], prior[1], prior[2]
             return result
         result.format, importer = _resolve_format(path, fmt)
@@ -153,7 +159,8 @@ def _load(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer,
         for key, value in counts.items():
             setattr(result, key, value)
         audit.record(ws, actor, "ingest.file", str(path.resolve()),
-                     {"source_id": source_id, "sha256": result.sha256, "kind": result.kind, **counts})
+                     {"source_id": source_id, "sha256": result.sha256, "kind": result.kind,
+                      "format": result.format, "system": system, **counts})
 
 
 def _one_line(exc: BaseException) -> str:

@@ -93,6 +93,23 @@ def head_text(path: Path, size: int = 65536) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def csv_header(path: Path) -> tuple[list[str], str]:
+    """The column names of a CSV's header line and its delimiter (comma, semicolon, tab or pipe)."""
+    import csv
+    import io
+
+    first = head_text(path).lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    delim = max(",;\t|", key=first.count) if first else ","
+    names = next(csv.reader(io.StringIO(first), delimiter=delim), [])
+    names = [n.strip() or f"column{i}" for i, n in enumerate(names, start=1)]
+    if not first.strip():
+        raise WorkbenchError(f"{path}: empty CSV (no header line)")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise WorkbenchError(f"{path}: the header repeats column(s) {', '.join(dupes)}")
+    return names, delim
+
+
 def detect_format(path: Path) -> str:
     """Recognise the file format from its name and first bytes: jsonl, csv, parquet or prometheus."""
     name = path.name.lower()
@@ -115,7 +132,7 @@ def detect_format(path: Path) -> str:
             return "jsonl"
         except ValueError:
             return "json" if kind == "json" else "jsonl"
-    if kind == "csv" or (kind is None and "," in head.split("\n", 1)[0]):
+    if kind == "csv" or (kind is None and any(d in head.split("\n", 1)[0] for d in ",;\t")):
         return "csv"
     if kind in ("jsonl", "parquet"):
         return kind
@@ -133,7 +150,7 @@ def sniff_kind(path: Path, fmt: str) -> str:
 
         names = set(pq.read_schema(path).names)
     elif fmt == "csv":
-        names = {c.strip().strip('"') for c in head_text(path).split("\n", 1)[0].split(",")}
+        names = set(csv_header(path)[0])
     else:
         names = set()
         for line in head_text(path).splitlines()[:50]:

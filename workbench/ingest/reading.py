@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from workbench.ingest.files import is_gzip
+from workbench.ingest.files import csv_header, is_gzip
 
 # Every physical line of a text file, in file order and read in parallel (blank lines come back as NULL).
 # Line numbers are given afterwards from the order rows land in the table (see decisions.load), because
@@ -64,8 +64,12 @@ class Reader:
         )
 
     def _csv_opts(self, rejects: bool) -> str:
-        opts = (f"all_varchar=true, header=true, delim=',', quote='\"', escape='\"', "
-                f"compression='{self.compression}', max_line_size=67108864")
+        # The header is read here, not sniffed by DuckDB: a sniffer gives up on a whole file for one bad quote,
+        # while with explicit columns such a row is rejected and kept like any other.
+        names, delim = csv_header(self.path)
+        columns = "{" + ", ".join(f"{sql_str(n)}: 'VARCHAR'" for n in names) + "}"
+        opts = (f"columns={columns}, auto_detect=false, header=true, delim={sql_str(delim)}, quote='\"', "
+                f"escape='\"', compression='{self.compression}', max_line_size=67108864")
         if rejects:
             opts += ", store_rejects=true, rejects_table='_rej_err', rejects_scan='_rej_scan'"
         else:
@@ -78,8 +82,7 @@ class Reader:
         Rows the CSV parser rejects are collected by fix_csv_lines() after the query has run.
         """
         src = sql_str(str(path))
-        cols = [r[0] for r in self.con.execute(
-            f"DESCRIBE SELECT * FROM read_csv({src}, {self._csv_opts(False)})").fetchall()]
+        cols = csv_header(path)[0]
         self._csv_pending = True
         return cols, f"(SELECT * FROM read_csv({src}, {self._csv_opts(True)}))"
 
