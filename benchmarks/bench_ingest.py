@@ -118,7 +118,8 @@ def main() -> None:
         bare = measure("bare", path, workdir)
         wb = measure("workbench", path, workdir)
         ratio = bare["seconds"] / wb["seconds"]
-        print(f"{fmt:7} {path.stat().st_size / 1e6:8.0f} {bare['seconds']:8.1f} {bare['rows'] / bare['seconds']:12,.0f} "
+        size_mb, bare_rate = path.stat().st_size / 1e6, bare["rows"] / bare["seconds"]
+        print(f"{fmt:7} {size_mb:8.0f} {bare['seconds']:8.1f} {bare_rate:12,.0f} "
               f"{wb['seconds']:8.1f} {wb['rows'] / wb['seconds']:12,.0f} {ratio:6.0%} {wb['peak_rss'] / 1e6:15,.0f}")
 
 

@@ -226,7 +226,7 @@ def test_sample_copy_untouched(ws: Workspace, admin, tmp_path: Path) -> None:
 def test_reingest_after_wrong_options(ws: Workspace, admin, tmp_path: Path) -> None:
     """A file first ingested with the wrong options can be read again on purpose; nothing is loaded twice."""
     f = tmp_path / "m.jsonl"
-    f.write_text("\n".join(json.dumps({"ts": "2026-10-01T10:0%d:00Z" % i, "metric": "rps", "value": i})
+    f.write_text("\n".join(json.dumps({"ts": f"2026-10-01T10:0{i}:00Z", "metric": "rps", "value": i})
                            for i in range(5)) + "\n")
     (first,) = ingest(ws, admin, [f])  # no --system: every point quarantined
     assert (first.rows_loaded, first.rows_quarantined) == (0, 5)

@@ -26,22 +26,22 @@ SETTINGS: dict[str, Setting] = {
     for s in [
         Setting("db", "WORKBENCH_DB", "workbench.duckdb", "Path of the workspace DuckDB file."),
         Setting("user", "WORKBENCH_USER", "", "Account to act as in the CLI and notebooks (default: the OS user)."),
-        Setting(
-            "password", "WORKBENCH_PASSWORD", "", "Password for --user when the workspace has accounts (CLI, notebooks)."
-        ),
-        Setting(
-            "sample_dir", "WORKBENCH_SAMPLE_DIR", "", "Where the demo's sample data lives (default: the repo's sample_data/)."
-        ),
+        Setting("password", "WORKBENCH_PASSWORD", "",
+                "Password for --user when the workspace has accounts (CLI, notebooks)."),
+        Setting("sample_dir", "WORKBENCH_SAMPLE_DIR", "",
+                "Where the demo's sample data lives (default: the repo's sample_data/)."),
         Setting("query_timeout", "WORKBENCH_QUERY_TIMEOUT", "30", "Seconds an ad-hoc SQL query may run."),
         Setting("query_max_rows", "WORKBENCH_QUERY_MAX_ROWS", "10000", "Rows an ad-hoc SQL query may return."),
         Setting("login_max_failures", "WORKBENCH_LOGIN_MAX_FAILURES", "5",
                 "Failed sign-ins in a row after which an account is locked."),
         Setting("login_lockout_minutes", "WORKBENCH_LOGIN_LOCKOUT_MINUTES", "15",
                 "Minutes a locked account stays locked."),
-        Setting("memory_limit", "WORKBENCH_MEMORY_LIMIT", "", "DuckDB memory_limit, e.g. '4GB' (default: DuckDB's own)."),
+        Setting("memory_limit", "WORKBENCH_MEMORY_LIMIT", "",
+                "DuckDB memory_limit, e.g. '4GB' (default: DuckDB's own)."),
         Setting("threads", "WORKBENCH_THREADS", "", "DuckDB threads (default: all cores)."),
         Setting("atlas", "WORKBENCH_ATLAS", "", "Path of a newer MITRE ATLAS.yaml to validate technique IDs against."),
-        Setting("no_autodemo", "WORKBENCH_NO_AUTODEMO", "", "Set to 1 to stop the app building the demo on an empty workspace."),
+        Setting("no_autodemo", "WORKBENCH_NO_AUTODEMO", "",
+                "Set to 1 to stop the app building the demo on an empty workspace."),
     ]
 }
 

@@ -73,7 +73,8 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
         SELECT NULL::BIGINT AS line, raw,
             CASE
                 WHEN blank THEN '{BLANK}'
-                WHEN j IS NULL THEN CASE WHEN json_valid(raw) THEN 'line is not a JSON object' ELSE 'unparseable JSON' END
+                WHEN j IS NULL
+                    THEN CASE WHEN json_valid(raw) THEN 'line is not a JSON object' ELSE 'unparseable JSON' END
                 WHEN (CASE WHEN j.decision_id IS NULL THEN json_type(raw) END) <> 'OBJECT'
                     THEN 'line is not a JSON object'
                 WHEN (CASE WHEN suspicious THEN (CASE {detail} END) END) IS NOT NULL
@@ -238,7 +239,8 @@ SELECT *,
              THEN 'score must be a number, got ' || left(score_raw, 40)
         WHEN latency_ms IS NULL AND latency_raw IS NOT NULL AND latency_raw <> ''
              THEN 'latency_ms must be a number, got ' || left(latency_raw, 40)
-        WHEN status IS NOT NULL AND status NOT IN ('ok', 'error') THEN 'status must be ok or error, got ' || left(status, 40)
+        WHEN status IS NOT NULL AND status NOT IN ('ok', 'error')
+             THEN 'status must be ok or error, got ' || left(status, 40)
     END AS reason
 FROM (
     SELECT *,

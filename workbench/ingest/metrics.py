@@ -86,7 +86,8 @@ def _stage_table(reader: Reader, path: Path, *, csv: bool) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _mstage AS
         SELECT {line} AS line, NULL::VARCHAR AS raw,
-               CASE WHEN labels IS NOT NULL AND NOT json_valid(labels) THEN 'labels is not valid JSON' END AS parse_error,
+               CASE WHEN labels IS NOT NULL AND NOT json_valid(labels)
+                    THEN 'labels is not valid JSON' END AS parse_error,
                ts_raw, ts_typed, system_id, metric, value_raw, labels
         FROM (SELECT *, CAST(ts AS VARCHAR) AS ts_raw, {ts_typed} AS ts_typed, {system} AS system_id,
                      CAST(metric AS VARCHAR) AS metric, CAST(value AS VARCHAR) AS value_raw, {labels} AS labels
