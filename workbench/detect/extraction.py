@@ -67,28 +67,18 @@ def bin_sql(ctx: Ctx, s: SystemScope, f: Feature) -> tuple[str, int] | None:
             len(cats) + 2)
 
 
-def _histograms(ctx: Ctx, s: SystemScope) -> dict[str, tuple[str, int]]:
-    """One pass over the run table: per (principal, day, in_ref, claimed) the count and each feature's bin
-    histogram (_xh). Divergences, tail shares and daily volumes all read this small table."""
-    bins = ensure_bins(ctx, s)
-    hists = "".join(f", histogram({col}) FILTER (WHERE NOT claimed) AS h_{col}" for col, _ in bins.values())
-    ctx.ws.execute(f"CREATE OR REPLACE TEMP TABLE _xh AS SELECT principal, day, in_ref, claimed, count(*) AS n"
-                   f"{hists} FROM {s.table} GROUP BY ALL")
-    return bins
-
-
 def divergences(ctx: Ctx, s: SystemScope) -> pd.DataFrame:
     """Bias-corrected KL per (principal, day, feature) for principal-days with enough queries."""
     parts = []
-    for name, (col, nbins) in _histograms(ctx, s).items():
+    for name, (col, nbins) in ensure_bins(ctx, s).items():
         parts.append(ctx.ws.df(f"""
-            WITH x AS (SELECT principal, day, in_ref, unnest(map_keys(h_{col})) AS bin,
-                              unnest(map_values(h_{col}))::DOUBLE AS c FROM _xh WHERE NOT claimed),
-            rp AS (SELECT principal, bin, sum(c) AS c FROM x WHERE in_ref GROUP BY ALL),
+            WITH rp AS (SELECT principal, {col} AS bin, count(*)::DOUBLE AS c FROM {s.table}
+                        WHERE in_ref AND {ctx.unclaimed(s)} GROUP BY ALL),
             rn AS (SELECT principal, sum(c) AS n FROM rp GROUP BY 1 HAVING sum(c) >= {MIN_N}),
             ref AS (SELECT bin, sum(c / n) / (SELECT count(*) FROM rn) AS q FROM rp JOIN rn USING (principal)
                     GROUP BY 1),
-            pd AS (SELECT principal, day, bin, sum(c) AS c FROM x GROUP BY ALL),
+            pd AS (SELECT principal, day, {col} AS bin, count(*)::DOUBLE AS c FROM {s.table}
+                   WHERE {ctx.unclaimed(s)} GROUP BY ALL),
             tot AS (SELECT principal, day, sum(c) AS n FROM pd GROUP BY ALL HAVING sum(c) >= {MIN_N})
             SELECT pd.principal, pd.day, ? AS feature, any_value(tot.n) AS n,
                    sum(pd.c / tot.n * ln((pd.c / tot.n) / coalesce(ref.q, 0.5 / {SAMPLE})))
@@ -107,9 +97,9 @@ def tails(ctx: Ctx, s: SystemScope) -> pd.DataFrame:
     numeric = [(bins[f.name][0], bins[f.name][1] - 2) for f in s.features if f.numeric and f.name in bins]
     if not numeric:
         return pd.DataFrame(columns=["principal", "day", "tail_share"])
-    hits = " + ".join(f"coalesce(h_{c}[0], 0) + coalesce(h_{c}[{last}], 0)" for c, last in numeric)
-    return ctx.ws.df(f"SELECT principal, day, sum({hits})::DOUBLE / ({len(numeric)} * sum(n)) AS tail_share "
-                     f"FROM _xh WHERE NOT claimed GROUP BY ALL HAVING sum(n) >= {MIN_N}")
+    hits = " + ".join(f"({c} = 0 OR {c} = {last})::INT" for c, last in numeric)
+    return ctx.ws.df(f"SELECT principal, day, sum({hits})::DOUBLE / ({len(numeric)} * count(*)) AS tail_share "
+                     f"FROM {s.table} WHERE {ctx.unclaimed(s)} GROUP BY ALL HAVING count(*) >= {MIN_N}")
 
 
 def detect(ctx: Ctx) -> list[Alert]:
@@ -190,8 +180,8 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
 
 def _volume(ctx: Ctx, s: SystemScope, principal: str, days: list, n: int) -> dict:
     """Daily volume of the principal against its own other days and the peers' busiest days."""
-    row = ctx.ws.one("""
-        WITH pd AS (SELECT principal, day, sum(n) AS c FROM _xh GROUP BY ALL)
+    row = ctx.ws.one(f"""
+        WITH pd AS (SELECT principal, ts::DATE AS day, count(*) AS c FROM {s.table} GROUP BY ALL)
         SELECT (SELECT median(c) FROM pd WHERE principal = ? AND NOT list_contains(?, day)) AS own_median,
                (SELECT quantile_cont(c, 0.99) FROM pd WHERE principal <> ?) AS peer_p99,
                (SELECT max(c) FROM pd WHERE principal = ? AND list_contains(?, day)) AS observed

@@ -1,0 +1,242 @@
+"""Decision search: rows matching filters on columns and typed features, personal features masked, audited.
+
+Every read of decision rows needs `read:decisions`, masks personal features for roles without `read:personal`,
+and is audited as `read.decisions` (who saw which decisions, or which filter). Feature names are checked
+against feature_catalog and reach the SQL text only as quoted column aliases built from catalog names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from workbench import audit
+from workbench.access import Actor, require
+from workbench.cases import masking
+from workbench.errors import PermissionDenied, WorkbenchError
+from workbench.explore_sql import (
+    SQL_TYPE,
+    SqlParams,
+    as_list,
+    in_list,
+    quote_ident,
+    run_query,
+    time_window,
+    typed_feature,
+)
+from workbench.store import Workspace
+
+BASE_COLUMNS = (
+    "system_id",
+    "decision_id",
+    "ts",
+    "model_version",
+    "principal",
+    "prediction",
+    "score",
+    "model_sha256",
+    "source_ip",
+    "latency_ms",
+    "status",
+    "ground_truth",
+    "session_id",
+)
+OPS = ("=", "!=", "<", "<=", ">", ">=", "in", "not in", "like", "is null", "is not null")
+_MAX_AUDITED_IDS = 10_000
+
+Filter = tuple[str, str, Any]
+
+
+def feature_types(ws: Workspace, system_id: str | None = None) -> dict[str, str]:
+    """Feature -> type for one system, or over all (a name typed differently across systems: string)."""
+    if system_id is not None:
+        return masking.catalog(ws, system_id)
+    return {
+        f: t
+        for f, t in ws.rows(
+            "SELECT feature, CASE WHEN count(DISTINCT type) = 1 THEN any_value(type) ELSE 'string' END "
+            "FROM feature_catalog GROUP BY feature ORDER BY feature"
+        )
+    }
+
+
+def _coerce(ftype: str, value: Any, feature: str) -> Any:
+    try:
+        if ftype == "number":
+            return float(value)
+        if ftype == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(value)
+                return value.lower() == "true"
+            return bool(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise WorkbenchError(f"feature {feature} is a {ftype}; cannot compare it with {value!r}") from exc
+
+
+def _feature_condition(f: Filter, types: dict[str, str], p: SqlParams, personal: set[str], actor: Actor) -> str:
+    if not isinstance(f, Sequence) or len(f) not in (2, 3):
+        raise WorkbenchError(f"a feature filter is (feature, op, value), got {f!r}")
+    feature, op = str(f[0]), str(f[1]).lower().strip()
+    value = f[2] if len(f) == 3 else None
+    feature = feature[2:] if feature.startswith("f.") and feature[2:] in types else feature
+    if feature not in types:
+        raise WorkbenchError(f"unknown feature {feature!r}; known: {', '.join(sorted(types)) or 'none'}")
+    if op not in OPS:
+        raise WorkbenchError(f"unknown operator {op!r}; use one of {', '.join(OPS)}")
+    if feature in personal and masking.masked_for(actor):
+        raise PermissionDenied(f"{actor.user} ({actor.role}) may not filter on personal feature {feature}")
+    ftype = types[feature]
+    expr = typed_feature(ftype, p, feature)
+    if op in ("is null", "is not null"):
+        return f"{expr} {op.upper()}"
+    if op in ("in", "not in"):
+        values = [_coerce(ftype, v, feature) for v in (as_list(value) or [])]
+        neg = "NOT " if op == "not in" else ""
+        return f"{neg}list_contains({p(values)}::{SQL_TYPE[ftype]}[], {expr})"
+    if op == "like":
+        return f"CAST({expr} AS VARCHAR) LIKE {p(str(value))}"
+    if ftype != "number" and op in ("<", "<=", ">", ">="):
+        raise WorkbenchError(f"feature {feature} is a {ftype}: use =, !=, in, like")
+    return f"{expr} {op} {p(_coerce(ftype, value, feature))}::{SQL_TYPE[ftype]}"
+
+
+def _where(
+    ws: Workspace,
+    actor: Actor,
+    p: SqlParams,
+    *,
+    system_id: str | None,
+    since: Any,
+    until: Any,
+    principal: Any,
+    prediction: Any,
+    score_min: float | None,
+    score_max: float | None,
+    feature_filters: Iterable[Filter],
+    decision_ids: Iterable[str] | None,
+) -> tuple[str, dict[str, str]]:
+    conds = ["TRUE"]
+    if system_id is not None:
+        conds.append(f"d.system_id = {p(system_id)}")
+    conds += time_window(p, since, until, "d.ts")
+    for column, value in (("principal", principal), ("prediction", prediction)):
+        values = as_list(value)
+        if values is not None:
+            conds.append(in_list(p, values, f"d.{column}"))
+    if score_min is not None:
+        conds.append(f"d.score >= {p(float(score_min))}")
+    if score_max is not None:
+        conds.append(f"d.score <= {p(float(score_max))}")
+    if decision_ids is not None:
+        conds.append(in_list(p, decision_ids, "d.decision_id"))
+    types = feature_types(ws, system_id)
+    marks = masking.all_personal(ws)
+    personal = set(marks.get(system_id, [])) if system_id else {f for fs in marks.values() for f in fs}
+    for f in feature_filters or ():
+        conds.append(_feature_condition(f, types, p, personal, actor))
+    return " AND ".join(conds), types
+
+
+def _feature_columns(
+    ws: Workspace, actor: Actor, p: SqlParams, system_id: str | None, types: dict[str, str]
+) -> list[str]:
+    masked = masking.masked_for(actor)
+    marks = masking.all_personal(ws) if masked else {}
+    key_sql = p(masking.masking_key(ws)) if masked and any(marks.values()) else None
+    cols = []
+    for feature, ftype in types.items():
+        typed = typed_feature(ftype, p, feature)
+        systems = [s for s, fs in marks.items() if feature in fs and (system_id is None or s == system_id)]
+        if systems:
+            text = f"CAST({typed} AS VARCHAR)"
+            hidden = (
+                masking.mask_sql("d.system_id", text, key_sql, p(feature))
+                if key_sql
+                else f"CASE WHEN {text} IS NULL THEN NULL ELSE '{masking.MASK}' END"
+            )
+            expr = (
+                hidden
+                if system_id is not None
+                else f"CASE WHEN list_contains({p(systems)}::VARCHAR[], d.system_id) "
+                f"THEN {hidden} ELSE {text} END"
+            )
+        else:
+            expr = typed
+        cols.append(f"{expr} AS {quote_ident('f.' + feature)}")
+    return cols
+
+
+def _audit_read(
+    ws: Workspace, actor: Actor, system_id: str | None, details: dict[str, Any], ids: list[str]
+) -> None:
+    details = {**details, "rows": len(ids), "decision_ids": ids[:_MAX_AUDITED_IDS]}
+    if len(ids) > _MAX_AUDITED_IDS:
+        details["decision_ids_truncated"] = True
+    audit.record(ws, actor, "read.decisions", system_id or "*", details)
+
+
+def search_decisions(
+    ws: Workspace,
+    actor: Actor,
+    system_id: str | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    principal: str | Sequence[str] | None = None,
+    prediction: str | Sequence[str] | None = None,
+    score_min: float | None = None,
+    score_max: float | None = None,
+    feature_filters: Iterable[Filter] = (),
+    decision_ids: Iterable[str] | None = None,
+    limit: int = 500,
+    _why: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Decisions matching the filters (oldest first, at most `limit`), features as `f.<name>`, masked."""
+    require(actor, "read:decisions")
+    if decision_ids is not None:
+        decision_ids = [str(i) for i in decision_ids]
+    filters = {"system_id": system_id, "since": since, "until": until, "principal": principal,
+               "prediction": prediction, "score_min": score_min, "score_max": score_max}
+    p = SqlParams()
+    where, types = _where(ws, actor, p, **filters, feature_filters=feature_filters, decision_ids=decision_ids)
+    limit = max(0, int(limit))
+    features = _feature_columns(ws, actor, p, system_id, types)
+    select = ", ".join([*(f"d.{c}" for c in BASE_COLUMNS), *features])
+    sql = (
+        f"WITH hit AS (SELECT * FROM decisions d WHERE {where} ORDER BY d.ts, d.system_id, d.decision_id "
+        f"LIMIT {p(limit)}) SELECT {select} FROM hit d ORDER BY d.ts, d.system_id, d.decision_id"
+    )
+    df = run_query(ws, sql, p.values)
+    why = _why or {
+        "filter": {
+            **filters,
+            "feature_filters": [list(f) for f in feature_filters or ()],
+            "decision_ids": None if decision_ids is None else len(decision_ids),
+            "limit": limit,
+        }
+    }
+    why["masked"] = masking.masked_for(actor)
+    _audit_read(ws, actor, system_id, why, df["decision_id"].tolist())
+    return df
+
+
+def get_decisions(
+    ws: Workspace,
+    actor: Actor,
+    decision_ids: Iterable[str],
+    system_id: str | None = None,
+) -> pd.DataFrame:
+    """The named decisions (all of them, masked, audited)."""
+    ids = [str(i) for i in decision_ids]
+    return search_decisions(
+        ws,
+        actor,
+        system_id=system_id,
+        decision_ids=ids,
+        limit=max(len(ids), 1) * 2,
+        _why={"get": {"system_id": system_id, "requested": len(ids)}},
+    )
