@@ -217,6 +217,27 @@ class _Checker:
             raise self.denied(f"refused: {reason}")
 
 
+_COMMENT = re.compile(r"\s+|--[^\n]*(\n|$)|/\*.*?\*/", re.DOTALL)
+_KEYWORD = re.compile(r"(?:FORCE\s+)?[A-Za-z]+", re.IGNORECASE)
+
+
+def statement_kind(text: str, stmt_type: Any = None) -> str:
+    """The statement's leading keyword as the user wrote it (INSTALL, not DuckDB's LOAD), upper-case.
+
+    DuckDB files some statements under another type (INSTALL is a LOAD statement); a statement that starts
+    with WITH or a parenthesis falls back to DuckDB's type name."""
+    pos = 0
+    while m := _COMMENT.match(text, pos):
+        if m.end() == pos:
+            break
+        pos = m.end()
+    word = _KEYWORD.match(text, pos)
+    kind = getattr(stmt_type, "name", None) or (str(stmt_type) if stmt_type is not None else "")
+    if word and word.group(0).upper() != "WITH":
+        return " ".join(word.group(0).upper().split())
+    return kind.upper() or "an unknown statement"
+
+
 def check(ws: Workspace, actor: Actor, sql: str) -> str:
     """Validate one statement for the sandbox and return it (no trailing semicolon); raise SqlRefused."""
     if not isinstance(sql, str) or not sql.strip():
@@ -229,8 +250,10 @@ def check(ws: Workspace, actor: Actor, sql: str) -> str:
         raise SqlRefused(f"refused: exactly one statement at a time (got {len(statements)})")
     stmt = statements[0]
     if stmt.type != duckdb.StatementType.SELECT:
-        kind = getattr(stmt.type, "name", str(stmt.type))
-        raise SqlRefused(f"refused: only SELECT queries may run (got {kind}); the sandbox is read-only")
+        raise SqlRefused(
+            f"refused: only a single SELECT query may run (got {statement_kind(stmt.query, stmt.type)}); "
+            "the sandbox is read-only"
+        )
     text = stmt.query.strip().rstrip(";").strip()
     tree = json.loads(ws.scalar("SELECT json_serialize_sql(?::VARCHAR)", [text]))
     if tree.get("error"):

@@ -105,3 +105,35 @@ def _cell(v: Any) -> str:
     if isinstance(v, list | dict):
         return dumps(v)
     return str(v)
+
+
+# -- shared by the incident, playbook and report commands (and any other module that wants them) --------------
+IncidentArg = Annotated[str, typer.Argument(help="Incident id, e.g. INC-0001.")]
+PlaybookDirOpt = Annotated[Path | None, typer.Option("--dir", help="Playbook directory (default: the shipped one).")]
+
+
+def workspace_actor(db: Path | None, user: str | None) -> tuple[Workspace, Actor]:
+    """The existing workspace named by --db and the acting user, for commands that read or change it."""
+    ws = workspace(db, create=False)
+    return ws, actor(ws, user)
+
+
+def emit(obj: Any, json_: bool, text: str) -> None:
+    """Print one result: as a JSON line with --json, else as the given text."""
+    typer.echo(dumps(obj) if json_ else text)
+
+
+def emit_rows(rows: list[dict[str, Any]], columns: list[str], json_: bool, title: str | None = None) -> None:
+    """Print a listing: JSON lines with --json, else a text table of the given columns."""
+    if json_:
+        emit_json(rows)
+    else:
+        table(rows, columns, title=title)
+
+
+def read_json_file(path: Path, what: str = "a JSON file") -> Any:
+    """The JSON value in a file; an unreadable or invalid file is a one-line user error naming `what`."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(f"{path}: not {what} ({str(exc).splitlines()[0]})") from exc

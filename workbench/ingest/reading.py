@@ -14,14 +14,14 @@ from workbench.ingest.files import csv_header, is_gzip
 # row_number() over a scan would force the whole pipeline onto one thread.
 RAW_LINES_SQL = (
     "SELECT raw FROM read_csv({path}, columns={{'raw': 'VARCHAR'}}, header=false, "
-    "delim='\\0', quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=67108864, "
+    "delim='\\0', quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=8388608, "
     "compression='{compression}')"
 )
 
 # Every physical line of a text file with its 1-based number (blank lines come back as NULL).
 LINES_SQL = (
     "SELECT row_number() OVER () AS line, raw FROM read_csv({path}, columns={{'raw': 'VARCHAR'}}, header=false, "
-    "delim='\\0', quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=67108864, "
+    "delim='\\0', quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=8388608, "
     "compression='{compression}')"
 )
 
@@ -69,7 +69,7 @@ class Reader:
         names, delim = csv_header(self.path)
         columns = "{" + ", ".join(f"{sql_str(n)}: 'VARCHAR'" for n in names) + "}"
         opts = (f"columns={columns}, auto_detect=false, header=true, delim={sql_str(delim)}, quote='\"', "
-                f"escape='\"', compression='{self.compression}', max_line_size=67108864")
+                f"escape='\"', compression='{self.compression}', max_line_size=8388608")
         if rejects:
             opts += ", store_rejects=true, rejects_table='_rej_err', rejects_scan='_rej_scan'"
         else:
