@@ -89,6 +89,29 @@ def test_pickle_refused_by_default_with_advice(ws, admin, tmp_path):
     assert registry.load_model(ws, admin, "s", "1").feature_names == ["a", "b"]
 
 
+@pytest.mark.parametrize("obj, kind", [({"a": 1}, "builtins.dict"), ([1.0, 2.0], "builtins.list")])
+def test_pickle_of_a_non_model_says_what_it_is(ws, admin, tmp_path, obj, kind):
+    path = tmp_path / "thing.pkl"
+    path.write_bytes(pickle.dumps(obj))
+    with pytest.raises(WorkbenchError) as info:
+        registry.add_model(ws, admin, "s", "1", path, allow_pickle=True)
+    msg = str(info.value)
+    assert f"holds a {kind}" in msg and "not a supported model object" in msg
+    assert "scikit-learn estimator" in msg and "LightGBM" in msg and "feature_names_in_" not in msg
+    assert not ws.scalar("SELECT count(*) FROM models")
+
+
+def test_pickle_of_a_transformer_is_not_a_model(ws, admin, tmp_path):
+    from sklearn.preprocessing import StandardScaler
+
+    X = pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0) % 3})
+    path = tmp_path / "scaler.pkl"
+    path.write_bytes(pickle.dumps(StandardScaler().fit(X)))
+    with pytest.raises(WorkbenchError, match="holds a sklearn.preprocessing.*StandardScaler, which is not a "
+                                             "supported model object"):
+        registry.add_model(ws, admin, "s", "1", path, allow_pickle=True)
+
+
 class _Evil:
     def __init__(self, marker: Path) -> None:
         self.marker = marker

@@ -251,8 +251,8 @@ def check(ws: Workspace, actor: Actor, sql: str) -> str:
     stmt = statements[0]
     if stmt.type != duckdb.StatementType.SELECT:
         raise SqlRefused(
-            f"refused: only a single SELECT query may run (got {statement_kind(stmt.query, stmt.type)}); "
-            "the sandbox is read-only"
+            f"refused: only a single SELECT is allowed; got {statement_kind(stmt.query, stmt.type)} "
+            "(the sandbox is read-only)"
         )
     text = stmt.query.strip().rstrip(";").strip()
     tree = json.loads(ws.scalar("SELECT json_serialize_sql(?::VARCHAR)", [text]))

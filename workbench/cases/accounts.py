@@ -8,8 +8,11 @@ the account with `actor_for_identity`.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import secrets
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from workbench import audit, settings
-from workbench.access import ROLES, Actor, require
+from workbench.access import ROLES, Actor, os_user, require
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.store import Workspace
 
@@ -240,10 +243,7 @@ def authenticate(ws: Workspace, user: str, password: str) -> Actor:
     now = _now()
     if locked_until is not None and locked_until > now:
         audit.record(ws, who, "auth.locked", user, {"until": locked_until, "attempt": "refused while locked"})
-        raise AuthFailed(
-            f"account {user} is locked until {locked_until:%Y-%m-%d %H:%M} UTC "
-            f"after {max_failures()} failed sign-ins; an admin can reset the password"
-        )
+        raise AuthFailed(locked_message(ws, user, role, locked_until, now))
     ok = _verify(digest, password or "")
     if ok and disabled:
         audit.record(ws, who, "auth.failure", user, {"reason": "account disabled"})
@@ -273,6 +273,85 @@ def authenticate(ws: Workspace, user: str, password: str) -> Actor:
         )
         audit.record(ws, who, "auth.login", user, {"method": "password"})
     return who
+
+
+def _admins_who_can_unlock(ws: Workspace, excluding: str, now: datetime) -> list[str]:
+    """Enabled admins other than `excluding` who are not locked out themselves."""
+    return [
+        r[0]
+        for r in ws.rows(
+            'SELECT "user" FROM accounts WHERE role = \'admin\' AND NOT disabled AND "user" <> ? '
+            "AND (locked_until IS NULL OR locked_until <= ?) ORDER BY \"user\"",
+            [excluding, now],
+        )
+    ]
+
+
+def locked_message(ws: Workspace, user: str, role: str, locked_until: datetime, now: datetime | None = None) -> str:
+    """Why a sign-in is refused while locked, and how to get back in (the local recovery for the last admin)."""
+    now = now or _now()
+    minutes = max(1, math.ceil((locked_until - now).total_seconds() / 60))
+    head = (f"account {user} is locked until {locked_until:%Y-%m-%d %H:%M} UTC ({minutes} min) "
+            f"after {max_failures()} failed sign-ins")
+    if role == "admin" and not _admins_who_can_unlock(ws, user, now):
+        return (f"{head}; no other admin can unlock it: wait {minutes} min, or on the machine that holds the "
+                f"workspace run `workbench user unlock {user} --local-recovery` (needs write access to the "
+                "workspace file; audited)")
+    return f"{head}; wait {minutes} min, or ask an admin to run `workbench user unlock {user}`"
+
+
+def _clear_lock(ws: Workspace, user: str) -> dict[str, Any]:
+    before = _account(ws, user)
+    ws.execute('UPDATE accounts SET failed_count = 0, locked_until = NULL WHERE "user" = ?', [user])
+    return before
+
+
+def unlock(ws: Workspace, actor: Actor, user: str) -> dict[str, Any]:
+    """Clear an account's lockout and failure count (admins); the password is unchanged. Audited."""
+    require(actor, "write:accounts")
+    with ws.transaction():
+        before = _clear_lock(ws, user)
+        audit.record(ws, actor, "account.unlock", user,
+                     {"method": "admin", "was_locked_until": before["locked_until"],
+                      "failed_count": before["failed_count"]})
+    return _account(ws, user)
+
+
+@dataclass(frozen=True)
+class _LocalOperator:
+    """The OS user at the workspace machine, for the audit row of a local recovery (no account role)."""
+
+    user: str
+    role: str = "local-recovery"
+
+
+def local_unlock(ws: Workspace, user: str, operator: str | None = None) -> dict[str, Any]:
+    """Recovery without sign-in for a locked last admin: clears the lock when nobody else could.
+
+    Only for a locked admin account with no other enabled admin able to sign in, and only with write access
+    to the workspace file (whoever has that could change the database directly anyway). The app never calls
+    this, so remote password guessing stays locked out. Audited as account.unlock (method local-recovery)."""
+    path = getattr(ws, "path", None)
+    if not path or not os.path.isfile(str(path)) or not os.access(str(path), os.W_OK):
+        raise PermissionDenied("local recovery needs write access to the workspace file on this machine")
+    now = _now()
+    with ws.transaction():
+        acct = _account(ws, user)
+        if not (acct["locked_until"] and acct["locked_until"] > now):
+            raise WorkbenchError(f"account {user} is not locked")
+        if acct["role"] != "admin" or acct["disabled"]:
+            raise WorkbenchError(f"local recovery is only for the last enabled admin; {user} is "
+                                 f"{'disabled' if acct['disabled'] else 'a ' + acct['role']}: an admin can run "
+                                 f"`workbench user unlock {user}`")
+        others = _admins_who_can_unlock(ws, user, now)
+        if others:
+            raise WorkbenchError(f"local recovery is only for the last enabled admin; admin "
+                                 f"{', '.join(others)} can sign in and run `workbench user unlock {user}`")
+        _clear_lock(ws, user)
+        audit.record(ws, _LocalOperator(operator or os_user()), "account.unlock", user,  # type: ignore[arg-type]
+                     {"method": "local-recovery", "workspace": str(path), "host": socket.gethostname(),
+                      "was_locked_until": acct["locked_until"], "failed_count": acct["failed_count"]})
+    return _account(ws, user)
 
 
 def actor_for_identity(ws: Workspace, *identities: str | None) -> Actor:

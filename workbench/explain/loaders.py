@@ -187,7 +187,26 @@ def _xgboost(data: bytes, sha: str, fmt: str) -> LoadedModel:
     return LoadedModel("xgboost", fmt, booster, names, sha, {}, objective)
 
 
+SUPPORTED_OBJECTS = ("a fitted scikit-learn estimator (a classifier or regressor with predict, e.g. "
+                     "GradientBoostingClassifier or a Pipeline ending in one) or a LightGBM Booster/LGBMModel")
+
+
+def type_name(obj: Any) -> str:
+    """The dotted type name of an object, e.g. builtins.dict or sklearn.preprocessing.StandardScaler."""
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _check_model_object(obj: Any, fmt: str) -> None:
+    """Refuse an unpickled/skops object that is not a model we can explain, naming what it is."""
+    if callable(getattr(obj, "predict", None)) and not isinstance(obj, type):
+        return
+    raise WorkbenchError(f"the {fmt} file holds a {type_name(obj)}, which is not a supported model object; "
+                         f"supported: {SUPPORTED_OBJECTS}")
+
+
 def _sklearn(obj: Any, sha: str, fmt: str) -> LoadedModel:
+    _check_model_object(obj, fmt)
     names = [str(n) for n in getattr(obj, "feature_names_in_", [])]
     if not names:
         raise WorkbenchError("the scikit-learn model has no feature_names_in_; fit it on a pandas DataFrame "
@@ -221,6 +240,10 @@ def load_bytes(data: bytes, fmt: str, *, allow_pickle: bool = False) -> tuple[Lo
         obj = load_pickle(data)
         if type(obj).__module__.startswith("lightgbm."):
             booster = getattr(obj, "booster_", obj)
+            if not callable(getattr(booster, "model_to_string", None)):
+                raise WorkbenchError(f"the {fmt} file holds a {type_name(obj)}, which is not a supported model "
+                                     f"object (a fitted LightGBM Booster or LGBMModel is); supported: "
+                                     f"{SUPPORTED_OBJECTS}")
             return _lightgbm(booster.model_to_string().encode(), sha), scan
         return _sklearn(obj, sha, fmt), scan
     raise WorkbenchError(f"unknown model format {fmt!r}")
