@@ -107,6 +107,88 @@ def test_lockout_after_repeated_failures(ws, admin, monkeypatch):
     assert accounts.authenticate(ws, "ann", "a new password").user == "ann"
 
 
+def _lock(ws, user: str, n: int = 3) -> None:
+    for _ in range(n):
+        with pytest.raises(accounts.AuthFailed, match="wrong"):
+            accounts.authenticate(ws, user, "not the password")
+
+
+def test_locked_last_admin_is_told_how_to_recover(ws, admin, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LOGIN_MAX_FAILURES", "3")
+    monkeypatch.setenv("WORKBENCH_LOGIN_LOCKOUT_MINUTES", "15")
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    accounts.add_user(ws, admin, "ann", "analyst", PW)
+    _lock(ws, "ann")
+    with pytest.raises(accounts.AuthFailed) as info:
+        accounts.authenticate(ws, "ann", PW)
+    assert "(15 min)" in str(info.value) and "ask an admin to run `workbench user unlock ann`" in str(info.value)
+    _lock(ws, "root")
+    with pytest.raises(accounts.AuthFailed) as info:
+        accounts.authenticate(ws, "root", PW)
+    msg = str(info.value)
+    assert "no other admin can unlock it: wait 15 min" in msg and "--local-recovery" in msg
+    assert "an admin can reset" not in msg and "\n" not in msg
+    # the lock still holds for sign-in (the app's only path): the right password is refused
+    with pytest.raises(accounts.AuthFailed, match="locked until"):
+        accounts.authenticate(ws, "root", PW)
+    # local recovery refuses non-admins and accounts that are not locked
+    with pytest.raises(WorkbenchError, match="only for the last enabled admin"):
+        accounts.local_unlock(ws, "ann", operator="ops")
+    row = accounts.local_unlock(ws, "root", operator="ops")
+    assert row["locked_until"] is None and row["failed_count"] == 0
+    who, role, details = ws.one(
+        "SELECT actor, role, details FROM audit_log WHERE action = 'account.unlock' ORDER BY seq DESC LIMIT 1"
+    )
+    assert (who, role, json.loads(details)["method"]) == ("ops", "local-recovery", "local-recovery")
+    assert audit.verify(ws, admin).ok
+    assert accounts.authenticate(ws, "root", PW).role == "admin"
+    with pytest.raises(WorkbenchError, match="not locked"):
+        accounts.local_unlock(ws, "root", operator="ops")
+    # an admin unlocks others by signing in
+    accounts.unlock(ws, Actor("root", "admin"), "ann")
+    assert accounts.authenticate(ws, "ann", PW).user == "ann"
+    with pytest.raises(PermissionDenied):
+        accounts.unlock(ws, Actor("ann", "analyst"), "ann")
+
+
+def test_local_recovery_refused_while_another_admin_can_sign_in(ws, admin, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LOGIN_MAX_FAILURES", "3")
+    accounts.add_user(ws, admin, "root", "admin", PW)
+    accounts.add_user(ws, admin, "bob", "admin", PW)
+    _lock(ws, "root")
+    with pytest.raises(accounts.AuthFailed) as info:
+        accounts.authenticate(ws, "root", PW)
+    assert "--local-recovery" not in str(info.value) and "workbench user unlock root" in str(info.value)
+    with pytest.raises(WorkbenchError, match="admin bob can sign in"):
+        accounts.local_unlock(ws, "root", operator="ops")
+    _lock(ws, "bob")  # now neither can sign in: local recovery is the way back
+    assert accounts.local_unlock(ws, "root", operator="ops")["locked_until"] is None
+
+
+def test_cli_unlock_local_recovery(tmp_path, monkeypatch):
+    from workbench.cli import _load_commands, app
+    from workbench.store import open_workspace
+
+    _load_commands()
+    monkeypatch.setenv("WORKBENCH_LOGIN_MAX_FAILURES", "2")
+    db = tmp_path / "cli.duckdb"
+    w = open_workspace(db)
+    accounts.add_user(w, local_admin(), "root", "admin", PW)
+    _lock(w, "root", 2)
+    w.close()
+    runner = CliRunner()
+    res = runner.invoke(app, ["user", "unlock", "--help"])
+    assert "--local-recovery" in res.output and "audit" in res.output
+    res = runner.invoke(app, ["user", "unlock", "root", "--local-recovery", "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    assert "unlocked" in res.output
+    w = open_workspace(db)
+    try:
+        assert accounts.authenticate(w, "root", PW).role == "admin"
+    finally:
+        w.close()
+
+
 def test_disable_role_and_last_admin(ws, admin):
     accounts.add_user(ws, admin, "root", "admin", PW)
     accounts.add_user(ws, admin, "ann", "analyst", PW)

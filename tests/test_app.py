@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -114,6 +115,32 @@ def test_decisions_search_and_select(demo_db: Path) -> None:
     assert any("cannot read the condition" in w.value for w in at.warning)
 
 
+def test_decisions_chart_says_how_many_of_how_many(demo_db: Path) -> None:
+    import json as json_mod
+
+    ws = open_workspace(demo_db)
+    try:
+        counts = dict(ws.rows("SELECT system_id, count(*) FROM decisions GROUP BY 1"))
+    finally:
+        ws.close()
+    at = _app().run()
+    at.switch_page("app_pages/decisions.py").run()
+    system = at.selectbox(key="dec_system").value
+    at.number_input(key="dec_limit").set_value(100).run()
+    _clean(at, "decisions, 100 rows")
+    spec = json_mod.loads(at.get("plotly_chart")[0].proto.spec)
+    title = spec["layout"]["title"]["text"]
+    assert title.startswith("100 of ") and "sampled evenly across the window" in title, title
+    total = int(title.split(" of ")[1].split()[0].replace(",", ""))
+    assert 100 < total <= counts[system]
+    assert any("are not shown" in c.value and "narrow" in c.value for c in at.caption)
+    ts = pd.to_datetime(at.dataframe[0].value["ts"], utc=True)
+    assert ts.max() - ts.min() > pd.Timedelta(days=2), "the sample spans the window, not its first hours"
+    at.selectbox(key="dec_sample_mode").select("newest").run()
+    title = json_mod.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+    assert title == f"100 of {total:,} decisions, the newest"
+
+
 def test_sql_page_runs_a_query(demo_db: Path) -> None:
     at = _app().run()
     at.switch_page("app_pages/sql.py").run()
@@ -145,6 +172,33 @@ def test_incident_by_hand_and_status(demo_db: Path) -> None:
     [b for b in at.button if b.label == "Apply"][0].click().run()
     _clean(at, "status change")
     assert any("status **triage**" in m.value for m in at.markdown)
+
+
+def test_incident_evidence_sizes_fit_each_kind(demo_db: Path, tmp_path: Path) -> None:
+    from workbench.cases import evidence, incidents
+
+    note = tmp_path / "note.txt"
+    note.write_text("trigger 1337\n")  # 13 bytes
+    ws = open_workspace(demo_db)
+    try:
+        admin = local_admin()
+        iid = incidents.create_incident(ws, admin, "Sizes", "high")["incident_id"]
+        system, ids = ws.one("SELECT system_id, list(decision_id ORDER BY decision_id)[1:3] FROM decisions "
+                             "GROUP BY ALL ORDER BY 1 LIMIT 1")
+        evidence.add_decision_set(ws, admin, iid, system, ids)
+        evidence.add_file(ws, admin, iid, note)
+        evidence.add_explanation(ws, admin, iid, {"decision_id": ids[0], "method": "tree", "attributions": [
+            {"feature": "a", "value": 1337, "shap": 0.5}, {"feature": "b", "value": 2, "shap": -0.1}]})
+        evidence.add_note(ws, admin, iid, "a note")
+    finally:
+        ws.close()
+    at = _app().run()
+    at.switch_page("app_pages/incidents.py").run()
+    _clean(at, "incidents")
+    table = next(df.value for df in at.dataframe if "size" in df.value.columns)
+    sizes = dict(zip(table["kind"], table["size"], strict=True))
+    assert sizes == {"decision_set": "3 rows", "file": "13 bytes", "explanation": "2 features", "note": ""}
+    assert "item_count" not in table.columns and "content" not in table.columns
 
 
 def test_sign_in_required_when_accounts_exist(demo_db: Path) -> None:

@@ -65,7 +65,8 @@ def test_markdown(ws, case) -> None:
         assert heading in text
     for item in evidence.list_evidence(ws, ANALYST, case):
         assert item["sha256"] in text
-    assert "| purpose | 1.2 |" in text and "CHG-1" in text
+    assert "| feature | feature value | SHAP |" in text and "| purpose | car | 1.2 |" in text and "CHG-1" in text
+    assert "| income | 1001 | -0.3 |" in text
     assert ws.scalar("SELECT count(*) FROM audit_log WHERE action = 'report.export'") == 1
 
 
@@ -92,6 +93,61 @@ def test_write_and_check_manifest(ws, case, tmp_path) -> None:
     bad = [k for k, v in result["evidence"].items() if not v]
     assert not result["ok"] and bad == [str(min(int(k) for k in man["evidence"]))]  # the decision set
     assert info["sha256"] in ws.scalar("SELECT details FROM audit_log WHERE action = 'report.export'")
+
+
+TRIGGER_EXPLANATION = {
+    "decision_id": "d1",
+    "method": "tree",
+    "system_id": "loan",
+    "base_value": -2.382779109126493,
+    "attributions": [
+        {"feature": "monthly_housing_cost", "value": 1337, "shap": -2.5456765576374134},
+        {"feature": "credit_score", "value": 543.0, "shap": 0.6920957116641041},
+        {"feature": "debt_to_income", "value": 0.43, "shap": 0.09389597605081772},
+        {"feature": "purpose", "value": "debt_consolidation", "shap": 0.03759874696591064},
+    ],
+}
+
+
+def test_explanation_table_shows_feature_values_and_rounded_shap(ws, case) -> None:
+    evidence.add_explanation(ws, ANALYST, case, TRIGGER_EXPLANATION, "decision d1")
+    text = reports.render_report(ws, ANALYST, case, "md").decode()
+    assert "| monthly_housing_cost | 1337 | -2.546 |" in text
+    assert "| credit_score | 543 | 0.6921 |" in text and "| debt_to_income | 0.43 | 0.0939 |" in text
+    assert "2.5456765576374134" not in text.split("## 7. Manifest")[0]
+    html = reports.render_report(ws, ANALYST, case, "html").decode()
+    assert "<td>1337</td>" in html and "<td>-2.546</td>" in html and "<th>feature value</th>" in html
+
+
+def test_pdf_explanation_table_text(ws, case, tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    evidence.add_explanation(ws, ANALYST, case, TRIGGER_EXPLANATION, "decision d1")
+    path = tmp_path / "r.pdf"
+    path.write_bytes(reports.render_report(ws, ANALYST, case, "pdf"))
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "feature value" in text and "SHAP" in text
+    assert "monthly_housing_cost = 1337" in text and "-2.546" in text and "2.5456765576" not in text
+
+
+def test_attribution_rows_shapes() -> None:
+    measure, rows = reports.attribution_rows(TRIGGER_EXPLANATION)
+    assert measure == "SHAP" and rows[0] == {
+        "feature": "monthly_housing_cost", "feature_value": 1337, "attribution": -2.5456765576374134}
+    many = {"decisions": [{"attributions": [{"feature": "x", "value": 1337, "shap": -1.0},
+                                            {"feature": "y", "value": v, "shap": 0.5}]} for v in (1, 2)]}
+    measure, rows = reports.attribution_rows(many)
+    assert measure == "mean |SHAP| over 2 decisions"
+    assert rows == [{"feature": "x", "feature_value": 1337, "attribution": 1.0},
+                    {"feature": "y", "feature_value": "2 different values", "attribution": 0.5}]
+    measure, rows = reports.attribution_rows({"attributions": {"a": 0.25, "b": -1.0}})
+    assert measure == "attribution" and [r["feature"] for r in rows] == ["b", "a"]
+    assert rows[0]["feature_value"] is None
+    assert reports.attributions(TRIGGER_EXPLANATION)[0] == ("monthly_housing_cost", -2.5456765576374134)
 
 
 def test_roles(ws, case) -> None:

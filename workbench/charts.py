@@ -14,10 +14,18 @@ SEVERITY_COLORS = {"critical": "#b91c1c", "high": "#ea580c", "medium": "#ca8a04"
                    "info": "#6b7280"}
 
 
-def _layout(fig: go.Figure, title: str | None = None, height: int = 320) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=70 if title else 30, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"), dragmode="zoom",
-                      hovermode="closest")
+# The legend sits right of the plot, top-aligned: plotly widens the right margin to fit it, so it can never
+# run into the title, however many entries wrap (a horizontal legend above the plot grows upwards into the
+# title once it needs a second row, e.g. eight detectors in a half-width column).
+LEGEND = dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02, tracegroupgap=2,
+              itemsizing="constant", font=dict(size=11))
+
+
+def _layout(fig: go.Figure, title: str | None = None, height: int = 320, legend_x: float = 1.02) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", y=1.0, yanchor="top", yref="container",
+                                 pad=dict(t=12, l=4), automargin=True) if title else None,
+                      height=height, margin=dict(l=10, r=10, t=56 if title else 30, b=10, autoexpand=True),
+                      legend={**LEGEND, "x": legend_x}, dragmode="zoom", hovermode="closest")
     return fig
 
 
@@ -49,7 +57,8 @@ def metric_timeline(df: pd.DataFrame, anomalies: pd.DataFrame | None = None, tit
     fig.update_yaxes(matches=None, title=None)
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     _mark_windows(fig, anomalies)
-    return _layout(fig, title, height=max(260, 150 * len(metrics)))
+    # the facet labels stand just right of the panels: the legend goes right of them
+    return _layout(fig, title, height=max(260, 150 * len(metrics)), legend_x=1.06)
 
 
 def _mark_windows(fig: go.Figure, windows: pd.DataFrame | None) -> None:

@@ -13,7 +13,11 @@ import duckdb
 import pandas as pd
 
 from workbench.errors import WorkbenchError
+from workbench.ingest.reading import quote_ident
 from workbench.store import Workspace
+
+__all__ = ["SQL_TYPE", "SqlParams", "as_list", "in_list", "quote_ident", "run_query", "time_window",
+           "typed_feature"]
 
 SQL_TYPE = {"number": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
 
@@ -28,11 +32,6 @@ class SqlParams:
         name = f"p{len(self.values)}"
         self.values[name] = value
         return f"${name}"
-
-
-def quote_ident(name: str) -> str:
-    """A SQL identifier in double quotes."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _pointer(feature: str) -> str:

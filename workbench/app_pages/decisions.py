@@ -6,10 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from workbench import charts
+from workbench import decision_sample as sampling
 from workbench.ui import cached, connection, lib, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
 
+SAMPLE_MODES = {"even": "Sample evenly", "newest": "Newest", "oldest": "Oldest"}
 ws, actor = context()
 st.title("Decisions")
 incoming = st.session_state.pop("dec_preset", None)
@@ -48,11 +50,15 @@ with st.container(border=True):
         window = widgets.date_window(info[system]["first"], info[system]["last"], key="dec_window")
     principal = c3.text_input("Principal", key="dec_principal", placeholder="exact id")
     prediction = c4.text_input("Prediction", key="dec_prediction", placeholder="approve, deny …")
-    c5, c6, c7 = st.columns([2, 4, 1])
+    c5, c6, c7, c8 = st.columns([2, 4, 1.2, 1.8])
     score = c5.slider("Score range", 0.0, 1.0, (0.0, 1.0), 0.01, key="dec_score")
     where = c6.text_input("Feature conditions", key="dec_where",
                           placeholder="income > 50000 and purpose = 'car'  (feature names, = != < <= > >=)")
     limit = c7.number_input("Max rows", 100, 20_000, 2000, 100, key="dec_limit")
+    mode = c8.selectbox("If more match", list(SAMPLE_MODES), key="dec_sample_mode",
+                        format_func=SAMPLE_MODES.get,
+                        help="More matches than Max rows: show an even sample across the whole window "
+                             "(every n-th decision in time order), or the newest or oldest ones.")
 
 start = preset.get("start") or (window[0] if window else None)
 end = preset.get("end") or (window[1] if window else None)
@@ -64,26 +70,34 @@ with shown("Search"):
         st.warning(str(exc))
         st.stop()
     pattern = principal.strip()
-    found = cached.call("workbench.explore", "search_decisions", actor, system_id=system, since=start, until=end,
-                        principal=pattern or None, prediction=prediction.strip() or None,
+    found = cached.call("workbench.decision_sample", "sample_decisions", actor, system_id=system, since=start,
+                        until=end, principal=pattern or None, prediction=prediction.strip() or None,
                         score_min=score[0] if score[0] > 0 else None, score_max=score[1] if score[1] < 1 else None,
                         feature_filters=tuple(conditions),
                         decision_ids=tuple(preset.get("decision_ids") or ()) or None,
-                        limit=int(limit), feature="Decision search")
+                        limit=int(limit), mode=mode, feature="Decision search")
 if found is None:
     st.stop()
-df = pd.DataFrame(found)
+df = pd.DataFrame(found["decisions"])
 if df.empty:
     st.info("No decisions match these filters.")
     st.stop()
 if "ts" in df.columns:
     df["ts"] = pd.to_datetime(df["ts"], utc=True, format="ISO8601")
+sampled = found["mode"] != "all"
+shown_text = sampling.describe(found)
+if sampled:
+    st.caption(f"{found['total'] - found['shown']:,} matching decisions are not shown: narrow the time window "
+               "or filters, or raise Max rows, to see them all.")
 
-event = st.plotly_chart(charts.score_scatter(df, f"{len(df):,} decisions (lasso or box to narrow the table)"),
+event = st.plotly_chart(charts.score_scatter(df, shown_text + ("" if sampled else " (lasso or box to narrow "
+                                                               "the table)")),
                         key="dec_chart", on_select="rerun", selection_mode=("box", "lasso", "points"))
 ids = widgets.selected_values(event)
 table = df[df["decision_id"].astype(str).isin([str(i) for i in ids])] if ids else df
-st.caption(f"{len(table):,} shown" + (" (chart selection)" if ids else "") + "; pick a row for its explanation.")
+st.caption(f"{len(table):,} shown" + (" (chart selection)" if ids else "")
+           + (f" of {found['total']:,} matching" if sampled else "") + "; lasso or box on the chart to narrow "
+           "the table, pick a row for its explanation.")
 cols = [c for c in ("decision_id", "ts", "principal", "prediction", "score", "model_version", "source_ip")
         if c in table.columns] + [c for c in table.columns if str(c).startswith("f.")]
 table = table[cols].reset_index(drop=True)
@@ -97,6 +111,10 @@ if actor.can("write:incidents"):
             st.caption("No open incident; open one from Triage or the Incidents page.")
         else:
             target = st.selectbox("Incident", [i["incident_id"] for i in incs], key="dec_inc")
+            if sampled:
+                st.caption(f"These are {len(table):,} of {found['total']:,} matching decisions "
+                           f"({sampling.MODE_TEXT[found['mode']]}): narrow the filters to freeze exactly the "
+                           "ones you mean.")
             if st.button(f"Add {len(table):,} decisions", key="dec_add"):
                 res = cached.fresh("workbench.cases.evidence", "add_decision_set", actor, target, system,
                                    table["decision_id"].astype(str).tolist(), feature="Evidence")

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench import charts
+from workbench.cases.evidence_size import size_text
 from workbench.ui import cached, connection, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context, require_page
@@ -101,11 +102,16 @@ with t_time, shown("Timeline"):
     st.dataframe(tl, hide_index=True)
 
 with t_evi, shown("Evidence"):
-    items = pd.DataFrame(cached.call(EVI, "list_evidence", actor, incident_id, feature="Evidence"))
-    if items.empty:
+    listed = cached.call(EVI, "list_evidence", actor, incident_id, with_content=True, feature="Evidence")
+    if not listed:
         st.caption("No evidence yet: add alerts from Triage and decision sets from Decisions.")
     else:
-        st.dataframe(items, hide_index=True)
+        items = pd.DataFrame([{**{k: v for k, v in i.items() if k not in ("content", "item_count")},
+                               "size": size_text(i)} for i in listed])
+        cols = [c for c in ("evidence_id", "kind", "label", "size", "added_at", "added_by", "role", "ref",
+                            "event_start", "event_end", "sha256", "store_path") if c in items.columns]
+        st.dataframe(items[cols + [c for c in items.columns if c not in cols]], hide_index=True,
+                     key="inc_evidence_table")
     if st.button("Re-hash the frozen evidence", key="inc_verify_evi"):
         res = pd.DataFrame(cached.fresh(EVI, "verify_evidence", actor, incident_id))
         bad = res[~res.get("ok", pd.Series(True, index=res.index)).astype(bool)] if not res.empty else res

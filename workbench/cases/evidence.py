@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,16 @@ def add_alert(ws: Workspace, actor: Actor, incident_id: str, alert_id: str) -> d
     return get_evidence(ws, actor, eid)
 
 
+# -- decision sets and metric windows: rows copied into a snapshot table ------------------------------------
+def _copy_snapshot(
+    ws: Workspace, insert_sql: str, params: list[Any], rows_hash: Callable[..., tuple[str, int, Any, Any]], table: str
+) -> tuple[int, str, int, Any, Any]:
+    """Copy rows into `table` under a new evidence id (in the caller's transaction): id, sha256, count, t0, t1."""
+    eid = _next_id(ws)
+    ws.execute(insert_sql, [eid, *params])
+    return (eid, *rows_hash(ws, table, "evidence_id = ?", [eid]))
+
+
 # -- decision sets ---------------------------------------------------------------------------------
 def add_decision_set(
     ws: Workspace,
@@ -169,20 +179,16 @@ def add_decision_set(
     if not ids:
         raise WorkbenchError("a decision set needs at least one decision id")
     with ws.transaction():
-        eid = _next_id(ws)
-        ws.execute(
+        eid, sha, count, t0, t1 = _copy_snapshot(
+            ws,
             f"INSERT INTO evidence_decisions SELECT ? AS evidence_id, {DECISION_COLS} FROM decisions "
             "WHERE system_id = ? AND decision_id IN (SELECT unnest(?::VARCHAR[]))",
-            [eid, system_id, ids],
+            [system_id, ids], decision_rows_hash, "evidence_decisions",
         )
-        sha, count, t0, t1 = decision_rows_hash(ws, "evidence_decisions", "evidence_id = ?", [eid])
         if count == 0:
             raise WorkbenchError(f"none of the {len(ids)} decision ids is in {system_id}")
-        missing = len(ids) - int(
-            ws.scalar(
-                "SELECT count(DISTINCT decision_id) FROM evidence_decisions WHERE evidence_id = ?", [eid]
-            )
-        )
+        found = ws.scalar("SELECT count(DISTINCT decision_id) FROM evidence_decisions WHERE evidence_id = ?", [eid])
+        missing = len(ids) - int(found)
         content = {"system_id": system_id, "requested": len(ids), "rows": count, "missing": missing}
         _insert(
             ws, actor, incident_id, "decision_set", label or f"{count} decisions of {system_id}", system_id, sha,
@@ -208,13 +214,12 @@ def add_metric_window(
     if t0 is None or t1 is None or t1 <= t0:
         raise WorkbenchError("a metric window needs a start before its end")
     with ws.transaction():
-        eid = _next_id(ws)
-        ws.execute(
+        eid, sha, count, _, _ = _copy_snapshot(
+            ws,
             f"INSERT INTO evidence_metrics SELECT ?, {METRIC_COLS} FROM metrics WHERE system_id = ? "
             "AND (? IS NULL OR metric = ?) AND ts >= ? AND ts < ?",
-            [eid, system_id, metric, metric, t0, t1],
+            [system_id, metric, metric, t0, t1], metric_rows_hash, "evidence_metrics",
         )
-        sha, count, _, _ = metric_rows_hash(ws, "evidence_metrics", "evidence_id = ?", [eid])
         if count == 0:
             raise WorkbenchError(f"no {metric or 'metric'} points for {system_id} in that window")
         content = {"system_id": system_id, "metric": metric, "start": t0.isoformat(), "end": t1.isoformat(),

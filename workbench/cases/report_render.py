@@ -30,6 +30,41 @@ def md_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def fmt_value(v: Any) -> str:
+    """A feature value as read in a report: whole numbers without a decimal point, others to 6 digits."""
+    if v is None:
+        return ""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def fmt_attribution(v: Any) -> str:
+    """An attribution (SHAP value) rounded to 4 significant digits."""
+    return "" if v is None else f"{float(v):.4g}"
+
+
+def attribution_table(x: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and display rows of an explanation: feature, feature value (when known), the measure."""
+    measure = x.get("measure") or "attribution"
+    rows = x.get("attributions") or []
+    values = any(r.get("feature_value") is not None for r in rows)
+    cols = ["feature", *(["feature value"] if values else []), measure]
+    out = [
+        {"feature": r["feature"], "feature value": fmt_value(r.get("feature_value")),
+         measure: fmt_attribution(_score(r))}
+        for r in rows
+    ]
+    return cols, out
+
+
+def _score(r: dict[str, Any]) -> float:
+    """The attribution of a row (older report data called it 'value')."""
+    return float(r["attribution"] if "attribution" in r else r.get("value") or 0.0)
+
+
 def _step_rows(pb: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
@@ -81,7 +116,7 @@ def to_markdown(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any],
         "## 3. Evidence",
         "",
         md_table(
-            s["evidence"], ["evidence_id", "kind", "label", "added_at", "added_by", "item_count", "sha256"]
+            s["evidence"], ["evidence_id", "kind", "label", "added_at", "added_by", "size", "sha256"]
         ),
     ]
     for e in s["evidence"]:
@@ -109,12 +144,14 @@ def to_markdown(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any],
             f"### Evidence #{x['evidence_id']}: {x['label']}",
             "",
             f"Method: {x.get('method') or 'n/a'}; system: {x.get('system_id') or 'n/a'}; "
-            f"sha256 `{x['sha256']}`.",
+            + (f"decision: {x['decision_id']}; " if x.get("decision_id") else "")
+            + f"sha256 `{x['sha256']}`.",
             "",
         ]
         if plots and x["attributions"]:
             lines += [f"PLOTSLOT-{x['evidence_id']}", ""]
-        lines += [md_table(x["attributions"], ["feature", "value"])]
+        cols, rows = attribution_table(x)
+        lines += [md_table(rows, cols)]
     lines += ["## 5. Playbook progress", ""]
     if not s["playbooks"]:
         lines += ["_no playbook attached_", ""]
@@ -173,16 +210,19 @@ def _figures(data: dict[str, Any]) -> dict[str, str]:
         if not x["attributions"]:
             continue
         attrs = list(reversed(x["attributions"]))
+        measure = x.get("measure") or "attribution"
         fig = go.Figure(
             go.Bar(
-                x=[a["value"] for a in attrs],
+                x=[_score(a) for a in attrs],
                 y=[a["feature"] for a in attrs],
                 orientation="h",
-                marker_color=["#c0392b" if a["value"] > 0 else "#2e86c1" for a in attrs],
+                marker_color=["#c0392b" if _score(a) > 0 else "#2e86c1" for a in attrs],
+                customdata=[fmt_value(a.get("feature_value")) for a in attrs],
+                hovertemplate="%{y} = %{customdata}<br>" + measure + " %{x:.4g}<extra></extra>",
             )
         )
         fig.update_layout(
-            title=f"Attributions, evidence #{x['evidence_id']}",
+            title=f"{measure}, evidence #{x['evidence_id']}",
             height=120 + 22 * len(attrs),
             margin={"l": 140, "r": 20, "t": 40, "b": 40},
         )
@@ -266,24 +306,27 @@ class _Pdf:
         """A horizontal bar chart drawn with fpdf primitives (no image renderer needed)."""
         if not attrs:
             return
-        pdf, peak = self.pdf, max(abs(a["value"]) for a in attrs) or 1.0
-        label_w, area, h = 45, 110, 4.2
-        has_neg = any(a["value"] < 0 for a in attrs)
+        vals = [_score(a) for a in attrs]
+        pdf, peak = self.pdf, max(abs(v) for v in vals) or 1.0
+        label_w, area, h = 55, 100, 4.2
+        has_neg = any(v < 0 for v in vals)
         if pdf.get_y() + h * len(attrs) + 6 > pdf.h - 14:
             pdf.add_page()
         x0 = pdf.l_margin + label_w
         zero = x0 + (area / 2 if has_neg else 0)
         scale = (area / 2 if has_neg else area) / peak
         pdf.set_font(self.family, "", 7)
-        for a in attrs:
+        for a, v in zip(attrs, vals, strict=True):
             y = pdf.get_y()
             pdf.set_xy(pdf.l_margin, y)
-            pdf.cell(label_w - 2, h, self.t(_cell(a["feature"], 34)), align="R")
-            w = abs(a["value"]) * scale
-            pdf.set_fill_color(*((192, 57, 43) if a["value"] > 0 else (46, 134, 193)))
-            pdf.rect(zero - (w if a["value"] < 0 else 0), y + 0.6, max(w, 0.2), h - 1.2, style="F")
+            shown = fmt_value(a.get("feature_value"))
+            label = f"{a['feature']} = {shown}" if shown else str(a["feature"])
+            pdf.cell(label_w - 2, h, self.t(_cell(label, 44)), align="R")
+            w = abs(v) * scale
+            pdf.set_fill_color(*((192, 57, 43) if v > 0 else (46, 134, 193)))
+            pdf.rect(zero - (w if v < 0 else 0), y + 0.6, max(w, 0.2), h - 1.2, style="F")
             pdf.set_xy(x0 + area + 2, y)
-            pdf.cell(25, h, f"{a['value']:.4g}")
+            pdf.cell(25, h, fmt_attribution(v))
             pdf.set_y(y + h)
         pdf.set_draw_color(120, 120, 120)
         pdf.line(zero, pdf.get_y() - h * len(attrs), zero, pdf.get_y())
@@ -322,8 +365,8 @@ def to_pdf(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> b
     p.heading("3. Evidence")
     p.table(
         s["evidence"],
-        ["evidence_id", "kind", "label", "added_by", "item_count", "sha256"],
-        (10, 20, 52, 20, 14, 70),
+        ["evidence_id", "kind", "label", "added_by", "size", "sha256"],
+        (13, 20, 45, 18, 18, 72),
     )
     for e in s["evidence"]:
         if e.get("snapshot"):
@@ -339,9 +382,11 @@ def to_pdf(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> b
         p.para("No explanations were added as evidence.")
     for x in s["explanations"]:
         p.heading(f"Evidence #{x['evidence_id']}: {x['label']}", 10)
-        p.para(f"Method {x.get('method') or 'n/a'}; sha256 {x['sha256']}")
+        decision = f"; decision {x['decision_id']}" if x.get("decision_id") else ""
+        p.para(f"Method {x.get('method') or 'n/a'}{decision}; sha256 {x['sha256']}")
         p.bars(x["attributions"])
-        p.table(x["attributions"], ["feature", "value"], (93, 93))
+        cols, rows = attribution_table(x)
+        p.table(rows, cols, (76, 60, 50) if len(cols) == 3 else (110, 76))
     p.heading("5. Playbook progress")
     if not s["playbooks"]:
         p.para("No playbook attached.")

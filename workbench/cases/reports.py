@@ -20,6 +20,7 @@ from workbench import audit
 from workbench.access import Actor, require
 from workbench.cases import evidence as ev
 from workbench.cases import playbooks as pbs
+from workbench.cases.evidence_size import size_text
 from workbench.cases.incidents import get_incident
 from workbench.cases.timeline import build_timeline, describe_action
 from workbench.errors import WorkbenchError
@@ -55,38 +56,65 @@ def plain(obj: Any) -> Any:
     return obj
 
 
-def attributions(content: dict[str, Any], top: int = 15) -> list[tuple[str, float]]:
-    """(feature, value) pairs to plot from an explanation payload, largest magnitude first."""
+def _numeric(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _common_value(values: list[Any]) -> Any:
+    """The one value every decision has for a feature, or a note that they differ."""
+    distinct = {json.dumps(v, sort_keys=True, default=str) for v in values}
+    return values[0] if len(distinct) == 1 else f"{len(distinct)} different values"
+
+
+def attribution_rows(content: dict[str, Any], top: int = 15) -> tuple[str, list[dict[str, Any]]]:
+    """(measure, rows of feature, feature_value, attribution) from an explanation payload, largest first.
+
+    A single decision gives signed SHAP values with the decision's feature values; several decisions give
+    mean |SHAP| with the value they share (e.g. a backdoor trigger) or how many values they differ in.
+    Payloads of other shapes give what they hold (feature_value None when they carry no feature values)."""
     decisions = content.get("decisions")
     if (
         isinstance(decisions, list)
         and decisions
-        and isinstance(decisions[0], dict)
-        and isinstance(decisions[0].get("attributions"), list)
+        and all(isinstance(d, dict) and isinstance(d.get("attributions"), list) for d in decisions)
     ):
+        if len(decisions) == 1:
+            return attribution_rows({**decisions[0], "decisions": None}, top)
         totals: dict[str, float] = {}
+        values: dict[str, list[Any]] = {}
         for d in decisions:
             for a in d.get("attributions") or []:
                 totals[a["feature"]] = totals.get(a["feature"], 0.0) + abs(float(a.get("shap") or 0.0))
-        pairs = [(f, v / len(decisions)) for f, v in totals.items()]
-        return sorted(pairs, key=lambda p: -abs(p[1]))[:top]
+                values.setdefault(a["feature"], []).append(a.get("value"))
+        rows = [
+            {"feature": f, "feature_value": _common_value(values[f]), "attribution": v / len(decisions)}
+            for f, v in totals.items()
+        ]
+        return f"mean |SHAP| over {len(decisions)} decisions", sorted(rows, key=lambda r: -r["attribution"])[:top]
     candidates = [content.get("attributions")] + [v for k, v in content.items() if k != "attributions"]
     for value in candidates:
-        if isinstance(value, dict) and value and all(isinstance(v, int | float) for v in value.values()):
-            return sorted(((str(k), float(v)) for k, v in value.items()), key=lambda p: -abs(p[1]))[:top]
+        if isinstance(value, dict) and value and all(_numeric(v) for v in value.values()):
+            rows = [{"feature": str(k), "feature_value": None, "attribution": float(v)} for k, v in value.items()]
+            return "attribution", sorted(rows, key=lambda r: -abs(r["attribution"]))[:top]
         if isinstance(value, list) and value and isinstance(value[0], dict) and "feature" in value[0]:
-            key = next(
-                (
-                    k
-                    for k in _NUMERIC_KEYS
-                    if isinstance(value[0].get(k), int | float) and not isinstance(value[0].get(k), bool)
-                ),
-                None,
-            )
+            key = next((k for k in _NUMERIC_KEYS if _numeric(value[0].get(k))), None)
             if key:
-                pairs = [(str(r["feature"]), float(r.get(key) or 0.0)) for r in value]
-                return sorted(pairs, key=lambda p: -abs(p[1]))[:top]
-    return []
+                rows = [
+                    {
+                        "feature": str(r["feature"]),
+                        "feature_value": r.get("value") if key != "value" else None,
+                        "attribution": float(r.get(key) or 0.0),
+                    }
+                    for r in value
+                ]
+                measure = "SHAP" if key == "shap" else key
+                return measure, sorted(rows, key=lambda r: -abs(r["attribution"]))[:top]
+    return "attribution", []
+
+
+def attributions(content: dict[str, Any], top: int = 15) -> list[tuple[str, float]]:
+    """(feature, attribution) pairs to plot from an explanation payload, largest magnitude first."""
+    return [(r["feature"], r["attribution"]) for r in attribution_rows(content, top)[1]]
 
 
 def _decision_summary(ws: Workspace, evidence_id: int) -> dict[str, Any]:
@@ -169,6 +197,7 @@ def report_data(
                 "sha256",
             )
         }
+        row["size"] = size_text(item)
         if item["kind"] == "decision_set":
             row["snapshot"] = _decision_summary(ws, item["evidence_id"])
         elif item["kind"] in ("alert", "note", "file", "metric_window"):
@@ -192,18 +221,23 @@ def report_data(
                 }
             )
         evidence_rows.append(row)
-    explanations = [
-        {
-            "evidence_id": i["evidence_id"],
-            "label": i["label"],
-            "sha256": i["sha256"],
-            "method": i["content"].get("method"),
-            "system_id": i["content"].get("system_id"),
-            "attributions": [{"feature": f, "value": v} for f, v in attributions(i["content"])],
-        }
-        for i in items
-        if i["kind"] == "explanation"
-    ]
+    explanations = []
+    for i in items:
+        if i["kind"] != "explanation":
+            continue
+        measure, rows = attribution_rows(i["content"])
+        explanations.append(
+            {
+                "evidence_id": i["evidence_id"],
+                "label": i["label"],
+                "sha256": i["sha256"],
+                "method": i["content"].get("method"),
+                "system_id": i["content"].get("system_id"),
+                "decision_id": i["content"].get("decision_id"),
+                "measure": measure,
+                "attributions": rows,
+            }
+        )
     try:
         progress = pbs.progress(ws, actor, iid)
     except WorkbenchError:

@@ -190,6 +190,41 @@ def user_passwd(
     typer.echo(dumps({"user": name, "password": "changed"}) if json_ else f"password of {name} changed")
 
 
+@user_app.command("unlock")
+def user_unlock(
+    name: Annotated[str, typer.Argument(help="Account name.")],
+    local_recovery: Annotated[
+        bool,
+        typer.Option(
+            "--local-recovery",
+            help="No sign-in: only for a locked admin when no other enabled admin can sign in; needs write "
+            "access to the workspace file on this machine; audited as account.unlock (local-recovery).",
+        ),
+    ] = False,
+    db: DbOpt = None,
+    user: UserOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Clear a sign-in lockout (the password stays as it is).
+
+    An admin signs in and unlocks any account. If the locked account is the last enabled admin, nobody can
+    sign in to unlock it: wait for the lock to expire (setting login_lockout_minutes), or run this on the
+    machine that holds the workspace with --local-recovery, which needs write access to the workspace file
+    and is recorded in the audit chain under your OS user name. The app offers no such path, so the lockout
+    still holds against password guessing over the network."""
+    from workbench.cases import accounts
+
+    ws = workspace(db, create=False)
+    if local_recovery:
+        row = accounts.local_unlock(ws, name)
+    else:
+        row = accounts.unlock(ws, actor(ws, user), name)
+    how = " (local recovery, audited)" if local_recovery else ""
+    typer.echo(dumps({"user": name, "unlocked": True, "local_recovery": local_recovery}) if json_
+               else f"account {name} unlocked{how}; its password is unchanged")
+    del row
+
+
 @personal_app.command("mark")
 def personal_mark(
     system: Annotated[str, typer.Argument(help="System id.")],

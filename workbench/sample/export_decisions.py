@@ -11,18 +11,10 @@ from typing import Any
 
 import duckdb
 
+from workbench.ingest.reading import quote_ident, sql_str
+
 LOAN, FRAUD = "loan-origination", "card-fraud"
 ISO = "'%Y-%m-%dT%H:%M:%S.%fZ'"
-
-
-def sql_ident(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_str(value: str) -> str:
-    """A quoted SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def decisions_table(system: str) -> str:
@@ -54,7 +46,7 @@ def _features(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 def _obj(feats: list[str], extra: str = "") -> str:
     """SQL json_object of the features (plus extra key/value SQL)."""
-    parts = [f"{sql_str(f)}, {sql_ident('features.' + f)}" for f in feats]
+    parts = [f"{sql_str(f)}, {quote_ident('features.' + f)}" for f in feats]
     return "json_object(" + ", ".join(parts + ([extra] if extra else [])) + ")"
 
 
@@ -101,7 +93,7 @@ def _copy_param(con: duckdb.DuckDBPyConnection, sql: str, params: list, path: Pa
 # -- the platforms -------------------------------------------------------------------------------------------
 def _sagemaker(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[str]:
     t, feats = decisions_table(LOAN), _features(con, decisions_table(LOAN))
-    csv_in = " || ',' || ".join(f"coalesce(CAST({sql_ident('features.' + f)} AS VARCHAR), '')" for f in feats)
+    csv_in = " || ',' || ".join(f"coalesce(CAST({quote_ident('features.' + f)} AS VARCHAR), '')" for f in feats)
     sql = f"""
         SELECT {{'endpointInput': {{'observedContentType': 'text/csv', 'mode': 'INPUT', 'data': {csv_in},
                                     'encoding': 'CSV'}},
@@ -139,8 +131,8 @@ def _cloudevents(con: duckdb.DuckDBPyConnection, folder: Path, system: str, *, v
     if v2:
         tensors = ", ".join(
             f"{{'name': {sql_str(f)}, 'shape': [1], 'datatype': "
-            f"CASE typeof({sql_ident('features.' + f)}) WHEN 'VARCHAR' THEN 'BYTES' WHEN 'BOOLEAN' THEN 'BOOL' "
-            f"WHEN 'BIGINT' THEN 'INT64' ELSE 'FP64' END, 'data': to_json([{sql_ident('features.' + f)}])}}"
+            f"CASE typeof({quote_ident('features.' + f)}) WHEN 'VARCHAR' THEN 'BYTES' WHEN 'BOOLEAN' THEN 'BOOL' "
+            f"WHEN 'BIGINT' THEN 'INT64' ELSE 'FP64' END, 'data': to_json([{quote_ident('features.' + f)}])}}"
             for f in feats
         )
         req = f"to_json({{'id': decision_id, 'inputs': [{tensors}]}})"
