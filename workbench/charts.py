@@ -82,7 +82,7 @@ def alerts_by_severity(df: pd.DataFrame) -> go.Figure:
         return empty("No alerts")
     fig = px.bar(df, x="severity", y="alerts", color="detector" if "detector" in df.columns else None,
                  category_orders={"severity": SEVERITY_ORDER})
-    return _layout(fig, "Alerts by severity", height=280)
+    return _layout(fig, "Alerts by severity", height=340)  # tall enough for a legend of every detector
 
 
 def alert_timeline(df: pd.DataFrame) -> go.Figure:
@@ -138,7 +138,7 @@ def drift_lines(df: pd.DataFrame, value: str = "drift", title: str = "Feature dr
         return empty("No drift computed for this window")
     xcol = "bucket" if "bucket" in df.columns else "ts"
     fig = px.line(df, x=xcol, y=value, color="feature", markers=True)
-    return _layout(fig, title, height=340)
+    return _layout(fig, title, height=max(340, 80 + 21 * df["feature"].nunique()))
 
 
 def drift_heatmap(df: pd.DataFrame, value: str = "drift", title: str = "Drift by feature and period") -> go.Figure:
