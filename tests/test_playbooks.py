@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from shared_data import require
 
 from workbench import settings
 from workbench.access import Actor
@@ -27,8 +28,7 @@ SAMPLE_TYPES = {
 
 
 def _mitre_ids() -> set[str]:
-    if not ATLAS_YAML.exists():
-        pytest.skip(f"MITRE ATLAS data not found at {ATLAS_YAML}")
+    require(ATLAS_YAML)
     doc = yaml.safe_load(ATLAS_YAML.read_text(encoding="utf-8"))
     return {t["id"] for m in doc["matrices"] for t in m["techniques"]}
 

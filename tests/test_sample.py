@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
+from shared_data import require
 
 from workbench.errors import WorkbenchError
 from workbench.sample import (
@@ -156,8 +157,7 @@ def test_every_incident_type_with_real_decisions(small_sample: Path) -> None:
 
 
 def test_atlas_ids_exist() -> None:
-    if not ATLAS_YAML.is_file():
-        pytest.skip("ATLAS.yaml not available")
+    require(ATLAS_YAML)
     known = set(re.findall(r"^\s*- id: (AML\.T\d{4}(?:\.\d{3})?)\s*$", ATLAS_YAML.read_text(), flags=re.M))
     used = {t for ids in ATLAS.values() for t in ids}
     assert used <= known, used - known
