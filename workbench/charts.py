@@ -21,7 +21,16 @@ LEGEND = dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02, tra
               itemsizing="constant", font=dict(size=11))
 
 
+def legend_entries(fig: go.Figure) -> int:
+    """How many entries the figure's legend shows (traces of one legend group count once)."""
+    return len({tr.legendgroup or tr.name for tr in fig.data
+                if tr.showlegend is not False and (tr.name or tr.legendgroup)})
+
+
 def _layout(fig: go.Figure, title: str | None = None, height: int = 320, legend_x: float = 1.02) -> go.Figure:
+    # Tall enough that the legend shows every entry without scrolling: plotly caps a vertical legend at the
+    # plot area's height (the figure less title and axis margins), about 22 px an entry plus its title.
+    height = max(height, (56 if title else 30) + 90 + 26 + 22 * legend_entries(fig))
     fig.update_layout(title=dict(text=title, x=0, xanchor="left", y=1.0, yanchor="top", yref="container",
                                  pad=dict(t=12, l=4), automargin=True) if title else None,
                       height=height, margin=dict(l=10, r=10, t=56 if title else 30, b=10, autoexpand=True),
@@ -82,7 +91,7 @@ def alerts_by_severity(df: pd.DataFrame) -> go.Figure:
         return empty("No alerts")
     fig = px.bar(df, x="severity", y="alerts", color="detector" if "detector" in df.columns else None,
                  category_orders={"severity": SEVERITY_ORDER})
-    return _layout(fig, "Alerts by severity", height=340)  # tall enough for a legend of every detector
+    return _layout(fig, "Alerts by severity", height=300)
 
 
 def alert_timeline(df: pd.DataFrame) -> go.Figure:
@@ -138,7 +147,7 @@ def drift_lines(df: pd.DataFrame, value: str = "drift", title: str = "Feature dr
         return empty("No drift computed for this window")
     xcol = "bucket" if "bucket" in df.columns else "ts"
     fig = px.line(df, x=xcol, y=value, color="feature", markers=True)
-    return _layout(fig, title, height=max(340, 80 + 21 * df["feature"].nunique()))
+    return _layout(fig, title, height=340)
 
 
 def drift_heatmap(df: pd.DataFrame, value: str = "drift", title: str = "Drift by feature and period") -> go.Figure:
