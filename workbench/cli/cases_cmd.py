@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from workbench.cases import evidence, incidents, playbooks, reports, timeline
+from workbench.cases.evidence_size import size_text
 from workbench.cli import app
 from workbench.cli.common import (
     DbOpt,
@@ -36,7 +37,12 @@ app.add_typer(incident_app, name="incident")
 IncArg = IncidentArg
 PbDirOpt = PlaybookDirOpt
 _INC_COLS = ["incident_id", "severity", "status", "title", "owner", "systems", "atlas", "evidence", "updated_at"]
-_EV_COLS = ["evidence_id", "kind", "label", "ref", "added_at", "added_by", "item_count", "sha256"]
+_EV_COLS = ["evidence_id", "kind", "label", "ref", "added_at", "added_by", "size", "sha256"]
+
+
+def _with_size(items: list[dict]) -> list[dict]:
+    """Evidence rows with a human size column (rows, bytes, features) for text tables."""
+    return [{**i, "size": size_text(i)} for i in items]
 
 
 def _show_incident(inc: dict, json_: bool) -> None:
@@ -99,7 +105,7 @@ def show_cmd(incident: IncArg, db: DbOpt = None, user: UserOpt = None, json_: Js
         typer.echo(dumps({**inc, "evidence_items": items, "playbooks": prog}))
         return
     _show_incident(inc, False)
-    table(items, _EV_COLS, title="evidence")
+    table(_with_size(items), _EV_COLS, title="evidence")
     for pb in prog:
         table(
             [
@@ -220,7 +226,7 @@ def add_evidence_cmd(
         item,
         json_,
         f"evidence #{item['evidence_id']} {item['kind']}: {item['label']} "
-        f"({item.get('item_count') or 0} items, sha256 {item['sha256']})",
+        f"({size_text(item) or 'no size'}, sha256 {item['sha256']})",
     )
 
 
@@ -228,7 +234,7 @@ def add_evidence_cmd(
 def evidence_cmd(incident: IncArg, db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
     """List the incident's evidence items with their hashes."""
     ws, who = workspace_actor(db, user)
-    emit_rows(evidence.list_evidence(ws, who, incident), _EV_COLS, json_)
+    emit_rows(_with_size(evidence.list_evidence(ws, who, incident)), _EV_COLS, json_)
 
 
 @incident_app.command("verify")
