@@ -35,7 +35,7 @@ def _pick_day(con: duckdb.DuckDBPyConnection, day: str | None) -> date:
 
 
 def write_exports(sample_dir: Path, out_dir: Path, day: str | None = None,
-                  max_decisions: int | None = 4000) -> dict[str, list[str]]:
+                  max_decisions: int | None = 1500) -> dict[str, list[str]]:
     """Write one UTC day (default: the last full day) in every platform shape under out_dir; return the files.
 
     At most max_decisions per system are kept (a deterministic spread over the day, like capture sampling).
