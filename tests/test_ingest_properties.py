@@ -114,3 +114,62 @@ def test_kill_mid_ingest_leaves_no_partial_file(tmp_path: Path) -> None:
         assert r.error is None and (r.skipped or r.rows_loaded == 400_000)
     finally:
         ws.close()
+
+
+BETWEEN_PASSES_SCRIPT = """
+import os, sys
+from pathlib import Path
+from workbench.access import local_admin
+from workbench.ingest import decisions, ingest_file
+from workbench.store import open_workspace
+decisions.settle = lambda *a, **k: os._exit(9)  # die after the bulk pass committed, before it settles
+ws = open_workspace(sys.argv[1])
+ingest_file(ws, local_admin(), Path(sys.argv[2]))
+"""
+
+
+def test_kill_between_bulk_and_settling_pass_is_undone_on_open(tmp_path: Path) -> None:
+    """A process that dies after the bulk append committed leaves nothing once the workspace is opened again."""
+    f = tmp_path / "d.jsonl"
+    row = {"ts": "2026-10-01T10:00:00Z", "system_id": "s", "model_version": "1", "principal": "p",
+           "prediction": "approve", "features": {"a": 1}}
+    f.write_text("".join(json.dumps({**row, "decision_id": f"d{i}"}) + "\n" for i in range(500)) + "not json\n")
+    db = tmp_path / "ws.duckdb"
+    proc = subprocess.run([sys.executable, "-c", BETWEEN_PASSES_SCRIPT, str(db), str(f)], env={**os.environ})
+    assert proc.returncode == 9
+    ws = open_workspace(db)
+    try:
+        counts = [ws.scalar(f"SELECT count(*) FROM {t}") for t in ("decisions", "sources", "quarantine",
+                                                                   "ingest_pending")]
+        assert counts == [0, 0, 0, 0]
+        undone = ws.dicts("SELECT object, details FROM audit_log WHERE action = 'ingest.undone'")
+        assert len(undone) == 1 and json.loads(undone[0]["details"])["rows_removed"] == 501
+        r = ingest_file(ws, local_admin(), f)
+        assert (r.error, r.rows_loaded, r.rows_quarantined) == (None, 500, 1)
+        assert ws.scalar("SELECT max(source_line) FROM decisions") == 500
+    finally:
+        ws.close()
+
+
+def test_failure_in_settling_pass_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    """An error after the bulk append is reported in one line and the appended rows are taken back at once."""
+    from workbench.errors import WorkbenchError
+    from workbench.ingest import decisions
+
+    f = tmp_path / "d.jsonl"
+    f.write_text(json.dumps({"decision_id": "x", "ts": "2026-10-01T10:00:00Z", "system_id": "s",
+                             "model_version": "1", "principal": "p", "prediction": "approve",
+                             "features": {"a": 1}}) + "\n")
+
+    def broken(*_a, **_k):
+        raise WorkbenchError(f"{f}: disk full")
+
+    monkeypatch.setattr(decisions, "settle", broken)
+    ws = open_workspace(tmp_path / "ws.duckdb")
+    try:
+        r = ingest_file(ws, local_admin(), f)
+        assert r.error == f"{f}: disk full"
+        assert [ws.scalar(f"SELECT count(*) FROM {t}") for t in ("decisions", "sources", "ingest_pending")] \
+            == [0, 0, 0]
+    finally:
+        ws.close()

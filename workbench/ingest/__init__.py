@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from workbench.ingest.files import detect_format, expand, head_text, sha256_file
 from workbench.ingest.importers import IMPORTERS, load_all
 from workbench.ingest.reading import Reader
 from workbench.store import Workspace
+from workbench.store.workspace import undo_interrupted_loads
 
 KINDS = ("decisions", "metrics")
 
@@ -88,6 +90,7 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
     started = time.perf_counter()
     path = Path(path).absolute()
     result = FileResult(path=str(path))
+    digest: Callable[[], str] | None = None
     try:
         # The CLI calls this directly: an unknown --kind/--from must not record the file as ingested.
         if kind is not None and kind not in KINDS:
@@ -97,19 +100,25 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
                                  + ", ".join(sorted(IMPORTERS)))
         if not path.is_file():
             raise WorkbenchError(f"{path}: not found")
-        result.sha256 = sha256_file(path)
-        prior = ws.one("SELECT source_id, kind, format FROM sources WHERE sha256 = ? ORDER BY source_id LIMIT 1",
-                       [result.sha256])
-        if prior and not reingest:
-            result.skipped, result.source_id, result.kind, result.format = True, prior[0], prior[1], prior[2]
-            return result
+        size = path.stat().st_size
+        if reingest or ws.scalar("SELECT count(*) FROM sources WHERE size_bytes = ?", [size]):
+            result.sha256 = sha256_file(path)
+            prior = ws.one("SELECT source_id, kind, format FROM sources WHERE sha256 = ? ORDER BY source_id "
+                           "LIMIT 1", [result.sha256])
+            if prior and not reingest:
+                result.skipped, result.source_id, result.kind, result.format = True, prior[0], prior[1], prior[2]
+                return result
+            digest = _known(result.sha256)
+        else:
+            # No file of this size was ingested, so this one is new: hash it while it loads.
+            digest = _hash_in_background(path)
         result.format, importer = _resolve_format(path, fmt)
         result.kind = importer.kind if importer else (kind or sniff_kind(path, result.format))
         if importer and kind and importer.kind != kind:
             raise WorkbenchError(f"{path}: format {importer.name} holds {importer.kind}, not {kind}")
         if importer and importer.needs_mapping and not mapping:
             raise WorkbenchError(f"{path}: the {importer.name} importer needs --mapping FILE; {importer.help}")
-        _load(ws, actor, path, result, importer, system, mapping)
+        _load(ws, actor, path, result, importer, system, mapping, digest)
     except WorkbenchError as exc:
         result.error = str(exc)
     except duckdb.Error as exc:
@@ -117,8 +126,41 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
     except (OSError, UnicodeError, ValueError) as exc:
         result.error = f"{path}: {exc}"
     finally:
+        if result.sha256 is None and digest is not None:
+            try:  # a file that failed to load still reports the hash of what was tried
+                result.sha256 = digest()
+            except WorkbenchError as exc:  # a corrupt file (truncated gzip) explains the load's failure best
+                result.error = str(exc)
+            except OSError as exc:
+                result.error = result.error or f"{path}: {exc}"
         result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def _known(value: str) -> Callable[[], str]:
+    return lambda: value
+
+
+def _hash_in_background(path: Path) -> Callable[[], str]:
+    """Start hashing a file on a thread (hashlib releases the GIL); the returned call waits for the digest."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["sha"] = sha256_file(path)
+        except BaseException as exc:  # handed to the waiting caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name="sha256", daemon=True)
+    thread.start()
+
+    def wait() -> str:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["sha"]
+
+    return wait
 
 
 def _resolve_format(path: Path, fmt: str | None):
@@ -133,34 +175,73 @@ def _resolve_format(path: Path, fmt: str | None):
     return detect_format(path), None
 
 
-def _load(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer, system, mapping) -> None:
+def _load(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer, system, mapping,
+          sha256: Callable[[], str]) -> None:
+    size = path.stat().st_size
+    if result.kind == "decisions":
+        _load_decisions(ws, actor, path, result, importer, system, mapping, sha256)
+        return
+    with ws.transaction() as con:
+        source_id = con.execute("SELECT nextval('source_id_seq')").fetchone()[0]
+        reader = _staged(con, path, result, importer, system, mapping)
+        metrics.check(reader)
+        counts = metrics.load(reader, source_id, path)
+        _record(ws, actor, path, result, size, source_id, counts, metrics.span(con, source_id), system, sha256())
+
+
+def _load_decisions(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer, system, mapping,
+                    sha256: Callable[[], str]) -> None:
+    # Two passes (see migration 010): the bulk append alone in its transaction keeps DuckDB on its direct-to-disk
+    # path; the settling pass then fixes up what it appended. A failure or kill between them is undone.
     size = path.stat().st_size
     with ws.transaction() as con:
         source_id = con.execute("SELECT nextval('source_id_seq')").fetchone()[0]
-        reader = Reader.for_file(con, path, result.format)
-        module = decisions if result.kind == "decisions" else metrics
-        if importer:
-            importer.stage(reader, path, system, mapping)
-            if system:
-                table = "_stage" if result.kind == "decisions" else "_mstage"
-                con.execute(f"UPDATE {table} SET system_id = coalesce(system_id, ?)", [system])
-        else:
-            module.stage(reader, path, result.format, system)
-        module.check(reader)
-        counts = module.load(reader, source_id, path)
-        systems, ts_min, ts_max = module.span(con, source_id)
-        con.execute(
-            "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [source_id, str(path.resolve()), result.sha256, size, result.kind, result.format, datetime.now(UTC),
-             actor.user, actor.role, counts["rows_read"], counts["rows_loaded"], counts["duplicates"],
-             counts["rows_quarantined"], systems or [], ts_min, ts_max],
-        )
-        result.source_id, result.system_ids = source_id, systems or []
-        for key, value in counts.items():
-            setattr(result, key, value)
-        audit.record(ws, actor, "ingest.file", str(path.resolve()),
-                     {"source_id": source_id, "sha256": result.sha256, "kind": result.kind,
-                      "format": result.format, "system": system, **counts})
+        con.execute("INSERT INTO ingest_pending VALUES (?, ?, ?, ?, now())",
+                    [source_id, str(path.resolve()), actor.user, actor.role])
+        reader = _staged(con, path, result, importer, system, mapping)
+        decisions.check(reader)
+        decisions.insert(reader, source_id)
+    try:
+        with ws.transaction() as con:
+            counts = decisions.settle(reader, source_id, path)
+            _record(ws, actor, path, result, size, source_id, counts, decisions.span(con, source_id), system,
+                    sha256())
+            con.execute("DELETE FROM ingest_pending WHERE source_id = ?", [source_id])
+    except BaseException:
+        undo_interrupted_loads(ws, [source_id])
+        raise
+
+
+def _staged(con, path: Path, result: FileResult, importer, system, mapping) -> Reader:
+    reader = Reader.for_file(con, path, result.format)
+    module = decisions if result.kind == "decisions" else metrics
+    if importer:
+        importer.stage(reader, path, system, mapping)
+        if system:
+            table = "_stage" if result.kind == "decisions" else "_mstage"
+            con.execute(f"UPDATE {table} SET system_id = coalesce(system_id, ?)", [system])
+    else:
+        module.stage(reader, path, result.format, system)
+    return reader
+
+
+def _record(ws: Workspace, actor: Actor, path: Path, result: FileResult, size: int, source_id: int,
+            counts: dict[str, int], span: tuple, system: str | None, sha256: str) -> None:
+    """The custody record of a loaded file and its audit row, in the caller's transaction."""
+    systems, ts_min, ts_max = span
+    result.sha256 = sha256
+    ws.execute(
+        "INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [source_id, str(path.resolve()), sha256, size, result.kind, result.format, datetime.now(UTC),
+         actor.user, actor.role, counts["rows_read"], counts["rows_loaded"], counts["duplicates"],
+         counts["rows_quarantined"], systems or [], ts_min, ts_max],
+    )
+    result.source_id, result.system_ids = source_id, systems or []
+    for key, value in counts.items():
+        setattr(result, key, value)
+    audit.record(ws, actor, "ingest.file", str(path.resolve()),
+                 {"source_id": source_id, "sha256": sha256, "kind": result.kind,
+                  "format": result.format, "system": system, **counts})
 
 
 def _one_line(exc: BaseException) -> str:

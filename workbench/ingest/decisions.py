@@ -28,7 +28,7 @@ STAGE_COLUMNS = (
     "principal VARCHAR", "prediction VARCHAR", "score_raw VARCHAR", "features VARCHAR", "model_sha256 VARCHAR",
     "source_ip VARCHAR", "latency_raw VARCHAR", "status VARCHAR", "ground_truth VARCHAR", "session_id VARCHAR",
     "extra VARCHAR",
-)
+)  # the canonical readers add score_typed and latency_typed (DOUBLE): see check()
 
 
 def stage(reader: Reader, path: Path, fmt: str, system: str | None = None) -> None:
@@ -87,7 +87,8 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
                     THEN 'features values must be numbers, strings, booleans or null (found a nested object or list)'
             END AS parse_error,
             {fields}, j.ts AS ts_raw, NULL::TIMESTAMPTZ AS ts_typed,
-            CAST(j.score AS VARCHAR) AS score_raw, CAST(j.latency_ms AS VARCHAR) AS latency_raw,
+            NULL::VARCHAR AS score_raw, NULL::VARCHAR AS latency_raw, j.score AS score_typed,
+            j.latency_ms AS latency_typed,
             CASE WHEN left(j.features, 1) = '{{' THEN j.features END AS features,
             CASE WHEN j IS NOT NULL AND left(ltrim(raw), 1) = '{{' AND len(json_keys(raw)) > ({" + ".join(
                     f"(j.{k} IS NOT NULL)::INTEGER" for k in KNOWN)})
@@ -143,7 +144,8 @@ def _stage_csv(reader: Reader, path: Path) -> str:
             decision_id, ts AS ts_raw, NULL::TIMESTAMPTZ AS ts_typed, system_id, model_version, principal, prediction,
             {opt['score']} AS score_raw, {features_sql} AS features, {opt['model_sha256']} AS model_sha256,
             {opt['source_ip']} AS source_ip, {opt['latency_ms']} AS latency_raw, {opt['status']} AS status,
-            {opt['ground_truth']} AS ground_truth, {opt['session_id']} AS session_id, {extra_sql} AS extra
+            {opt['ground_truth']} AS ground_truth, {opt['session_id']} AS session_id, {extra_sql} AS extra,
+            NULL::DOUBLE AS score_typed, NULL::DOUBLE AS latency_typed
         FROM {source}
     """
 
@@ -197,8 +199,18 @@ def _stage_parquet(reader: Reader, path: Path) -> str:
     extra_sql = ("to_json(struct_pack(" + ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in extras)
                  + "))::VARCHAR") if extras else "NULL"
 
+    numeric = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+               "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL")
+
     def text(k: str) -> str:
+        if k in ("score", "latency_ms") and k in cols and schema[k].startswith(numeric):
+            return "NULL::VARCHAR"  # handed over typed, below
         return f"CAST({quote_ident(k)} AS VARCHAR)" if k in cols else "NULL::VARCHAR"
+
+    def typed(k: str) -> str:
+        if k in cols and schema[k].startswith(numeric):
+            return f"CAST({quote_ident(k)} AS DOUBLE)"
+        return "NULL::DOUBLE"
 
     # Typed timestamps without a zone in Parquet are taken as UTC (the Parquet convention for event times).
     return f"""
@@ -208,7 +220,8 @@ def _stage_parquet(reader: Reader, path: Path) -> str:
             {text('principal')} AS principal, {text('prediction')} AS prediction, {text('score')} AS score_raw,
             {features_sql} AS features, {text('model_sha256')} AS model_sha256, {text('source_ip')} AS source_ip,
             {text('latency_ms')} AS latency_raw, {text('status')} AS status, {text('ground_truth')} AS ground_truth,
-            {text('session_id')} AS session_id, {extra_sql} AS extra
+            {text('session_id')} AS session_id, {extra_sql} AS extra,
+            {typed('score')} AS score_typed, {typed('latency_ms')} AS latency_typed
         FROM {src}
     """
 
@@ -219,8 +232,9 @@ SELECT line, system_id, decision_id, ts, model_version, principal, prediction, s
     source_ip, latency_ms, status, ground_truth, session_id, extra, reason,
     CASE WHEN reason IS NOT NULL THEN raw END AS raw,
     CASE WHEN reason IS NOT NULL AND raw IS NULL THEN to_json(struct_pack(decision_id, ts := ts_raw, system_id,
-        model_version, principal, prediction, score := score_raw, features, model_sha256, source_ip,
-        latency_ms := latency_raw, status, ground_truth, session_id, extra))::VARCHAR END AS fields
+        model_version, principal, prediction, score := coalesce(score_raw, score_typed::VARCHAR), features,
+        model_sha256, source_ip, latency_ms := coalesce(latency_raw, latency_typed::VARCHAR), status, ground_truth,
+        session_id, extra))::VARCHAR END AS fields
 FROM (
 SELECT *,
     CASE
@@ -247,8 +261,8 @@ FROM (
         CASE WHEN ts_typed IS NOT NULL THEN ts_typed
              WHEN epoch IS NOT NULL THEN epoch_ms(epoch)::TIMESTAMPTZ
              WHEN has_offset THEN TRY_CAST(ts_raw AS TIMESTAMPTZ) END AS ts,
-        TRY_CAST(score_raw AS DOUBLE) AS score,
-        TRY_CAST(latency_raw AS DOUBLE) AS latency_ms
+        coalesce(score_typed, TRY_CAST(score_raw AS DOUBLE)) AS score,
+        coalesce(latency_typed, TRY_CAST(latency_raw AS DOUBLE)) AS latency_ms
     FROM (
         SELECT *,
             CASE WHEN ts_typed IS NULL AND length(ts_raw) BETWEEN 10 AND 16 AND ts_raw[1] BETWEEN '0' AND '9'
@@ -264,7 +278,10 @@ FROM (
 
 def check(reader: Reader) -> None:
     """Prepare the typed, validated SELECT over the staged rows (reader.stage_sql, or an importer's `_stage`)."""
-    source = f"({reader.stage_sql})" if reader.stage_sql else "_stage"
+    # The canonical readers may hand score and latency over already typed (score_typed, latency_typed), which
+    # spares a number -> text -> number round trip per row; importers' `_stage` tables have them as text only.
+    source = (f"({reader.stage_sql})" if reader.stage_sql
+              else "(SELECT *, NULL::DOUBLE AS score_typed, NULL::DOUBLE AS latency_typed FROM _stage)")
     reader.check_sql = CHECK_SQL.format(source=source)
 
 
@@ -272,16 +289,22 @@ COLUMNS = ("system_id, decision_id, ts, model_version, principal, prediction, sc
            "source_ip, latency_ms, status, ground_truth, session_id, extra")
 
 
-def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
-    """Stream the checked rows into `decisions`, move the failed ones to the quarantine, drop duplicates; count."""
-    con = reader.con
-    sid = int(source_id)
-    # One parallel pass over the file: every row lands in file order, the failed ones marked with their reason.
-    con.execute(f"""
+def insert(reader: Reader, source_id: int) -> None:
+    """Bulk pass: stream every checked row into `decisions` in file order, the failed ones marked with a reason."""
+    # One parallel pass over the file, and nothing else in its transaction: DuckDB then writes the rows
+    # straight to disk; updating or deleting them in the same transaction would send them all through the WAL.
+    reader.con.execute(f"""
         INSERT INTO decisions ({COLUMNS}, source_id, source_line, ingest_error, ingest_raw)
-        SELECT {COLUMNS}, {sid}, coalesce(line, 0), reason, CASE WHEN reason IS NOT NULL THEN coalesce(raw, fields) END
+        SELECT {COLUMNS}, {int(source_id)}, coalesce(line, 0), reason,
+               CASE WHEN reason IS NOT NULL THEN coalesce(raw, fields) END
         FROM ({reader.check_sql})
     """)
+
+
+def settle(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
+    """Settling pass: number lines, move failed rows to the quarantine, drop duplicates; return the counts."""
+    con = reader.con
+    sid = int(source_id)
     if reader.stage_sql and reader.fmt in ("csv", "jsonl"):
         # Rows were appended in file order, so their row ids give the line: after the header for CSV.
         first_line = 2 if reader.fmt == "csv" else 1

@@ -10,7 +10,7 @@ import duckdb
 from workbench.ingest.files import csv_header, is_gzip
 
 # Every physical line of a text file, in file order and read in parallel (blank lines come back as NULL).
-# Line numbers are given afterwards from the order rows land in the table (see decisions.load), because
+# Line numbers are given afterwards from the order rows land in the table (see decisions.settle), because
 # row_number() over a scan would force the whole pipeline onto one thread.
 RAW_LINES_SQL = (
     "SELECT raw FROM read_csv({path}, columns={{'raw': 'VARCHAR'}}, header=false, "
