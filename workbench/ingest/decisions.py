@@ -64,9 +64,11 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
         f"THEN '{k} must be a number, not ' || lower(json_type(raw, '$.{k}'))"
         for k in ("score", "latency_ms")
     )
+    # A boolean expression in a SELECT list evaluates every operand on every row; CASE evaluates its THEN only
+    # where the WHEN holds, so the scans of the raw line run just for rows without a score or latency.
     suspicious = " OR ".join(f"left(j.{k}, 1) IN ('{{', '[')" for k in text_fields) + (
-        " OR (j.score IS NULL AND strpos(raw, '\"score\"') > 0)"
-        " OR (j.latency_ms IS NULL AND strpos(raw, '\"latency_ms\"') > 0)")
+        " OR (CASE WHEN j.score IS NULL THEN strpos(raw, '\"score\"') > 0 ELSE false END)"
+        " OR (CASE WHEN j.latency_ms IS NULL THEN strpos(raw, '\"latency_ms\"') > 0 ELSE false END)")
     lines = RAW_LINES_SQL.format(path=sql_str(str(path)), compression=reader.compression)
     fields = ", ".join(f"j.{k} AS {k}" for k in text_fields if k not in ("ts",))
     return f"""
@@ -90,7 +92,7 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
             NULL::VARCHAR AS score_raw, NULL::VARCHAR AS latency_raw, j.score AS score_typed,
             j.latency_ms AS latency_typed,
             CASE WHEN left(j.features, 1) = '{{' THEN j.features END AS features,
-            CASE WHEN j IS NOT NULL AND left(ltrim(raw), 1) = '{{' AND len(json_keys(raw)) > ({" + ".join(
+            CASE WHEN j IS NOT NULL AND len(json_keys(raw)) > ({" + ".join(
                     f"(j.{k} IS NOT NULL)::INTEGER" for k in KNOWN)})
                 THEN to_json(map_from_entries(list_transform(
                     list_filter(json_keys(raw), lambda k: k NOT IN ({known_list})),
