@@ -246,3 +246,23 @@ def test_csv_with_an_unterminated_quote_keeps_the_good_rows(ws: Workspace, admin
     assert (r.error, r.rows_loaded, r.rows_quarantined) == (None, 1, 1)
     (q,) = rejects(ws, admin)
     assert q["line"] == 3 and q["raw"].startswith('"c2')
+
+
+def test_csv_feature_of_the_wrong_type_is_quarantined_on_its_line(ws: Workspace, admin, tmp_path: Path) -> None:
+    """Feature columns are typed from the file; a value of another type is quarantined with line and reason."""
+    lines = ["decision_id,ts,system_id,model_version,principal,prediction,score,"
+             "features.income,features.kind,features.flag"]
+    for i in range(100):
+        income = "abc" if i == 10 else str(i * 10)
+        flag = "maybe" if i == 20 else ("true" if i % 2 else "false")
+        lines.append(f"a{i},2026-10-01T10:00:{i % 60:02d}Z,s,1,p,approve,0.5,{income},x,{flag}")
+    f = tmp_path / "typed.csv"
+    f.write_text("\n".join(lines) + "\n")
+    r = ingest_file(ws, admin, f)
+    assert (r.error, r.rows_read, r.rows_loaded, r.rows_quarantined) == (None, 100, 98, 2)
+    assert ws.rows("SELECT line, reason FROM quarantine ORDER BY line") == [
+        (12, "features.income must be a number, got abc"), (22, "features.flag must be true or false, got maybe")]
+    assert ws.rows("SELECT source_line, features::VARCHAR FROM decisions WHERE decision_id = 'a11'") == [
+        (13, '{"income":110.0,"kind":"x","flag":true}')]
+    assert ws.rows("SELECT feature, type FROM feature_catalog ORDER BY feature") == [
+        ("flag", "bool"), ("income", "number"), ("kind", "string")]

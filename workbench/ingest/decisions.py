@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.ingest.files import csv_header
 from workbench.ingest.reading import RAW_LINES_SQL, Reader, quote_ident, sql_str
 
 REQUIRED = ("decision_id", "ts", "system_id", "model_version", "principal", "prediction", "features")
@@ -107,32 +108,27 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
 
 
 def _stage_csv(reader: Reader, path: Path) -> str:
-    cols, source = reader.csv_source(path)
+    cols = csv_header(path)[0]
     missing = [k for k in REQUIRED if k != "features" and k not in cols]
     feature_cols = [c for c in cols if c.startswith("features.")]
     if not feature_cols and "features" not in cols:
         missing.append("features.<name>")
     if missing:
         raise WorkbenchError(f"{path}: not a canonical decision log: missing column(s) {', '.join(missing)}")
-    types = infer_feature_types(reader, reader.csv_sample(path), feature_cols)
-    feature_exprs, type_errors = [], []
-    for col in feature_cols:
-        name, q = col[len("features."):], quote_ident(col)
-        if types[col] == "number":
-            feature_exprs.append(f"{sql_str(name)}, TRY_CAST({q} AS DOUBLE)")
-            type_errors.append(f"WHEN {q} IS NOT NULL AND TRY_CAST({q} AS DOUBLE) IS NULL "
-                               f"THEN '{col} must be a number, got ' || {q}")
-        elif types[col] == "bool":
-            feature_exprs.append(f"{sql_str(name)}, TRY_CAST({q} AS BOOLEAN)")
-            type_errors.append(f"WHEN {q} IS NOT NULL AND TRY_CAST({q} AS BOOLEAN) IS NULL "
-                               f"THEN '{col} must be true or false, got ' || {q}")
-        else:
-            feature_exprs.append(f"{sql_str(name)}, {q}")
+    types = infer_feature_types(reader, reader.csv_sample(path, feature_cols), feature_cols)
+    if feature_cols:
+        reader.feature_types = {c[len("features."):]: t for c, t in types.items()}
+    # Number and bool features are typed by the CSV parser itself (faster than text and a cast): a value that is
+    # not of its column's type makes the row a parser reject, quarantined with its line and the parser's reason.
+    source = reader.csv_source(path, {c: {"number": "DOUBLE", "bool": "BOOLEAN"}[t]
+                                      for c, t in types.items() if t != "string"})
+    type_errors = []
     if not feature_cols:
         features_sql = "CASE WHEN json_valid(features) AND json_type(features) = 'OBJECT' THEN features END"
         type_errors.append("WHEN features IS NOT NULL AND NOT json_valid(features) THEN 'features is not valid JSON'")
-    else:
-        features_sql = f"json_object({', '.join(feature_exprs)})::VARCHAR"
+    else:  # JSON-typed, so storing it in the JSON column does not parse it again
+        features_sql = "json_object(" + ", ".join(f"{sql_str(c[len('features.'):])}, {quote_ident(c)}"
+                                                  for c in feature_cols) + ")"
     extras = [c for c in cols if c not in KNOWN and not c.startswith("features.")]
     extra_sql = (
         "CASE WHEN " + " OR ".join(f"{quote_ident(c)} IS NOT NULL" for c in extras) + " THEN json_object("
@@ -346,7 +342,7 @@ def settle(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
               ON o.system_id = n.system_id AND o.decision_id = n.decision_id AND o.source_id <> {sid}
             WHERE n.source_id = {sid})""")
     loaded = con.execute(f"SELECT count(*) FROM decisions WHERE source_id = {sid}").fetchone()[0]
-    update_feature_catalog(reader, source_id)
+    update_feature_catalog(reader, source_id, systems)
     read = total + len(reader.rejects)
     quarantined = bad + len(reader.rejects)
     return {"rows_read": read, "rows_loaded": loaded, "duplicates": read - quarantined - loaded,
@@ -368,10 +364,15 @@ def quarantine_rejects(reader: Reader, source_id: int, path: Path) -> None:
         )
 
 
-def update_feature_catalog(reader: Reader, source_id: int) -> None:
+def update_feature_catalog(reader: Reader, source_id: int, systems: list[str] | None = None) -> None:
     """Record each system's feature names and types (number, string, bool) as first seen."""
-    # CSV and Parquet rows all carry the same keys, so one row per system names them; JSONL rows may differ.
     sid = int(source_id)
+    if reader.feature_types is not None and systems is not None:  # a CSV's columns name and type its features
+        rows = [[s, name, t, sid] for s in systems for name, t in reader.feature_types.items()]
+        if rows:
+            reader.con.executemany("INSERT OR IGNORE INTO feature_catalog VALUES (?, ?, ?, ?)", rows)
+        return
+    # Parquet rows all carry the same keys, so one row per system names them; JSONL rows may differ.
     keyed = (f"SELECT DISTINCT ON (system_id) system_id, features FROM decisions WHERE source_id = {sid}"
              if reader.fmt in ("csv", "parquet") else
              f"SELECT system_id, features FROM decisions WHERE source_id = {sid}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,19 @@ LINES_SQL = (
 )
 
 
+_CAST_ERROR = re.compile(r'CAST: Error when converting column "(?P<col>.*)"\. Could not convert string "(?P<val>.*)" '
+                         r"to '(?P<type>DOUBLE|BOOLEAN)'")
+
+
+def csv_reason(parser_error: str) -> str:
+    """The quarantine reason for a row the CSV parser rejected, worded like the other type errors."""
+    m = _CAST_ERROR.match(parser_error)
+    if m:
+        kind = "a number" if m["type"] == "DOUBLE" else "true or false"
+        return f"{m['col']} must be {kind}, got {m['val'][:40]}"
+    return f"CSV parse error: {parser_error}"
+
+
 def quote_ident(name: str) -> str:
     """Quote a column name for DuckDB."""
     return '"' + name.replace('"', '""') + '"'
@@ -48,6 +62,7 @@ class Reader:
     line_expr: str = "_ord + 1"  # SQL giving the physical line of a CSV data row
     stage_sql: str | None = None  # the reader's streamed SELECT of staged rows
     check_sql: str | None = None  # the typed and validated SELECT over them
+    feature_types: dict[str, str] | None = None  # feature -> number/string/bool, when the format fixes them
     _csv_pending: bool = False
 
     @classmethod
@@ -63,11 +78,12 @@ class Reader:
             + ") WHERE raw IS NOT NULL AND trim(raw) <> ''"
         )
 
-    def _csv_opts(self, rejects: bool) -> str:
+    def _csv_opts(self, rejects: bool, types: dict[str, str] | None = None) -> str:
         # The header is read here, not sniffed by DuckDB: a sniffer gives up on a whole file for one bad quote,
         # while with explicit columns such a row is rejected and kept like any other.
         names, delim = csv_header(self.path)
-        columns = "{" + ", ".join(f"{sql_str(n)}: 'VARCHAR'" for n in names) + "}"
+        types = types or {}
+        columns = "{" + ", ".join(f"{sql_str(n)}: '{types.get(n, 'VARCHAR')}'" for n in names) + "}"
         opts = (f"columns={columns}, auto_detect=false, header=true, delim={sql_str(delim)}, quote='\"', "
                 f"escape='\"', compression='{self.compression}', max_line_size=8388608")
         if rejects:
@@ -76,19 +92,19 @@ class Reader:
             opts += ", ignore_errors=true"
         return opts
 
-    def csv_source(self, path: Path) -> tuple[list[str], str]:
-        """Column names and a streamed, parallel subquery over a CSV (all columns as text).
+    def csv_source(self, path: Path, types: dict[str, str] | None = None) -> str:
+        """A streamed, parallel subquery over a CSV: columns as text, or the DuckDB type given in `types`.
 
-        Rows the CSV parser rejects are collected by fix_csv_lines() after the query has run.
+        Rows the CSV parser rejects (a value that is not of its column's type, a broken quote) are collected by
+        fix_csv_lines() after the query has run.
         """
-        src = sql_str(str(path))
-        cols = csv_header(path)[0]
         self._csv_pending = True
-        return cols, f"(SELECT * FROM read_csv({src}, {self._csv_opts(True)}))"
+        return f"(SELECT * FROM read_csv({sql_str(str(path))}, {self._csv_opts(True, types)}))"
 
-    def csv_sample(self, path: Path, rows: int = 100_000) -> str:
-        """A subquery over the first rows of a CSV, for type inference."""
-        return f"(SELECT * FROM read_csv({sql_str(str(path))}, {self._csv_opts(False)}) LIMIT {rows})"
+    def csv_sample(self, path: Path, columns: list[str] | None = None, rows: int = 100_000) -> str:
+        """A subquery over the first rows of a CSV (all columns, or just these), for type inference."""
+        select = ", ".join(quote_ident(c) for c in columns) if columns else "*"
+        return f"(SELECT {select} FROM read_csv({sql_str(str(path))}, {self._csv_opts(False)}) LIMIT {rows})"
 
     def fix_csv_lines(self, table: str, column: str = "line", where: str = "true") -> None:
         """After a CSV query ran: keep the parser's rejects and shift `line` past the rejected lines before it."""
@@ -103,7 +119,7 @@ class Reader:
         self.con.execute("DROP TABLE IF EXISTS _rej_scan")
         if not bad:
             return
-        self.rejects.extend((int(line), raw, f"CSV parse error: {why}") for line, raw, why in bad)
+        self.rejects.extend((int(line), raw, csv_reason(why)) for line, raw, why in bad)
         # Data row k (line k + 1 without rejects) moves down by the number of rejected lines before it.
         self.con.execute("CREATE OR REPLACE TEMP TABLE _rej_lines(before BIGINT)")
         self.con.executemany("INSERT INTO _rej_lines VALUES (?)",
@@ -124,7 +140,7 @@ class Reader:
         ).fetchall()
         self.con.execute("DROP TABLE IF EXISTS _rej_err")
         self.con.execute("DROP TABLE IF EXISTS _rej_scan")
-        self.rejects.extend((int(line), raw, f"CSV parse error: {why}") for line, raw, why in bad)
+        self.rejects.extend((int(line), raw, csv_reason(why)) for line, raw, why in bad)
         # Data row k sits on line k + 1 (header) + the rejected lines before it.
         self.con.execute("CREATE OR REPLACE TEMP TABLE _rej_lines(line BIGINT, before BIGINT)")
         if bad:
