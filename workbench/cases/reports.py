@@ -298,13 +298,14 @@ def _render(ws: Workspace, actor: Actor, incident_id: str, fmt: str) -> tuple[by
         "generated_by": f"{actor.user} ({actor.role})",
         "workspace": str(ws.path),
     }
+    from workbench.cases import report_pdf
     from workbench.cases import report_render as rr
 
     if fmt == "md":
         return rr.to_markdown(data, man, meta).encode("utf-8"), man
     if fmt == "html":
         return rr.to_html(data, man, meta).encode("utf-8"), man
-    return rr.to_pdf(data, man, meta), man
+    return report_pdf.to_pdf(data, man, meta), man
 
 
 def render_report(ws: Workspace, actor: Actor, incident_id: str, fmt: str = "md") -> bytes:
