@@ -122,6 +122,8 @@ from pathlib import Path
 from workbench.access import local_admin
 from workbench.ingest import decisions, ingest_file
 from workbench.store import open_workspace
+import workbench.ingest as ingest_module
+ingest_module.SINGLE_PASS_BYTES = 0  # take the two-pass path even for this small file
 decisions.settle = lambda *a, **k: os._exit(9)  # die after the bulk pass committed, before it settles
 ws = open_workspace(sys.argv[1])
 ingest_file(ws, local_admin(), Path(sys.argv[2]))
@@ -153,6 +155,7 @@ def test_kill_between_bulk_and_settling_pass_is_undone_on_open(tmp_path: Path) -
 
 def test_failure_in_settling_pass_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
     """An error after the bulk append is reported in one line and the appended rows are taken back at once."""
+    import workbench.ingest as ingest_module
     from workbench.errors import WorkbenchError
     from workbench.ingest import decisions
 
@@ -167,9 +170,11 @@ def test_failure_in_settling_pass_leaves_nothing(tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr(decisions, "settle", broken)
     ws = open_workspace(tmp_path / "ws.duckdb")
     try:
-        r = ingest_file(ws, local_admin(), f)
-        assert r.error == f"{f}: disk full"
-        assert [ws.scalar(f"SELECT count(*) FROM {t}") for t in ("decisions", "sources", "ingest_pending")] \
-            == [0, 0, 0]
+        for single_pass_bytes in (1 << 20, 0):  # the one-transaction path for small files, and the two-pass one
+            monkeypatch.setattr(ingest_module, "SINGLE_PASS_BYTES", single_pass_bytes)
+            r = ingest_file(ws, local_admin(), f)
+            assert r.error == f"{f}: disk full"
+            assert [ws.scalar(f"SELECT count(*) FROM {t}") for t in ("decisions", "sources", "ingest_pending")] \
+                == [0, 0, 0]
     finally:
         ws.close()

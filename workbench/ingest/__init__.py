@@ -23,6 +23,9 @@ from workbench.store import Workspace
 from workbench.store.workspace import undo_interrupted_loads
 
 KINDS = ("decisions", "metrics")
+# Decision files from this size up load in a bulk and a settling transaction (see _load_decisions); below it the
+# WAL copy that a single transaction costs is smaller than a second commit.
+SINGLE_PASS_BYTES = 8 << 20
 
 
 @dataclass
@@ -191,9 +194,19 @@ def _load(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer,
 
 def _load_decisions(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer, system, mapping,
                     sha256: Callable[[], str]) -> None:
+    size = path.stat().st_size
+    if size < SINGLE_PASS_BYTES:  # small files: everything in one transaction, the cheapest for them
+        with ws.transaction() as con:
+            source_id = con.execute("SELECT nextval('source_id_seq')").fetchone()[0]
+            reader = _staged(con, path, result, importer, system, mapping)
+            decisions.check(reader)
+            decisions.insert(reader, source_id)
+            counts = decisions.settle(reader, source_id, path)
+            _record(ws, actor, path, result, size, source_id, counts, decisions.span(con, source_id), system,
+                    sha256())
+        return
     # Two passes (see migration 010): the bulk append alone in its transaction keeps DuckDB on its direct-to-disk
     # path; the settling pass then fixes up what it appended. A failure or kill between them is undone.
-    size = path.stat().st_size
     with ws.transaction() as con:
         source_id = con.execute("SELECT nextval('source_id_seq')").fetchone()[0]
         con.execute("INSERT INTO ingest_pending VALUES (?, ?, ?, ?, now())",
