@@ -133,3 +133,34 @@ def test_one_odd_point_beside_a_gap_is_no_anomaly(tmp_path):
         assert alerts == [], alerts
     finally:
         ws.close()
+
+
+def test_error_spike_names_the_principal_whose_calls_failed(tmp_path):
+    """An error-rate episode is tied to the client whose decisions failed, not just reported as a number."""
+    ws = open_workspace(tmp_path / "errors.duckdb")
+    try:
+        src = _source(ws)
+        spike = (f"TIMESTAMPTZ '{START}' + INTERVAL 3 DAY + INTERVAL 14 HOUR",
+                 f"TIMESTAMPTZ '{START}' + INTERVAL 3 DAY + INTERVAL 15 HOUR")
+        # one error-rate point a minute (about 1%), 30% during one hour of day 3
+        ws.execute(f"""
+            INSERT INTO metrics (ts, system_id, metric, value, labels, source_id, source_line)
+            SELECT m, 'sys', 'error_rate',
+                   CASE WHEN m >= {spike[0]} AND m < {spike[1]} THEN 0.30 + (hash(m) % 10) / 1000.0
+                        ELSE 0.01 + (hash(m) % 10) / 1000.0 END, NULL, {src}, 0
+            FROM range(TIMESTAMPTZ '{START}', TIMESTAMPTZ '{START}' + INTERVAL {DAYS} DAY, INTERVAL 1 MINUTE) g(m)""")
+        # 20 ordinary clients all along; in the spike hour 'client-7' sends its usual volume, but its calls fail
+        _decisions(ws, src, f"SELECT 'd-' || i, TIMESTAMPTZ '{START}' + to_seconds(i * 12), 'client-' || (i % 20), "
+                            f"json_object('a', i % 7), '10.0.0.' || (i % 20) FROM range({DAYS * 7200}) r(i)")
+        ws.execute(f"UPDATE decisions SET status = 'error' WHERE principal = 'client-7' "
+                   f"AND ts >= {spike[0]} AND ts < {spike[1]}")
+        ws.execute("UPDATE decisions SET status = 'error' WHERE hash(decision_id) % 100 = 0 "
+                   "AND principal <> 'client-7'")
+        alerts = [a for a in run_all(ws, local_admin(), only=["metric_anomaly"]) if a["metric"] == "error_rate"]
+        assert len(alerts) == 1, alerts
+        ev = alerts[0]["evidence"]
+        assert ev["principals"] == ["client-7"], ev["principals_in_window"]
+        assert ev["principals_in_window"][0]["basis"] == "errors"
+        assert "client-7" in alerts[0]["summary"]
+    finally:
+        ws.close()

@@ -36,6 +36,7 @@ WS_SMOOTH = 3            # in the workspace queue: median of 3 points' z (one od
 WS_MARGIN = 1.2          # and a threshold above the reference's 99.9% |z|
 ALERT_Z = 8.0            # queue policy: metric-only events weaker than this are not alerted
 MEDIUM_MINUTES = 15
+BEHIND_EXCESS = 0.25     # a principal is named when its share of the window beats its usual share by this much
 
 
 @dataclass
@@ -210,16 +211,55 @@ def _series(ctx: Ctx, s, metric: str, labels: str, floods: list) -> list[Alert]:
         sev = "medium" if abs(e.peak_z) >= MEDIUM_Z and minutes >= MEDIUM_MINUTES and e.hot >= 3 else "low"
         direction = "above" if e.peak_z > 0 else "below"
         what = "a sustained shift" if e.kind == "level_shift" else "a spike"
+        who = principals_in_window(ctx, s, t0, t1, errors="error" in metric.lower())
+        behind = [w["principal"] for w in who if w["excess_share"] >= BEHIND_EXCESS]
         summary = (f"{s.system_id} {metric} showed {what} {direction} its expected level between {fmt_ts(t0)} and "
-                   f"{fmt_ts(t1)} (peak {e.observed:.4g} vs {e.expected:.4g} expected, z={e.peak_z:.1f}).")
+                   f"{fmt_ts(t1)} (peak {e.observed:.4g} vs {e.expected:.4g} expected, z={e.peak_z:.1f})"
+                   + (f"; {_share_text(who[0])} came from {behind[0]}" if behind else "") + ".")
         out.append(Alert(
             NAME, s.system_id, sev, t0, t1, summary,
             {"metric": metric, "labels": labels or None, "kind": e.kind, "peak_z": e.peak_z, "z_threshold": e.threshold,
+             "principals": behind, "principals_in_window": who,
              "points_over_threshold": e.hot,
              "observed": e.observed, "expected": e.expected, "points": e.end - e.start + 1,
              "thresholds": {"z_min": Z_SPIKE, "margin_over_reference": MARGIN, "smooth_points": SMOOTH,
                             "cusum_k": CUSUM_K, "cusum_h": CUSUM_H, "alert_z": ALERT_Z,
                             "smooth_points_in_workspace": WS_SMOOTH, "margin_in_workspace": WS_MARGIN,
-                            "medium_if": f"|z|>={MEDIUM_Z} for >={MEDIUM_MINUTES} min on >=3 points"}},
+                            "medium_if": f"|z|>={MEDIUM_Z} for >={MEDIUM_MINUTES} min on >=3 points",
+                            "principal_named_if": f"its share of the window is >= {BEHIND_EXCESS:.0%} points "
+                                                  "above its share of the reference"}},
             atlas=[], metric=metric, score=abs(e.peak_z), subject=labels or None))
     return out
+
+
+def principals_in_window(ctx: Ctx, s, t0, t1, *, errors: bool = False, top: int = 5) -> list[dict]:
+    """The principals most over-represented in a window against their share of the reference window.
+
+    Shares are of the window's decisions, or of its failed decisions (status 'error') for an error metric when
+    there are any, so a client whose calls fail is found even when its traffic is ordinary.
+    """
+    unit = "count_if(status = 'error')" if errors else "count(*)"
+    rows = ctx.ws.dicts(f"""
+        WITH win AS (
+            SELECT principal, count(*) AS decisions, count_if(status = 'error') AS errors,
+                   median(latency_ms) AS median_latency_ms, {unit} AS k
+            FROM {s.table} WHERE ts >= ? AND ts < ? GROUP BY principal),
+        ref AS (SELECT principal, {unit} AS k FROM {s.table} WHERE in_ref GROUP BY principal),
+        tot AS (SELECT (SELECT sum(k) FROM win) AS wk, (SELECT sum(k) FROM ref) AS rk)
+        SELECT w.principal, w.decisions, w.errors, w.median_latency_ms,
+               w.k / tot.wk AS share, coalesce(r.k, 0) / nullif(tot.rk, 0) AS usual_share
+        FROM win w LEFT JOIN ref r USING (principal), tot
+        WHERE tot.wk > 0
+        ORDER BY w.k / tot.wk - coalesce(coalesce(r.k, 0) / nullif(tot.rk, 0), 0) DESC, w.principal
+        LIMIT {int(top)}""", [t0, t1])
+    if errors and not rows:  # no failed decisions logged in the window: fall back to traffic
+        return principals_in_window(ctx, s, t0, t1, errors=False, top=top)
+    for r in rows:
+        r["basis"] = "errors" if errors else "decisions"
+        r["excess_share"] = r["share"] - (r["usual_share"] or 0.0)
+    return rows
+
+
+def _share_text(w: dict) -> str:
+    what = "failed decisions" if w["basis"] == "errors" else "decisions"
+    return f"{w['share']:.0%} of the window's {what} (usually {(w['usual_share'] or 0):.0%})"
