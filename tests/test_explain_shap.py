@@ -139,3 +139,74 @@ def test_cli_explain_json_and_model_list(served, tmp_path):
     pkl.write_bytes(b"\x80\x04N.")
     refused = run("model", "add", "--system", "s", "--version", "1", str(pkl))
     assert refused.returncode == 2 and "skops" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_multiclass_model_explains_the_class_it_ranked_first(ws, admin, tmp_path):
+    """A three-class model: each decision is explained for its top class, exactly, and kept in the cache."""
+    import lightgbm as lgb
+
+    from workbench.explain.replay import replay
+
+    rng = np.random.default_rng(11)
+    feats = S.features(rng, 3000)
+    label = np.digitize(S.risk(feats), [0.25, 0.5])  # 0 approve, 1 refer, 2 deny
+    params = {"objective": "multiclass", "num_class": 3, "num_leaves": 15, "learning_rate": 0.1, "verbose": -1,
+              "seed": 1, "deterministic": True, "num_threads": 1}
+    booster = lgb.train(params, lgb.Dataset(S.model_frame(feats), label), num_boost_round=30)
+    served = feats.iloc[:300].reset_index(drop=True)
+    proba = booster.predict(S.model_frame(served))
+    with (tmp_path / "log.jsonl").open("w") as fh:
+        for i, row in enumerate(served.to_dict("records")):
+            fh.write(json.dumps({
+                "decision_id": f"m-{i}", "ts": f"2025-03-01T10:{i // 60:02d}:{i % 60:02d}Z", "system_id": "triage",
+                "model_version": "3.0", "principal": "p", "prediction": S.ACTIONS[int(proba[i].argmax())],
+                "score": float(proba[i].max()),
+                "features": {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}}) + "\n")
+    S.load_log(ws, admin, tmp_path / "log.jsonl")
+    registry.add_model(ws, admin, "triage", "3.0", S.save(booster, tmp_path / "m.txt"))
+
+    ids = [f"m-{i}" for i in range(300)]
+    out = explain_decisions(ws, admin, "triage", ids)
+    raw = booster.predict(S.model_frame(served), raw_score=True)
+    contrib = booster.predict(S.model_frame(served), pred_contrib=True).reshape(300, 3, -1)
+    assert len({e["class_index"] for e in out}) == 3  # all three classes occur among the explained decisions
+    for i, e in enumerate(out):
+        k = int(raw[i].argmax())
+        shap = {a["feature"]: a["shap"] for a in e["attributions"]}
+        assert e["class_index"] == k
+        assert abs(e["output"] - raw[i, k]) < 1e-6
+        assert abs(e["base_value"] + sum(shap.values()) - e["output"]) < 1e-6
+        assert np.allclose([shap[f] for f in S.FEATURES], contrib[i, k, :-1], atol=1e-9)
+    again = explain_decisions(ws, admin, "triage", ids[:20])
+    assert [e["class_index"] for e in again] == [e["class_index"] for e in out[:20]]
+    with pytest.raises(WorkbenchError, match="multiclass"):
+        replay(ws, admin, "triage", ids[:5], "3.0")
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "random_forest"])
+def test_multiclass_xgboost_and_scikit_learn_forests(kind):
+    """The other tree libraries' multiclass models: the top class explained, additive, matching its raw output."""
+    import xgboost as xgb
+    from sklearn.ensemble import RandomForestClassifier
+
+    from workbench.explain import treeshap
+    from workbench.explain.loaders import LoadedModel
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 4))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
+    names = ["a", "b", "c", "d"]
+    if kind == "xgboost":
+        obj = xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 3},
+                        xgb.DMatrix(X, label=y, feature_names=names), 10)
+        model = LoadedModel("xgboost", "json", obj, names, "x", {}, "multi:softprob")
+        raw = obj.predict(xgb.DMatrix(X[:80], feature_names=names), output_margin=True)
+    else:
+        obj = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0).fit(X, y)
+        model = LoadedModel("sklearn", "skops", obj, names, "x", {}, "RandomForestClassifier")
+        raw = obj.predict_proba(X[:80])
+    base, shap, output, cls = treeshap.contributions_by_class(model, X[:80])
+    assert treeshap.n_outputs(model) == 3
+    assert (cls == raw.argmax(axis=1)).all() and len(set(cls)) == 3
+    assert np.allclose(output, raw[np.arange(80), cls], atol=1e-5)
+    assert np.allclose(base + shap.sum(axis=1), output, atol=1e-6)

@@ -141,6 +141,8 @@ with left, shown("Explanation"):
     e = expl[0]
     st.caption(f"Method {e.get('method')} · model {e.get('model_version')} · baseline (expected score) "
                f"{e.get('base_value', float('nan')):.3f} → output {e.get('output', float('nan')):.3f}"
+               + (f" · multiclass: explains class {e['class_index']}, the one the model ranked first"
+                  if e.get("class_index") is not None else "")
                + (" · ⚠ logged model hash differs from the registered artifact"
                   if e.get("logged_sha256_matches") is False else ""))
 with right, shown("Nearest normal decisions"):

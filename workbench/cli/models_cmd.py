@@ -99,7 +99,8 @@ def explain(
         return
     for r in rows:
         label = "TreeSHAP" if r["method"] == "tree" else f"SURROGATE (held-out R² {r.get('surrogate_r2', 0):.3f})"
-        typer.echo(f"{r['decision_id']}  {system} {r['model_version']}  {label}  base {r['base_value']:.4f} "
+        cls = f"  class {r['class_index']}" if r.get("class_index") is not None else ""
+        typer.echo(f"{r['decision_id']}  {system} {r['model_version']}  {label}{cls}  base {r['base_value']:.4f} "
                    f"-> output {r['output']:.4f}")
         for a in r["attributions"][:top]:
             typer.echo(f"    {a['shap']:+.4f}  {a['feature']} = {a['value']}")

@@ -12,7 +12,7 @@ import pyarrow as pa
 from workbench.store import Workspace
 
 _FIELDS = ("decision_id", "model_version", "model_sha256", "method", "base_value", "output", "attributions",
-           "ignored_features")
+           "ignored_features", "class_index")
 
 
 def lookup(ws: Workspace, system_id: str, sha256: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -23,28 +23,29 @@ def lookup(ws: Workspace, system_id: str, sha256: str, ids: list[str]) -> dict[s
         f"SELECT {', '.join(_FIELDS)} FROM explanations WHERE system_id = ? AND model_sha256 = ? "
         "AND decision_id IN (SELECT unnest(?::VARCHAR[]))", [system_id, sha256, ids])
     out = {}
-    for did, ver, sha, method, base, output, attributions, ignored in rows:
+    for did, ver, sha, method, base, output, attributions, ignored, cls in rows:
         out[did] = {"decision_id": did, "model_version": ver, "model_sha256": sha, "method": method,
                     "base_value": base, "output": output, "attributions": json.loads(attributions),
-                    "ignored_features": list(ignored or [])}
+                    "ignored_features": list(ignored or []), "class_index": cls}
     return out
 
 
 def build(decision_ids: list[str], names: list[str], values: list[list[Any]], base: np.ndarray,
           shap: np.ndarray, output: np.ndarray, *, version: str, sha256: str, method: str,
-          ignored: list[str]) -> list[dict[str, Any]]:
+          ignored: list[str], classes: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Explanation objects (attributions sorted by |shap|, largest first) from computed arrays."""
     order = np.argsort(-np.abs(shap), axis=1, kind="stable").tolist()
     shap_rows = shap.tolist()
     rows_values = list(zip(*values, strict=True)) if values else [() for _ in decision_ids]
     base_l, out_l = base.tolist(), output.tolist()
+    cls_l = classes.tolist() if classes is not None else [None] * len(decision_ids)
     result = []
     for i, did in enumerate(decision_ids):
         s, v = shap_rows[i], rows_values[i]
         result.append({"decision_id": did, "model_version": version, "model_sha256": sha256, "method": method,
                        "base_value": base_l[i], "output": out_l[i],
                        "attributions": [{"feature": names[j], "value": v[j], "shap": s[j]} for j in order[i]],
-                       "ignored_features": list(ignored)})
+                       "ignored_features": list(ignored), "class_index": cls_l[i]})
     return result
 
 
@@ -72,14 +73,16 @@ def store(ws: Workspace, system_id: str, names: list[str], shap: np.ndarray,
         "attributions": pa.array([json.dumps(e["attributions"], separators=(",", ":"))
                                   for e in explanations], pa.string()),
         "ignored_features": pa.array([ignored] * n, pa.list_(pa.string())),
+        "class_index": pa.array([e.get("class_index") for e in explanations], pa.int32()),
     })
     con = ws.con
     con.register("_wb_new_expl", table)
     try:
         con.execute(
-            "INSERT OR IGNORE INTO explanations SELECT system_id, decision_id, model_sha256, model_version, "
-            "method, base_value, output, features, shap, attributions::JSON, ignored_features, ? "
-            "FROM _wb_new_expl",
+            "INSERT OR IGNORE INTO explanations (system_id, decision_id, model_sha256, model_version, method, "
+            "base_value, output, features, shap, attributions, ignored_features, computed_at, class_index) "
+            "SELECT system_id, decision_id, model_sha256, model_version, method, base_value, output, features, "
+            "shap, attributions::JSON, ignored_features, ?, class_index FROM _wb_new_expl",
             [datetime.now(UTC)])
     finally:
         con.unregister("_wb_new_expl")

@@ -92,10 +92,10 @@ def compute(ws: Workspace, system_id: str, model: LoadedModel, ids: list[str], *
     needed = {f: types[f] for f in model.feature_names}
     frame = features.load_by_ids(ws, system_id, ids, needed)
     X = features.matrix(model, frame, needed)
-    base, shap, output = treeshap.contributions(model, X)
+    base, shap, output, classes = treeshap.contributions_by_class(model, X)
     values = features.display_values(frame, model.feature_names)
     label = model.version if method == "tree" else f"surrogate:{model.sha256[:12]}"
     out = cache.build(list(frame["decision_id"]), model.feature_names, values, base, shap, output,
-                      version=label, sha256=model.sha256, method=method, ignored=ignored)
+                      version=label, sha256=model.sha256, method=method, ignored=ignored, classes=classes)
     cache.store(ws, system_id, model.feature_names, shap, out)
     return out

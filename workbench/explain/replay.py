@@ -98,6 +98,9 @@ def replay(ws: Workspace, actor: Actor, system_id: str, decision_ids: list[str],
     if not ids:
         raise WorkbenchError("no decisions given to replay")
     model = registry.load_model(ws, actor, system_id, to_version)
+    if treeshap.n_outputs(model) > 1:
+        raise WorkbenchError(f"{system_id} {to_version} is a multiclass model: replay maps one score to a "
+                             "decision by thresholds learned from the log, which a multiclass model does not have")
     types = features.catalog(ws, system_id)
     features.check_features(model, types, system_id)
     needed = {f: types[f] for f in model.feature_names}
