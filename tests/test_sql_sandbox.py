@@ -224,6 +224,9 @@ def test_roles_and_table_rules(loan_ws, admin):
     with pytest.raises(SqlRefused, match="name of a workspace table"):
         run_sql(loan_ws, role("analyst"), "WITH decisions AS (SELECT * FROM decisions) SELECT * FROM decisions")
     assert run_sql(loan_ws, role("analyst"), "SELECT count(*) FROM sources").rows == [(2,)]
+    with pytest.raises(PermissionDenied, match="answer key"):  # where a drill keeps its answer key
+        run_sql(loan_ws, role("analyst"), "SELECT * FROM workspace_meta")
+    assert run_sql(loan_ws, role("lead"), "SELECT count(*) FROM workspace_meta").rows[0][0] >= 0
     assert run_sql(loan_ws, role("lead"), "SELECT count(*) FROM decisions").rows == [(50,)]
     assert run_sql(loan_ws, role("auditor"), "SELECT count(*) FROM decisions").rows == [(50,)]
 

@@ -129,6 +129,9 @@ def _table_rules(ws: Workspace, actor: Actor) -> dict[str, str | None]:
             rules[table] = f"table {table} is not available to SQL"
         elif table == "audit_log" and not actor.can("read:audit"):
             rules[table] = f"{actor.role} may not read the audit log"
+        elif table == "workspace_meta" and not actor.can("facilitate:drills"):
+            # a drill workspace keeps its answer key here: participants must not read it back with SQL
+            rules[table] = f"{actor.role} may not read workspace_meta (a drill's answer key lives there)"
         elif cols & ROW_LEVEL_COLUMNS and not actor.can("read:decisions"):
             rules[table] = f"{actor.role} may not read decision-level table {table}"
         elif cols & ROW_LEVEL_COLUMNS and personal_marked and not actor.can("read:personal"):

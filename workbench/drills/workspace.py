@@ -3,8 +3,9 @@
 A drill workspace is marked in workspace_meta (key 'drill'); every drill call refuses any other workspace,
 and `start_drill` refuses to overwrite a file that is not a drill. The answer key (ground truth of the
 injected incidents) is kept inside the drill workspace, not on disk beside the data, so participants who
-browse the data folder do not find it. (It is obscured, not encrypted: a participant with SQL access and
-the will to cheat could still decode it. Drills are for learning.)
+browse the data folder do not find it, and the SQL sandbox refuses its table to anyone who may not facilitate.
+(It is obscured, not encrypted: a participant who opens the file with their own DuckDB client and the will to
+cheat could still decode it. Drills are for learning.)
 """
 
 from __future__ import annotations
