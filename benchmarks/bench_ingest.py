@@ -18,6 +18,19 @@ from pathlib import Path
 
 import duckdb
 
+# The outcome and the 8 features (numbers, a category, a boolean), the same in both shapes.
+_OUTCOME_AND_FEATURES = """       CASE WHEN hash(i * 7) % 10 < 6 THEN 'approve' ELSE 'deny' END AS prediction,
+       (hash(i * 3) % 10000) / 10000.0 AS score,
+       20000 + hash(i * 11) % 180000 AS "features.income",
+       1000 + hash(i * 13) % 49000 AS "features.loan_amount",
+       300 + hash(i * 17) % 550 AS "features.credit_score",
+       (hash(i * 19) % 1000) / 1000.0 AS "features.debt_to_income",
+       hash(i * 23) % 40 AS "features.employment_years",
+       CASE hash(i * 29) % 3 WHEN 0 THEN 'rent' WHEN 1 THEN 'own' ELSE 'mortgage' END AS "features.home_ownership",
+       hash(i * 31) % 12 AS "features.num_open_accounts",
+       hash(i * 37) % 3 = 0 AS "features.has_cosigner",
+"""
+
 # 18 columns shaped like a real decision-log export (the issue's reference file: 5M rows, 18 columns, ~1.5 GB):
 # UUID decision ids, ISO timestamps, service and API-key principals, 8 features, the serving artifact's SHA-256,
 # caller address and latency.
@@ -29,17 +42,7 @@ SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || 
        CASE WHEN i < {n} / 2 THEN '2.3.0' ELSE '2.4.1' END AS model_version,
        CASE WHEN hash(i) % 5 = 0 THEN 'svc-batch-' || (hash(i) % 12)
             ELSE 'apikey-' || left(md5((hash(i) % 400)::VARCHAR), 10) END AS principal,
-       CASE WHEN hash(i * 7) % 10 < 6 THEN 'approve' ELSE 'deny' END AS prediction,
-       (hash(i * 3) % 10000) / 10000.0 AS score,
-       20000 + hash(i * 11) % 180000 AS "features.income",
-       1000 + hash(i * 13) % 49000 AS "features.loan_amount",
-       300 + hash(i * 17) % 550 AS "features.credit_score",
-       (hash(i * 19) % 1000) / 1000.0 AS "features.debt_to_income",
-       hash(i * 23) % 40 AS "features.employment_years",
-       CASE hash(i * 29) % 3 WHEN 0 THEN 'rent' WHEN 1 THEN 'own' ELSE 'mortgage' END AS "features.home_ownership",
-       hash(i * 31) % 12 AS "features.num_open_accounts",
-       hash(i * 37) % 3 = 0 AS "features.has_cosigner",
-       sha256(system_id || model_version) AS model_sha256,
+""" + _OUTCOME_AND_FEATURES + """       sha256(system_id || model_version) AS model_sha256,
        '10.' || (hash(i) % 250) || '.' || (hash(i * 41) % 250) || '.' || (hash(i * 43) % 250) AS source_ip,
        round(8 + (hash(i * 47) % 4000) / 100.0, 2) AS latency_ms
 FROM (SELECT i, md5(i::VARCHAR) AS h FROM range({n}) t(i))
@@ -52,17 +55,7 @@ SELECT 'd' || i AS decision_id,
        CASE WHEN i % 2 = 0 THEN 'loan-origination' ELSE 'card-fraud' END AS system_id,
        '2.0' AS model_version,
        'key-' || (hash(i) % 400) AS principal,
-       CASE WHEN hash(i * 7) % 10 < 6 THEN 'approve' ELSE 'deny' END AS prediction,
-       (hash(i * 3) % 10000) / 10000.0 AS score,
-       20000 + hash(i * 11) % 180000 AS "features.income",
-       1000 + hash(i * 13) % 49000 AS "features.loan_amount",
-       300 + hash(i * 17) % 550 AS "features.credit_score",
-       (hash(i * 19) % 1000) / 1000.0 AS "features.debt_to_income",
-       hash(i * 23) % 40 AS "features.employment_years",
-       CASE hash(i * 29) % 3 WHEN 0 THEN 'rent' WHEN 1 THEN 'own' ELSE 'mortgage' END AS "features.home_ownership",
-       hash(i * 31) % 12 AS "features.num_open_accounts",
-       hash(i * 37) % 3 = 0 AS "features.has_cosigner",
-       'sha-abc' AS model_sha256,
+""" + _OUTCOME_AND_FEATURES + """       'sha-abc' AS model_sha256,
        '10.0.' || (hash(i) % 250) || '.' || (hash(i * 41) % 250) AS source_ip
 FROM range({n}) t(i)
 """

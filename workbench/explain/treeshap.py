@@ -61,13 +61,11 @@ def _sklearn(model: LoadedModel, X: np.ndarray
     values = explainer.shap_values(X, check_additivity=False)
     expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
     values = np.asarray(values)
+    if values.ndim == 3 and values.shape[2] == 2:  # (n, features, 2): explain the positive (last) class
+        values = values[:, :, -1]
     if values.ndim == 2:
         base = np.full(X.shape[0], float(expected[-1]))
         return base, values, base + values.sum(axis=1), None
-    # (n, features, classes)
-    if values.shape[2] == 2:  # a binary classifier: explain the positive (last) class
-        base = np.full(X.shape[0], float(expected[-1]))
-        return base, values[:, :, -1], base + values[:, :, -1].sum(axis=1), None
     outputs = expected[None, :] + values.sum(axis=1)  # (n, classes)
     cls = outputs.argmax(axis=1)
     rows = np.arange(X.shape[0])

@@ -121,7 +121,7 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
             raise WorkbenchError(f"{path}: format {importer.name} holds {importer.kind}, not {kind}")
         if importer and importer.needs_mapping and not mapping:
             raise WorkbenchError(f"{path}: the {importer.name} importer needs --mapping FILE; {importer.help}")
-        _load(ws, actor, path, result, importer, system, mapping, digest)
+        _load(ws, actor, path, result, importer, system, mapping, digest, size)
     except WorkbenchError as exc:
         result.error = str(exc)
     except duckdb.Error as exc:
@@ -179,10 +179,9 @@ def _resolve_format(path: Path, fmt: str | None):
 
 
 def _load(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer, system, mapping,
-          sha256: Callable[[], str]) -> None:
-    size = path.stat().st_size
+          sha256: Callable[[], str], size: int) -> None:
     if result.kind == "decisions":
-        _load_decisions(ws, actor, path, result, importer, system, mapping, sha256)
+        _load_decisions(ws, actor, path, result, importer, system, mapping, sha256, size)
         return
     with ws.transaction() as con:
         source_id = con.execute("SELECT nextval('source_id_seq')").fetchone()[0]
@@ -193,32 +192,31 @@ def _load(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer,
 
 
 def _load_decisions(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer, system, mapping,
-                    sha256: Callable[[], str]) -> None:
-    size = path.stat().st_size
-    if size < SINGLE_PASS_BYTES:  # small files: everything in one transaction, the cheapest for them
-        with ws.transaction() as con:
-            source_id = con.execute("SELECT nextval('source_id_seq')").fetchone()[0]
-            reader = _staged(con, path, result, importer, system, mapping)
-            decisions.check(reader)
-            decisions.insert(reader, source_id)
-            counts = decisions.settle(reader, source_id, path)
-            _record(ws, actor, path, result, size, source_id, counts, decisions.span(con, source_id), system,
-                    sha256())
-        return
-    # Two passes (see migration 010): the bulk append alone in its transaction keeps DuckDB on its direct-to-disk
-    # path; the settling pass then fixes up what it appended. A failure or kill between them is undone.
+                    sha256: Callable[[], str], size: int) -> None:
+    # Large files take two passes (see migration 010): the bulk append alone in its transaction keeps DuckDB on its
+    # direct-to-disk path; the settling pass then fixes up what it appended. A failure or kill between is undone.
+    # Small files do both in one transaction, the cheapest for them.
+    two_pass = size >= SINGLE_PASS_BYTES
+
+    def settle(con, source_id: int) -> None:
+        counts = decisions.settle(reader, source_id, path)
+        _record(ws, actor, path, result, size, source_id, counts, decisions.span(con, source_id), system, sha256())
+
     with ws.transaction() as con:
         source_id = con.execute("SELECT nextval('source_id_seq')").fetchone()[0]
-        con.execute("INSERT INTO ingest_pending VALUES (?, ?, ?, ?, now())",
-                    [source_id, str(path.resolve()), actor.user, actor.role])
+        if two_pass:
+            con.execute("INSERT INTO ingest_pending VALUES (?, ?, ?, ?, now())",
+                        [source_id, str(path.resolve()), actor.user, actor.role])
         reader = _staged(con, path, result, importer, system, mapping)
         decisions.check(reader)
         decisions.insert(reader, source_id)
+        if not two_pass:
+            settle(con, source_id)
+    if not two_pass:
+        return
     try:
         with ws.transaction() as con:
-            counts = decisions.settle(reader, source_id, path)
-            _record(ws, actor, path, result, size, source_id, counts, decisions.span(con, source_id), system,
-                    sha256())
+            settle(con, source_id)
             con.execute("DELETE FROM ingest_pending WHERE source_id = ?", [source_id])
     except BaseException:
         undo_interrupted_loads(ws, [source_id])

@@ -199,16 +199,13 @@ def _stage_parquet(reader: Reader, path: Path) -> str:
 
     numeric = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL")
+    handed_typed = {k for k in ("score", "latency_ms") if k in cols and schema[k].startswith(numeric)}
 
     def text(k: str) -> str:
-        if k in ("score", "latency_ms") and k in cols and schema[k].startswith(numeric):
-            return "NULL::VARCHAR"  # handed over typed, below
-        return f"CAST({quote_ident(k)} AS VARCHAR)" if k in cols else "NULL::VARCHAR"
+        return f"CAST({quote_ident(k)} AS VARCHAR)" if k in cols and k not in handed_typed else "NULL::VARCHAR"
 
     def typed(k: str) -> str:
-        if k in cols and schema[k].startswith(numeric):
-            return f"CAST({quote_ident(k)} AS DOUBLE)"
-        return "NULL::DOUBLE"
+        return f"CAST({quote_ident(k)} AS DOUBLE)" if k in handed_typed else "NULL::DOUBLE"
 
     # Typed timestamps without a zone in Parquet are taken as UTC (the Parquet convention for event times).
     return f"""
