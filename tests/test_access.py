@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -138,12 +139,22 @@ def _actions(ws: Workspace, tmp: Path, admin: Actor) -> dict[str, Callable[[Acto
     }
 
 
+def _signed_in(ws: Workspace, admin: Actor) -> dict[str, Actor]:
+    """One account per role (the single-user admin creates them), each signed in: the actors the app issues."""
+    from workbench.cases import accounts
+
+    seeded = accounts.seed_demo_accounts(ws, admin)
+    return {a["role"]: accounts.authenticate(ws, a["user"], a["password"]) for a in seeded}
+
+
 @pytest.mark.parametrize("role_name", ROLES)
 def test_role_matrix(ws, tmp_path, admin, role_name):
+    """Each role, signed in on a workspace with accounts, against each library action."""
     load(ws, tmp_path)
-    actions = _actions(ws, tmp_path, admin)
+    signed_in = _signed_in(ws, admin)
+    actions = _actions(ws, tmp_path, signed_in["admin"])
     assert set(actions) == set(EXPECTED)
-    actor = role(role_name)
+    actor = signed_in[role_name]
     got, skipped = {}, []
     for name, action in actions.items():
         if name in OPTIONAL and importlib.util.find_spec(OPTIONAL[name]) is None:
@@ -178,3 +189,96 @@ def test_denials_change_nothing(ws, tmp_path, admin):
         with pytest.raises(PermissionDenied):
             call()
     assert ws.scalar("SELECT count(*) FROM audit_log") == before
+
+
+# -- roles in the library: on a workspace with accounts only a signed-in actor gets in (issue 12, item 8) ------
+
+
+def _refused_rows(ws: Workspace) -> list[dict]:
+    return ws.dicts("SELECT actor, role, object, details FROM audit_log WHERE action = 'access.refused' ORDER BY seq")
+
+
+def test_hand_made_actor_refused_on_a_workspace_with_accounts(ws, tmp_path, admin):
+    from workbench.cases import accounts
+    from workbench.cases.incidents import create_incident
+    from workbench.ingest import ingest
+
+    load(ws, tmp_path)
+    signed_in = _signed_in(ws, admin)
+    forged = Actor("x", "admin")
+    new_file = write_jsonl(tmp_path / "more.jsonl", [{**r, "decision_id": f"M{i}"}
+                                                       for i, r in enumerate(loan_rows(3))])
+    decisions, incidents = ws.scalar("SELECT count(*) FROM decisions"), ws.scalar("SELECT count(*) FROM incidents")
+    attempts = {
+        "search": lambda a: explore.search_decisions(ws, a, "loan", limit=5),
+        "ingest": lambda a: ingest(ws, a, [new_file]),
+        "incident create": lambda a: create_incident(ws, a, "forged", "low", systems=["loan"]),
+        "audit.record": lambda a: audit.record(ws, a, "incident.create", "INC-9999", {"forged": True}),
+        "aggregates": lambda a: explore.principal_activity(ws, a, "loan", "app-1"),
+        "add user": lambda a: accounts.add_user(ws, a, "eve", "admin", "long enough pw"),
+    }
+    for attempt in attempts.values():
+        with pytest.raises(PermissionDenied, match="not issued by sign-in"):
+            attempt(forged)
+        with pytest.raises(PermissionDenied):  # the OS user's single-user actor no longer counts either
+            attempt(admin)
+    assert ws.scalar("SELECT count(*) FROM decisions") == decisions
+    assert ws.scalar("SELECT count(*) FROM incidents") == incidents
+    assert not ws.scalar("SELECT count(*) FROM audit_log WHERE object = 'INC-9999' OR actor = 'eve'")
+    refused = _refused_rows(ws)
+    assert len(refused) == 2 * len(attempts), "every refusal is audited"
+    assert {(r["actor"], r["role"]) for r in refused} == {("x", "-"), (admin.user, "-")}
+    assert json.loads(refused[0]["details"])["claimed_role"] == "admin"
+    # the signed-in actors work, and their rows name them with their real role
+    lead = signed_in["lead"]
+    assert len(explore.search_decisions(ws, lead, "loan", limit=5)) == 5
+    assert ingest(ws, lead, [new_file])[0].rows_loaded == 3
+    inc = create_incident(ws, lead, "real", "low", systems=["loan"])
+    assert ws.one("SELECT actor, role FROM audit_log WHERE action = 'incident.create' AND object = ?",
+                  [inc["incident_id"]]) == ("demo-lead", "lead")
+    assert audit.verify(ws, signed_in["auditor"]).ok
+
+
+def test_a_sealed_actor_cannot_be_altered_or_carried_to_another_workspace(ws, tmp_path, admin):
+    import dataclasses
+
+    from workbench.cases import accounts
+    from workbench.store import open_workspace
+
+    signed_in = _signed_in(ws, admin)
+    viewer = signed_in["viewer"]
+    assert viewer == Actor("demo-viewer", "viewer") and viewer.via == "password"
+    promoted = dataclasses.replace(viewer, role="admin")  # carries the viewer's seal, which no longer matches
+    with pytest.raises(PermissionDenied, match="not valid for this workspace"):
+        audit.verify(ws, promoted)
+    with pytest.raises(PermissionDenied, match="not valid for this workspace"):
+        audit.verify(ws, Actor("demo-admin", "admin", viewer._seal))
+    other = open_workspace(tmp_path / "other.duckdb")
+    try:
+        load(other, tmp_path)
+        accounts.add_user(other, admin, "demo-admin", "admin", "another long password")
+        with pytest.raises(PermissionDenied, match="not valid for this workspace"):
+            audit.verify(other, signed_in["admin"])  # same name, another workspace's sign-in
+    finally:
+        other.close()
+    # a role change or a disabled account takes effect at once, not at the next sign-in
+    analyst = signed_in["analyst"]
+    accounts.set_role(ws, signed_in["admin"], "demo-analyst", "viewer")
+    with pytest.raises(PermissionDenied, match="sign in again"):
+        explore.principal_activity(ws, analyst, "loan", "app-1")
+    accounts.disable_user(ws, signed_in["admin"], "demo-lead")
+    with pytest.raises(PermissionDenied, match="sign in again"):
+        explore.principal_activity(ws, signed_in["lead"], "loan", "app-1")
+
+
+def test_single_user_mode_accepts_any_role_as_a_downgrade(ws, tmp_path, admin):
+    """Without accounts the OS user is admin anyway: acting with a lower role is allowed, and limited to it."""
+    from workbench.cases.incidents import create_incident
+
+    load(ws, tmp_path)
+    analyst = Actor("alice", "analyst")
+    assert len(explore.search_decisions(ws, analyst, "loan", limit=3)) == 3
+    assert create_incident(ws, analyst, "downgraded", "low", systems=["loan"])["incident_id"]
+    with pytest.raises(PermissionDenied):
+        audit.verify(ws, analyst)
+    assert audit.verify(ws, admin).ok and not _refused_rows(ws)

@@ -55,7 +55,16 @@ def _clean(at: AppTest, where: str) -> None:
     assert not at.error, f"{where}: {[e.value for e in at.error]}"
 
 
+# user -> (workspace file, password), filled by _with_accounts: _as signs in (a hand-made Actor is refused).
+_SIGNED_UP: dict[str, tuple[Path, str]] = {}
+
+
 def _as(at: AppTest, actor: Actor) -> AppTest:
+    from workbench.cases import accounts
+
+    db, password = _SIGNED_UP[actor.user]
+    with open_workspace(db) as ws:
+        actor = accounts.authenticate(ws, actor.user, password)
     at.session_state["wb_actor"] = actor
     at.session_state["wb_auth_mode"] = "accounts"
     return at
@@ -69,6 +78,7 @@ def _with_accounts(db: Path) -> dict[str, str]:
         users = {r["role"]: r for r in accounts.seed_demo_accounts(ws, local_admin())}
     finally:
         ws.close()
+    _SIGNED_UP.update({r["user"]: (db, r["password"]) for r in users.values()})
     return {role: r["password"] for role, r in users.items()}
 
 

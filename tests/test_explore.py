@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from access_data import START, load, role
@@ -153,3 +154,110 @@ def test_nearest_normal_skips_alerted_decisions(loan_ws):
     near = explore.nearest_normal(loan_ws, role("analyst"), "loan", "L005", k=3)
     assert before["decision_id"].iloc[0] not in set(near["decision_id"])
     assert near["decision_id"].iloc[0] == before["decision_id"].iloc[1]
+
+
+# -- hostile feature names (issue 12, item 4) --------------------------------------------------------------------
+# The callers under investigation write the feature names. Two payloads break out of a string literal holding a
+# json_transform spec (the Drift page's, the explain loader's): on the code before the fix each created table
+# `pwned` (they start with "!" to sort first in the catalog). The others are names a parser or a JSON path trips on.
+DRIFT_BREAKOUT = ("!'||'k'||chr(34)||':'||chr(34)||'VARCHAR'||chr(34)||'}') AS f FROM decisions; "
+                  "CREATE TABLE pwned(a INT); --")
+EXPLAIN_BREAKOUT = ("!'||'k'||chr(34)||':'||chr(34)||'DOUBLE'||chr(34)||'}')) FROM decisions d; "
+                    "CREATE TABLE pwned AS SELECT ?::TEXT a; --")
+ODD_NAMES = ["x'); CREATE TABLE pwned(a INT); --", 'a"b', "'||'", "$.income", "a.b", "c[0]", "ünï €",
+             "~/t", "back\\slash", "income"]
+N_HOSTILE = 240
+
+
+def _hostile_rows(system: str, names: list[str]) -> list[dict]:
+    rows = []
+    for i in range(N_HOSTILE):
+        feats = {name: (i % 7) + k for k, name in enumerate(names)}
+        feats["'||'"] = f"v{i % 3}"  # a string feature
+        rows.append({"decision_id": f"{system}-{i:04d}",
+                     "ts": (START + timedelta(hours=i)).isoformat().replace("+00:00", "Z"),
+                     "system_id": system, "model_version": "v1", "principal": f"p{i % 4}",
+                     "prediction": "approve" if i % 2 else "deny", "score": (i % 10) / 10,
+                     "features": feats})
+    return rows
+
+
+@pytest.fixture()
+def hostile_ws(ws, tmp_path, admin):
+    from access_data import write_jsonl
+
+    from workbench.ingest import ingest
+
+    files = [write_jsonl(tmp_path / "hx1.jsonl", _hostile_rows("hx1", [DRIFT_BREAKOUT, *ODD_NAMES])),
+             write_jsonl(tmp_path / "hx2.jsonl", _hostile_rows("hx2", [EXPLAIN_BREAKOUT, *ODD_NAMES]))]
+    results = ingest(ws, admin, files)
+    assert all(r.error is None and r.rows_loaded == N_HOSTILE for r in results), results
+    for system, breakout in (("hx1", DRIFT_BREAKOUT), ("hx2", EXPLAIN_BREAKOUT)):
+        types = dict(ws.rows("SELECT feature, type FROM feature_catalog WHERE system_id = ?", [system]))
+        assert set(types) == {breakout, *ODD_NAMES} and types["'||'"] == "string"
+    return ws
+
+
+def _types(ws, system: str) -> dict[str, str]:
+    return dict(ws.rows("SELECT feature, type FROM feature_catalog WHERE system_id = ? ORDER BY 1", [system]))
+
+
+def _value(system: str, name: str, i: int) -> object:
+    names = [DRIFT_BREAKOUT if system == "hx1" else EXPLAIN_BREAKOUT, *ODD_NAMES]
+    return f"v{i % 3}" if name == "'||'" else (i % 7) + names.index(name)
+
+
+def test_drift_page_keeps_hostile_feature_names_out_of_sql(hostile_ws):
+    from workbench import overview
+
+    for system in ("hx1", "hx2"):
+        try:
+            drift = overview.feature_drift(hostile_ws, role("viewer"), system)
+        finally:
+            assert not hostile_ws.table_exists("pwned")  # checked even when the call failed
+        types = _types(hostile_ws, system)
+        assert set(drift["feature"]) == set(types)  # none dropped, none renamed
+        assert (drift.groupby("feature")["n"].sum() == N_HOSTILE).all()
+        kinds = drift.groupby("feature")["type"].first()
+        assert all(kinds[f] == ("number" if t == "number" else "category") for f, t in types.items())
+
+
+def test_explain_loaders_keep_hostile_feature_names_out_of_sql(hostile_ws):
+    from workbench.explain import features
+
+    for system in ("hx2", "hx1"):
+        types = _types(hostile_ws, system)
+        try:
+            sampled = features.load_where(hostile_ws, system, "TRUE", [], types, limit=50)
+        finally:
+            assert not hostile_ws.table_exists("pwned")
+        assert len(sampled) == 50 and sampled["decision_id"].is_unique
+        ids = [f"{system}-0003", f"{system}-0010", f"{system}-0003"]
+        frame = features.load_by_ids(hostile_ws, system, ids, types)
+        assert list(frame["decision_id"]) == ids
+        for name in types:
+            assert frame[name].tolist() == [_value(system, name, i) for i in (3, 10, 3)], name
+        for _, row in sampled.iterrows():
+            i = int(row["decision_id"].split("-")[1])
+            assert all(row[name] == _value(system, name, i) for name in types)
+    assert not hostile_ws.table_exists("pwned")
+
+
+def test_reads_and_detection_with_hostile_feature_names(hostile_ws, admin):
+    from workbench import detect, overview
+    from workbench.decision_sample import sample_decisions
+
+    ws = hostile_ws
+    for system in ("hx1", "hx2"):
+        names = list(_types(ws, system))
+        hits = explore.search_decisions(ws, admin, system, feature_filters=[(name, "=", _value(system, name, 6))
+                                                                             for name in names])
+        assert len(hits) == len([i for i in range(N_HOSTILE) if i % 21 == 6])
+        assert all(hits[f"f.{name}"].tolist() == [_value(system, name, 6)] * len(hits) for name in names)
+        sample = sample_decisions(ws, admin, system_id=system, limit=20)
+        assert sample["shown"] == 20 and {f"f.{n}" for n in names} <= set(sample["decisions"].columns)
+        assert len(explore.nearest_normal(ws, admin, system, f"{system}-0003", k=3)) == 3
+    detect.run_all(ws, admin)
+    summary = overview.workspace_summary(ws, admin)
+    assert {s["system_id"] for s in summary["systems"]} == {"hx1", "hx2"}
+    assert not ws.table_exists("pwned")

@@ -353,13 +353,15 @@ def test_malformed_metrics_are_quarantined(tmp_path):
     ws = open_workspace(tmp_path / "w.duckdb")
     results = ingest(ws, local_admin(), [prom, cw, ot], kind="metrics", system="fallback")
     _accounting_ok(results)
+    # The text file ends with # EOF: OpenMetrics, timestamps in seconds, so the millisecond one is refused.
+    # The OTLP histogram point without buckets loads as its +Inf bucket and count (2 rows).
     assert [(r.format, r.rows_read, r.rows_loaded, r.rows_quarantined) for r in results] == [
-        ("openmetrics", 4, 2, 2), ("cloudwatch", 3, 1, 2), ("otlp", 4, 2, 2)]
+        ("openmetrics", 4, 1, 3), ("cloudwatch", 3, 1, 2), ("otlp", 5, 4, 1)]
     labels = dict(ws.rows("SELECT metric || system_id, labels::VARCHAR FROM metrics"))
     assert labels["xs"] == '{"k":"a\\"b"}' and labels["errfallback"] == '{"k":"v"}'
     assert labels["cfallback"] == '{"code":"200"}'
     reasons = _reasons(ws)
-    assert "sample has no timestamp" in reasons[0] and "not an exposition sample" in reasons[1]
-    assert any("histogram data points are not supported" in x for x in reasons)
+    assert "sample has no timestamp" in reasons[0] and reasons[1] == "value is not a number: here"
+    assert "as seconds (OpenMetrics" in reasons[2] and "milliseconds" in reasons[2]
     assert any("no asDouble or asInt" in x for x in reasons)
     ws.close()

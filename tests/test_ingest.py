@@ -266,3 +266,175 @@ def test_csv_feature_of_the_wrong_type_is_quarantined_on_its_line(ws: Workspace,
         (13, '{"income":110.0,"kind":"x","flag":true}')]
     assert ws.rows("SELECT feature, type FROM feature_catalog ORDER BY feature") == [
         ("flag", "bool"), ("income", "number"), ("kind", "string")]
+
+
+# --- hostile and broken input (issue 12: items 4, 9 and 10) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "294247-01-01T00:00:00Z",
+                                "2999-01-01T00:00:00Z", "1969-12-31T23:59:59Z", 9999999999999999,
+                                253402300799000])
+def test_implausible_timestamps_are_quarantined(ws: Workspace, admin, tmp_path: Path, ts) -> None:
+    f = write_jsonl(tmp_path / "t.jsonl", [rec(1), rec(2, ts=ts), rec(3)])
+    (r,) = ingest(ws, admin, [f])
+    assert (r.error, r.rows_read, r.rows_loaded, r.rows_quarantined) == (None, 3, 2, 1)
+    (q,) = rejects(ws, admin)
+    assert q["line"] == 2 and q["reason"].startswith("implausible timestamp") and "WORKBENCH_TS_MAX" in q["reason"]
+    assert ws.one("SELECT min(ts), max(ts) FROM decisions")[0].year == 2026
+
+
+def test_plausible_window_is_configurable(ws: Workspace, admin, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WORKBENCH_TS_MIN", "2026-10-01T12:00:00Z")
+    monkeypatch.setenv("WORKBENCH_TS_MAX", "+3650d")
+    f = write_jsonl(tmp_path / "t.jsonl", [rec(1), rec(2, ts="2026-10-02T00:00:00Z"), rec(3, ts="2030-01-01T00:00:00Z")])
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps({"ts": t, "system_id": "s", "metric": "rps", "value": 1}) + "\n"
+                         for t in ("2026-10-01T00:00:00Z", "2026-10-03T00:00:00Z", "99999999999999")))
+    r, rm = ingest(ws, admin, [f, m])
+    assert (r.rows_loaded, r.rows_quarantined, rm.rows_loaded, rm.rows_quarantined) == (2, 1, 1, 2)
+    assert {q["line"] for q in rejects(ws, admin) if q["path"].endswith("t.jsonl")} == {1}
+    monkeypatch.setenv("WORKBENCH_TS_MAX", "next year")
+    (bad,) = ingest(ws, admin, [write_jsonl(tmp_path / "u.jsonl", [rec(9)])])
+    assert "WORKBENCH_TS_MAX" in bad.error and "\n" not in bad.error
+
+
+def test_detect_after_extreme_timestamps_and_long_spans(ws: Workspace, admin, tmp_path: Path, monkeypatch) -> None:
+    """Year 1/9999/294247 never reach the detectors; a window stretched to centuries is bounded by them."""
+    from workbench.detect import run_all
+
+    monkeypatch.setenv("WORKBENCH_TS_MIN", "1700-01-01")
+    monkeypatch.setenv("WORKBENCH_TS_MAX", "2250-01-01")
+    rows = [rec(i, principal=f"p{i % 5}", ts=f"2026-10-0{1 + i // 600}T{i // 60 % 10:02d}:{i % 60:02d}:00Z",
+                features={"x": i % 17, "c": "ab"[i % 2]}) for i in range(1800)]
+    rows += [rec(9000 + k, ts=t) for k, t in enumerate(["0001-01-01T00:00:00Z", "9999-12-31T00:00:00Z",
+                                                      "294247-01-01T00:00:00Z", "1701-01-01T00:00:00Z",
+                                                      "2249-01-01T00:00:00Z"])]
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps({"ts": f"2026-10-01T{h:02d}:{k * 5:02d}:00Z", "system_id": "loan",
+                                     "metric": "error_rate", "value": 0.01}) + "\n"
+                         for h in range(24) for k in range(12))
+                 + json.dumps({"ts": "1701-01-01T00:00:00Z", "system_id": "loan", "metric": "error_rate",
+                               "value": 0.5}) + "\n")
+    r, rm = ingest(ws, admin, [write_jsonl(tmp_path / "d.jsonl", rows), m])
+    assert (r.rows_loaded, r.rows_quarantined, rm.rows_loaded) == (1802, 3, 289)
+    run_all(ws, admin)  # under pytest a detector's exception propagates
+    (timings,) = ws.one("SELECT timings FROM detect_runs")
+    assert not json.loads(timings).get("errors")
+
+
+def _line_file(path: Path, lines: list[bytes], header: bytes | None = None) -> Path:
+    data = b"\n".join(([header] if header else []) + lines) + b"\n"
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return path
+
+
+CSV_HEAD = b"decision_id,ts,system_id,model_version,principal,prediction,features.income"
+
+
+def _csv_row(i: int, principal: bytes = b"p") -> bytes:
+    return b"c%d,2026-10-01T10:00:00Z,loan,2.0,%s,approve,%d" % (i, principal, 100 + i)
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.jsonl.gz", "a.csv", "a.csv.gz"])
+@pytest.mark.parametrize("problem", ["long", "utf8"])
+def test_a_huge_line_or_invalid_utf8_is_quarantined_not_fatal(ws: Workspace, admin, tmp_path: Path, name: str,
+                                                              problem: str) -> None:
+    import hashlib
+
+    from workbench.ingest.limits import MAX_LINE, RAW_CAP
+
+    csv = ".csv" in name
+    if problem == "long":
+        bad = _csv_row(2, b"p" * (MAX_LINE + 4096)) if csv else json.dumps(rec(2, principal="p" * (MAX_LINE + 4096))).encode()
+    else:
+        bad = _csv_row(2, b"caf\xe9") if csv else json.dumps(rec(2)).encode().replace(b"key-1", b"key-\xff")
+    good = [_csv_row(i) if csv else json.dumps(rec(i)).encode() for i in (1, 3, 4)]
+    # (DuckDB's CSV reader skips blank lines without counting them, so only the JSONL file has one)
+    f = _line_file(tmp_path / name, [good[0], bad, good[1], *([] if csv else [b""]), good[2]],
+                   CSV_HEAD if csv else None)
+    (r,) = ingest(ws, admin, [f])
+    assert (r.error, r.rows_read, r.rows_loaded, r.rows_quarantined) == (None, 4, 3, 1)
+    (q,) = rejects(ws, admin)
+    first = 2 if csv else 1
+    assert q["line"] == first + 1
+    assert q["reason"] == (f"line too long: {len(bad):,} bytes (the limit is 8 MiB)" if problem == "long"
+                           else f"invalid UTF-8 at byte {bad.index(b'caf') + 4 if csv else bad.index(b'key-') + 5} "
+                                "of the line")
+    assert q["raw_bytes"] == len(bad) and q["raw_sha256"] == hashlib.sha256(bad).hexdigest()
+    assert len(q["raw"]) == (RAW_CAP if problem == "long" else len(bad) + 3)  # \xNN shown for a bad byte
+    lines = dict(ws.rows("SELECT decision_id, source_line FROM decisions"))
+    assert lines["c4" if csv else "d4"] == first + (3 if csv else 4)  # the lines after it keep their numbers
+
+
+def test_metrics_line_with_invalid_utf8_is_quarantined(ws: Workspace, admin, tmp_path: Path) -> None:
+    ok = [json.dumps({"ts": f"2026-10-01T10:0{i}:00Z", "system_id": "s", "metric": "rps", "value": i}).encode()
+          for i in range(3)]
+    bad = b'{"ts": "2026-10-01T10:05:00Z", "metric": "r\xffps"}'
+    f = _line_file(tmp_path / "m.jsonl", [ok[0], bad, ok[1], ok[2]])
+    (r,) = ingest(ws, admin, [f])
+    assert (r.error, r.kind, r.rows_read, r.rows_loaded, r.rows_quarantined) == (None, "metrics", 4, 3, 1)
+    at = bad.index(b"\xff") + 1
+    assert ws.rows("SELECT line, reason FROM quarantine") == [(2, f"invalid UTF-8 at byte {at} of the line")]
+    assert ws.rows("SELECT source_line FROM metrics ORDER BY 1") == [(1,), (3,), (4,)]
+
+
+def test_csv_header_longer_than_64k_is_read_whole(ws: Workspace, admin, tmp_path: Path) -> None:
+    names = [f"f{i:03d}_" + "n" * 115 for i in range(600)]  # 600 features of 120 characters: a 76 KB header
+    header = "decision_id,ts,system_id,model_version,principal,prediction," + ",".join(f"features.{n}"
+                                                                                       for n in names)
+    assert len(header) > 65536
+    f = tmp_path / "wide.csv"
+    f.write_text(header + "\n" + "".join(f"w{r},2026-10-01T10:00:00Z,loan,1,p,approve,"
+                                         + ",".join(str(r + i) for i in range(600)) + "\n" for r in range(5)))
+    (r,) = ingest(ws, admin, [f])
+    assert (r.error, r.rows_loaded, r.rows_quarantined) == (None, 5, 0)
+    feats = json.loads(ws.scalar("SELECT features FROM decisions WHERE decision_id = 'w2'"))
+    assert len(feats) == 600 and feats[names[599]] == 601
+    assert ws.scalar("SELECT count(*) FROM feature_catalog") == 600
+
+
+def test_conflicting_duplicates_are_kept_in_quarantine(ws: Workspace, admin, tmp_path: Path) -> None:
+    a = write_jsonl(tmp_path / "a.jsonl", [rec(1), rec(2), rec(1), rec(1, prediction="deny"),
+                                           rec(2, features={"purpose": "car", "income": 50002.0, "note": None,
+                                                            "cosigner": False})])
+    (r1,) = ingest(ws, admin, [a])
+    # d1 again: identical (counted), then with another prediction (kept); d2 with the same features reordered.
+    assert (r1.rows_read, r1.rows_loaded, r1.duplicates, r1.rows_quarantined) == (5, 2, 2, 1)
+    b = write_jsonl(tmp_path / "b.jsonl", [rec(3), rec(1), rec(2, score=0.9, principal="key-2"), rec(4)])
+    (r2,) = ingest(ws, admin, [b])
+    assert (r2.rows_read, r2.rows_loaded, r2.duplicates, r2.rows_quarantined) == (4, 2, 1, 1)
+    got = {(q["path"][-7:], q["line"]): q for q in rejects(ws, admin)}
+    assert got[("a.jsonl", 4)]["reason"] == ("conflicting duplicate: prediction differs from the record kept "
+                                             "(source 1, line 1)")
+    assert got[("b.jsonl", 3)]["reason"] == ("conflicting duplicate: principal, score differ from the record kept "
+                                             "(source 1, line 2)")
+    assert got[("a.jsonl", 4)]["raw"] == json.dumps(rec(1, prediction="deny"))  # the line as found
+    assert ws.scalar("SELECT prediction FROM decisions WHERE decision_id = 'd1'") == "approve"  # first one wins
+    for r in (r1, r2):
+        assert accounting_holds(r)
+
+
+def test_unusable_feature_names_are_quarantined(ws: Workspace, admin, tmp_path: Path) -> None:
+    hostile_but_printable = "x'); DROP TABLE decisions; --\" <b>"
+    f = write_jsonl(tmp_path / "n.jsonl", [
+        rec(1, features={"ok": 1, "a\u0000b": 2}), rec(2, features={"bell\x07": 1}),
+        rec(3, features={"y" * 129: 1}), rec(4, features={"\u202eevil": 1}), rec(5, features={"": 1}),
+        rec(6, features={hostile_but_printable: 1, "naïve 中文": "ok"}), rec(7, features={"z" * 128: 1}),
+    ])
+    (r,) = ingest(ws, admin, [f])
+    assert (r.error, r.rows_read, r.rows_loaded, r.rows_quarantined) == (None, 7, 2, 5)
+    reasons = {q["line"]: q["reason"] for q in rejects(ws, admin)}
+    assert reasons[1] == 'unusable feature name "a?b": control or invisible characters'
+    assert reasons[3] == f'unusable feature name "{"y" * 60}…": longer than 128 characters (129)'
+    assert reasons[4] == 'unusable feature name "?evil": control or invisible characters'
+    assert reasons[5] == 'unusable feature name "": empty'
+    assert all("\n" not in x and "\x07" not in x for x in reasons.values())
+    names = {n for (n,) in ws.rows("SELECT feature FROM feature_catalog")}
+    assert names == {hostile_but_printable, "naïve 中文", "z" * 128}
+    csv = tmp_path / "n.csv"
+    csv.write_text("decision_id,ts,system_id,model_version,principal,prediction,features.ok,features.bad\u202e\n"
+                   "c1,2026-10-01T10:00:00Z,loan,1,p,approve,1,2\n")
+    (rc,) = ingest(ws, admin, [csv])
+    assert rc.error == (f'{csv.absolute()}: column "features.bad?" names an unusable feature (control or '
+                        'invisible characters); rename it')
+    assert ws.scalar("SELECT count(*) FROM sources WHERE path LIKE '%n.csv'") == 0

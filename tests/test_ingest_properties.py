@@ -120,11 +120,11 @@ BETWEEN_PASSES_SCRIPT = """
 import os, sys
 from pathlib import Path
 from workbench.access import local_admin
-from workbench.ingest import decisions, ingest_file
+from workbench.ingest import ingest_file, settle
 from workbench.store import open_workspace
 import workbench.ingest as ingest_module
 ingest_module.SINGLE_PASS_BYTES = 0  # take the two-pass path even for this small file
-decisions.settle = lambda *a, **k: os._exit(9)  # die after the bulk pass committed, before it settles
+settle.settle = lambda *a, **k: os._exit(9)  # die after the bulk pass committed, before it settles
 ws = open_workspace(sys.argv[1])
 ingest_file(ws, local_admin(), Path(sys.argv[2]))
 """
@@ -157,7 +157,7 @@ def test_failure_in_settling_pass_leaves_nothing(tmp_path: Path, monkeypatch) ->
     """An error after the bulk append is reported in one line and the appended rows are taken back at once."""
     import workbench.ingest as ingest_module
     from workbench.errors import WorkbenchError
-    from workbench.ingest import decisions
+    from workbench.ingest import settle
 
     f = tmp_path / "d.jsonl"
     f.write_text(json.dumps({"decision_id": "x", "ts": "2026-10-01T10:00:00Z", "system_id": "s",
@@ -167,7 +167,7 @@ def test_failure_in_settling_pass_leaves_nothing(tmp_path: Path, monkeypatch) ->
     def broken(*_a, **_k):
         raise WorkbenchError(f"{f}: disk full")
 
-    monkeypatch.setattr(decisions, "settle", broken)
+    monkeypatch.setattr(settle, "settle", broken)
     ws = open_workspace(tmp_path / "ws.duckdb")
     try:
         for single_pass_bytes in (1 << 20, 0):  # the one-transaction path for small files, and the two-pass one

@@ -154,3 +154,121 @@ def test_roles(ws, case) -> None:
     with pytest.raises(PermissionDenied):
         reports.render_report(ws, Actor("v", "viewer"), case, "md")
     assert reports.render_report(ws, Actor("a", "auditor"), case, "md").startswith(b"# Incident report")
+
+
+# -- the report's "as of" (issue 12, item 11) -----------------------------------------------------------------
+def _later_work(ws, iid: str) -> None:
+    """Everything an analyst might do on the case after a report was filed."""
+    incidents.add_note(ws, ANALYST, iid, "A later note: the vendor called back.")
+    incidents.update(ws, ANALYST, iid, title="Renamed later", severity="high", description="Rewritten later.")
+    incidents.assign(ws, ANALYST, iid, "ben")
+    incidents.set_status(ws, ANALYST, iid, "contained")
+    playbooks.set_step(ws, ANALYST, iid, "ai-backdoor-poisoned-version", "containment-1", False, "undone later")
+    evidence.add_explanation(ws, ANALYST, iid, TRIGGER_EXPLANATION, "a later explanation")
+
+
+def test_report_shows_the_case_as_of_its_cut(ws, case) -> None:
+    before = reports.report_data(ws, ANALYST, case)
+    _later_work(ws, case)
+    then = reports.report_data(ws, ANALYST, case, as_of_seq=before["as_of_seq"])
+    assert then["hashes"] == before["hashes"] and then["sections"] == before["sections"]
+    sm = then["sections"]["summary"]
+    assert (sm["title"], sm["severity"], sm["status"], sm["owner"]) == (
+        "Backdoor on loan v2 — ünïcode", "critical", "triage", None)
+    assert sm["description"] == "Trigger value on purpose." and len(sm["history"]) == 2
+    assert [e["kind"] for e in then["sections"]["evidence"]] == ["decision_set", "explanation", "note"]
+    step = then["sections"]["playbooks"][0]["steps"][0]
+    assert (step["step_id"], step["done"], step["note"]) == ("containment-1", True, "CHG-1")
+    assert max(r["seq"] for r in then["sections"]["audit"]) <= before["as_of_seq"]
+    now = reports.report_data(ws, ANALYST, case)
+    assert now["sections"]["summary"]["title"] == "Renamed later" and len(now["sections"]["evidence"]) == 5
+
+
+def test_check_passes_after_later_work_and_fails_on_changes_at_the_cut(ws, case, tmp_path) -> None:
+    reports.write_report(ws, ANALYST, case, "md", tmp_path / "r.md")
+    man = json.loads((tmp_path / "r.md.manifest.json").read_text())
+    _later_work(ws, case)
+    result = reports.verify_manifest(ws, ANALYST, man, report_file=tmp_path / "r.md")
+    assert result["ok"], result
+    note = ws.scalar("SELECT min(evidence_id) FROM evidence WHERE kind = 'note'")
+    ws.execute("UPDATE evidence SET label = 'Rolled back at 15:00' WHERE evidence_id = ?", [note])
+    result = reports.verify_manifest(ws, ANALYST, man)
+    assert not result["ok"] and not result["sections"]["evidence"] and result["sections"]["audit"]
+    ws.execute("UPDATE evidence SET content = ? WHERE evidence_id = ?",
+               [json.dumps({"author": "ana", "text": "Rolled back at 15:00"}), note])
+    assert not reports.verify_manifest(ws, ANALYST, man)["evidence"][str(note)]
+
+
+def test_check_fails_on_a_changed_incident_field_or_history(ws, case, tmp_path) -> None:
+    reports.write_report(ws, ANALYST, case, "md", tmp_path / "r.md")
+    man = json.loads((tmp_path / "r.md.manifest.json").read_text())
+    ws.execute("UPDATE incident_status SET note = 'benign' WHERE to_status = 'triage'")
+    assert not reports.verify_manifest(ws, ANALYST, man)["sections"]["summary"]
+    ws.execute("UPDATE incident_status SET note = NULL WHERE to_status = 'triage'")
+    assert reports.verify_manifest(ws, ANALYST, man)["ok"]
+    ws.execute("UPDATE incidents SET severity = 'low'")
+    assert not reports.verify_manifest(ws, ANALYST, man)["sections"]["summary"]
+    ws.execute("UPDATE incidents SET severity = 'critical'")
+    ws.execute("UPDATE audit_log SET hash = repeat('0', 64) WHERE seq = ?", [man["as_of_seq"]])
+    result = reports.verify_manifest(ws, ANALYST, man)
+    assert not result["ok"] and not result["chain"]
+
+
+def test_check_covers_the_report_file(ws, case, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from workbench.cli import _load_commands, app
+
+    _load_commands()
+    ws.execute("CHECKPOINT")
+    db, out = str(ws.path), tmp_path / "INC.html"
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", case, "--format", "html", "--out", str(out), "--db", db])
+    assert res.exit_code == 0, res.output
+    manifest_file = str(out) + ".manifest.json"
+    incidents.add_note(ws, ANALYST, case, "Written after the report was filed.")
+    res = runner.invoke(app, ["report", case, "--check", manifest_file, "--db", db])
+    assert res.exit_code == 0 and "report matches" in res.output, res.output
+    out.write_bytes(out.read_bytes().replace(b"CHG-1", b"CHG-9"))
+    res = runner.invoke(app, ["report", case, "--check", manifest_file, "--db", db])
+    assert res.exit_code == 1 and "report file" in res.output, res.output
+    out.unlink()
+    res = runner.invoke(app, ["report", case, "--check", manifest_file, "--db", db])
+    assert res.exit_code == 1 and "not found" in res.output, res.output
+
+
+def test_playbook_library_error_is_an_error_not_an_empty_section(ws, case, tmp_path) -> None:
+    from workbench.errors import WorkbenchError
+
+    broken = tmp_path / "playbooks"
+    broken.mkdir()
+    (broken / "ai-backdoor-poisoned-version.md").write_bytes(b"---\nid: \xff\xfe broken\n")
+    for library in (broken, tmp_path / "no-such-dir"):
+        with pytest.raises(WorkbenchError, match="playbook"):
+            reports.render_report(ws, ANALYST, case, "md", playbooks_dir=library)
+    # The hashed section is the recorded state (never empty for an attached playbook): no library needed.
+    data = reports.report_data(ws, ANALYST, case, view=False)
+    assert data["hashes"]["playbooks"] != evidence.content_hash([])
+    reports.write_report(ws, ANALYST, case, "md", tmp_path / "r.md")
+    man = json.loads((tmp_path / "r.md.manifest.json").read_text())
+    assert reports.verify_manifest(ws, ANALYST, man)["ok"]
+
+
+def test_check_by_another_role_sees_the_same_hashes(ws, admin, case, tmp_path) -> None:
+    from workbench.cases import masking
+
+    masking.mark_personal(ws, admin, "loan", ["income"])
+    reports.write_report(ws, ANALYST, case, "html", tmp_path / "r.html")  # income masked for the analyst
+    man = json.loads((tmp_path / "r.html.manifest.json").read_text())
+    assert "<td>1001</td>" not in (tmp_path / "r.html").read_text()
+    assert "<td>1001</td>" in reports.render_report(ws, Actor("lee", "lead"), case, "html").decode()
+    for checker in (Actor("aud", "auditor"), Actor("lee", "lead"), ANALYST):
+        assert reports.verify_manifest(ws, checker, man, report_file=tmp_path / "r.html")["ok"], checker
+
+
+def test_check_rejects_what_is_not_a_manifest(ws, case) -> None:
+    from workbench.errors import WorkbenchError
+
+    for bad in ([], {"format": "x"}, {"format": "workbench-report-manifest-v1", "incident_id": case}):
+        with pytest.raises(WorkbenchError, match="manifest"):
+            reports.verify_manifest(ws, ANALYST, bad)

@@ -268,3 +268,114 @@ def test_cli_sql(loan_ws, tmp_path):
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.output.splitlines()]
     assert rows and all(r["f.purpose"] in ("car", "home") and r["f.income"] >= 30000 for r in rows)
+
+
+# -- resource ceilings and the audit row (issue 12, item 9) -------------------------------------------------------
+_HUGE = """
+import json, resource, sys, time
+from workbench.access import Actor
+from workbench.errors import WorkbenchError
+from workbench.sql_sandbox import run_sql
+from workbench.store import open_workspace
+
+ws = open_workspace(sys.argv[1])
+analyst = Actor("t-analyst", "analyst")
+run_sql(ws, analyst, "SELECT 1")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+try:
+    run_sql(ws, analyst, "SELECT length(repeat('x', 2000000000)) AS n", timeout=2)
+    error = None
+except WorkbenchError as exc:
+    error = str(exc)
+seconds = time.perf_counter() - started
+grew_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+after = run_sql(ws, analyst, "SELECT 42").rows
+print(json.dumps({"error": error, "seconds": seconds, "grew_mb": grew_mb, "after": after}))
+"""
+
+
+def test_a_huge_allocation_stops_at_once_with_bounded_memory(loan_ws, tmp_path):
+    import subprocess
+    import sys
+
+    db = str(loan_ws.path)
+    loan_ws.close()
+    env = {**__import__("os").environ, "WORKBENCH_QUERY_MEMORY_LIMIT": "512MB"}
+    out = subprocess.run([sys.executable, "-c", _HUGE, db], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    # before: 8 s past the 2 s limit (one function call is not interruptible) and 3.9 GB of RSS
+    assert res["error"] and "memory" in res["error"] and "\n" not in res["error"], res
+    assert res["seconds"] < 2.0, res
+    assert res["grew_mb"] < 600, res
+    assert res["after"] == [[42]]
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT length(repeat('x', 2000000000))",
+    "SELECT length(string_agg(repeat('x', 1000), '')) FROM range(3000000)",  # grows chunk by chunk
+    "SELECT len(range(300000000))",
+    "SELECT max(length(lpad('x', 1500000000, 'y')))",
+])
+def test_memory_ceiling_stops_amplifying_queries(shared_ws, monkeypatch, statement):
+    monkeypatch.setenv("WORKBENCH_QUERY_MEMORY_LIMIT", "256MB")
+    with pytest.raises(WorkbenchError, match="256 MiB of memory") as info:
+        run_sql(shared_ws, role("analyst"), statement, timeout=10)
+    assert "\n" not in str(info.value)
+    last = json.loads(shared_ws.scalar("SELECT details FROM audit_log ORDER BY seq DESC LIMIT 1"))
+    assert last["statement"] == statement and "memory" in last["error"]
+    # big but ordinary work still runs under the ceiling (sorts and hash tables spill instead of failing)
+    assert run_sql(shared_ws, role("analyst"), "SELECT count(DISTINCT range) FROM range(3000000)").rows == [
+        (3000000,)]
+
+
+def test_time_limit_interrupts_and_leaves_the_workspace_usable(loan_ws):
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(WorkbenchError, match="0.5 s time limit"):
+        run_sql(loan_ws, role("analyst"), "SELECT count(*) FROM range(1000000000000)", timeout=0.5)
+    assert time.perf_counter() - started < 3
+    assert loan_ws.scalar("SELECT count(*) FROM decisions") == 50  # this thread's cursor was not interrupted
+    with loan_ws.transaction() as cur:
+        cur.execute("SELECT 1")
+
+
+def test_configured_limits_are_ceilings_only_an_admin_may_raise(loan_ws, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_QUERY_TIMEOUT", "5")
+    monkeypatch.setenv("WORKBENCH_QUERY_MAX_ROWS", "20")
+    for who in ("analyst", "lead", "auditor"):
+        with pytest.raises(PermissionDenied, match="above the configured 5 s .*only an admin"):
+            run_sql(loan_ws, role(who), "SELECT 1", timeout=60)
+        with pytest.raises(PermissionDenied, match="above the configured 20 .*only an admin"):
+            run_sql(loan_ws, role(who), "SELECT * FROM range(100)", max_rows=1000)
+        last = json.loads(loan_ws.scalar("SELECT details FROM audit_log WHERE action = 'sql.refused' "
+                                         "ORDER BY seq DESC LIMIT 1"))
+        assert "only an admin" in last["reason"]
+        # lower values are fine, and the default is the setting
+        assert len(run_sql(loan_ws, role(who), "SELECT * FROM range(100)", max_rows=7, timeout=1).rows) == 7
+        assert len(run_sql(loan_ws, role(who), "SELECT * FROM range(100)").rows) == 20
+    res = run_sql(loan_ws, role("admin"), "SELECT * FROM range(100)", max_rows=1000, timeout=60)
+    assert len(res.rows) == 100 and not res.truncated
+    with pytest.raises(WorkbenchError, match="at least 1"):
+        run_sql(loan_ws, role("admin"), "SELECT 1", max_rows=0)
+
+
+def test_audit_row_keeps_4000_characters_and_the_hash_of_the_statement(loan_ws):
+    import hashlib
+
+    long_select = "SELECT 1 AS x -- " + "y" * 20_000
+    run_sql(loan_ws, role("analyst"), long_select)
+    refused = "SELECT * FROM read_text('/etc/passwd') -- " + "z" * 20_000
+    with pytest.raises(SqlRefused):
+        run_sql(loan_ws, role("analyst"), refused)
+    rows = loan_ws.rows("SELECT action, details FROM audit_log WHERE action LIKE 'sql.%' ORDER BY seq DESC LIMIT 2")
+    for (action, details), text in zip(rows, (refused, long_select), strict=True):
+        d = json.loads(details)
+        assert len(d["statement"]) == 4000 and text.startswith(d["statement"]), action
+        assert d["statement_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+        assert d["statement_truncated"] is True and d["statement_chars"] == len(text)
+    run_sql(loan_ws, role("analyst"), "SELECT 2")
+    short = json.loads(loan_ws.scalar("SELECT details FROM audit_log ORDER BY seq DESC LIMIT 1"))
+    assert short["statement"] == "SELECT 2" and "statement_truncated" not in short

@@ -13,13 +13,12 @@ import duckdb
 import pandas as pd
 
 from workbench.errors import WorkbenchError
-from workbench.ingest.reading import quote_ident
 from workbench.store import Workspace
+from workbench.store.sqltext import SQL_TYPES as SQL_TYPE
+from workbench.store.sqltext import json_pointer, quote_ident
 
 __all__ = ["SQL_TYPE", "SqlParams", "as_list", "in_list", "quote_ident", "run_query", "time_window",
            "typed_feature"]
-
-SQL_TYPE = {"number": "DOUBLE", "string": "VARCHAR", "bool": "BOOLEAN"}
 
 
 class SqlParams:
@@ -34,14 +33,9 @@ class SqlParams:
         return f"${name}"
 
 
-def _pointer(feature: str) -> str:
-    """JSON pointer of a top-level key (any characters are safe)."""
-    return "/" + feature.replace("~", "~0").replace("/", "~1")
-
-
 def typed_feature(ftype: str, p: SqlParams, feature: str, alias: str = "d") -> str:
     """SQL for one feature of `alias`.features as its catalog type (NULL where it does not convert)."""
-    raw = f"json_extract_string({alias}.features, {p(_pointer(feature))})"
+    raw = f"json_extract_string({alias}.features, {p(json_pointer(feature))})"
     return raw if ftype == "string" else f"TRY_CAST({raw} AS {SQL_TYPE[ftype]})"
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from workbench.access import Actor, require
 from workbench.store import Workspace
+from workbench.store.sqltext import json_pointers, typed_items
 
 
 def decision_rollup(ws: Workspace, actor: Actor) -> pd.DataFrame:
@@ -116,33 +117,36 @@ def feature_drift(ws: Workspace, actor: Actor, system_id: str, bucket: str = "1 
     total = ws.scalar("SELECT count(*) FROM decisions WHERE system_id = ?", [system_id]) or 0
     pct = min(100.0, 100.0 * max_rows / total) if total else 100.0
     sample = f"USING SAMPLE {pct:.4f}% (system, 7)" if pct < 100 else ""
-    spec = "{" + ",".join(f'"{f}":"{"DOUBLE" if t == "number" else "VARCHAR"}"'
-                          for f, t in types.items() if '"' not in f and "\\" not in f) + "}"
-    num = [f for f, t in types.items() if t == "number" and '"' not in f]
-    cat = [f for f, t in types.items() if t != "number" and '"' not in f]
+    # Feature names come from the logs: they reach DuckDB as JSON pointers and values (parameters) only;
+    # the temp table's columns are positional (c0, c1, ...).
+    names = list(types)
+    kinds = ["number" if types[f] == "number" else "string" for f in names]
+    cols = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(typed_items("fl", kinds)))
     step = int(ws.scalar("SELECT epoch_us(?::INTERVAL)", [bucket]) or 86_400_000_000)
     ws.execute(f"""CREATE OR REPLACE TEMP TABLE _wb_drift AS
-        SELECT make_timestamptz((epoch_us(ts) // {step}) * {step}) AS bucket,
-               json_transform(features, '{spec}') AS f
-        FROM (SELECT ts, features FROM decisions WHERE system_id = ? {sample})""", [system_id])
-    parts = []
-    for f in num:
-        q = f'f."{f}"'
-        parts.append(f"""SELECT bucket, '{f.replace("'", "''")}' AS feature, 'number' AS type,
+        SELECT bucket, {cols} FROM (
+          SELECT make_timestamptz((epoch_us(ts) // {step}) * {step}) AS bucket,
+                 json_extract_string(features, ?::VARCHAR[]) AS fl
+          FROM (SELECT ts, features FROM decisions WHERE system_id = ? {sample}))""",
+               [json_pointers(names), system_id])
+    parts, params = [], []
+    for i, (f, kind) in enumerate(zip(names, kinds, strict=True)):
+        q = f"c{i}"
+        params.append(f)
+        if kind == "number":
+            parts.append(f"""SELECT bucket, ?::VARCHAR AS feature, 'number' AS type,
             abs(avg({q}) - first(avg({q})) OVER w) / nullif(first(stddev_samp({q})) OVER w, 0) AS drift,
             count({q}) AS n FROM _wb_drift GROUP BY bucket WINDOW w AS (ORDER BY bucket)""")
-    for f in cat:
-        q = f'f."{f}"'
-        name = f.replace("'", "''")
-        parts.append(f"""SELECT bucket, '{name}' AS feature, 'category' AS type, 0.5 * sum(abs(p - coalesce(p0, 0)))
-            AS drift, sum(c) AS n FROM (
+            continue
+        parts.append(f"""SELECT bucket, ?::VARCHAR AS feature, 'category' AS type,
+            0.5 * sum(abs(p - coalesce(p0, 0))) AS drift, sum(c) AS n FROM (
               SELECT b.bucket, b.v, b.c, b.c / sum(b.c) OVER (PARTITION BY b.bucket) AS p, z.p0 FROM
                 (SELECT bucket, coalesce({q}, '∅') AS v, count(*) AS c FROM _wb_drift GROUP BY ALL) b
                 LEFT JOIN (SELECT coalesce({q}, '∅') AS v, count(*) / sum(count(*)) OVER () AS p0 FROM _wb_drift
                            WHERE bucket = (SELECT min(bucket) FROM _wb_drift) GROUP BY ALL) z USING (v))
             GROUP BY bucket""")
     try:
-        out = ws.df(" UNION ALL ".join(parts) + " ORDER BY feature, bucket") if parts else pd.DataFrame()
+        out = ws.df(" UNION ALL ".join(parts) + " ORDER BY feature, bucket", params) if parts else pd.DataFrame()
     finally:
         ws.execute("DROP TABLE IF EXISTS _wb_drift")
     return out

@@ -32,6 +32,8 @@ SETTINGS: dict[str, Setting] = {
                 "Where the demo's sample data lives (default: the repo's sample_data/)."),
         Setting("query_timeout", "WORKBENCH_QUERY_TIMEOUT", "30", "Seconds an ad-hoc SQL query may run."),
         Setting("query_max_rows", "WORKBENCH_QUERY_MAX_ROWS", "10000", "Rows an ad-hoc SQL query may return."),
+        Setting("query_memory_limit", "WORKBENCH_QUERY_MEMORY_LIMIT", "2GB",
+                "Memory an ad-hoc SQL query may take on top of what the process holds (e.g. 512MB, 4GB)."),
         Setting("login_max_failures", "WORKBENCH_LOGIN_MAX_FAILURES", "5",
                 "Failed sign-ins in a row after which an account is locked."),
         Setting("login_lockout_minutes", "WORKBENCH_LOGIN_LOCKOUT_MINUTES", "15",
@@ -42,6 +44,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("atlas", "WORKBENCH_ATLAS", "", "Path of a newer MITRE ATLAS.yaml to validate technique IDs against."),
         Setting("no_autodemo", "WORKBENCH_NO_AUTODEMO", "",
                 "Set to 1 to stop the app building the demo on an empty workspace."),
+        Setting("ts_min", "WORKBENCH_TS_MIN", "1970-01-01",
+                "Ingest quarantines timestamps before this (a date, or days from now such as -3650d)."),
+        Setting("ts_max", "WORKBENCH_TS_MAX", "+366d",
+                "Ingest quarantines timestamps at or after this (a date, or days from now such as +366d)."),
     ]
 }
 

@@ -11,19 +11,25 @@ files, so the sandbox checks the statement itself before DuckDB binds it (bindin
    environment or change state (getenv, current_setting, nextval, setseed, ... are refused). Replacement
    scans (`FROM '/etc/passwd'`, Python variables) are table references that are not workspace tables, so
    they are refused too;
-3. it runs in a transaction that is rolled back, with the query_timeout and query_max_rows settings.
+3. it runs on a cursor of its own in a transaction that is rolled back, interrupted after query_timeout
+   seconds, cut at query_max_rows rows, and with at most query_memory_limit more memory (an address-space
+   ceiling, see workbench.store.limits: DuckDB's memory_limit does not cover a function's result). The two
+   limits are ceilings: a caller may ask for less, only an admin for more. The audit row keeps the first
+   4,000 characters of the statement and the SHA-256 of all of it.
 
 Table rules: `accounts` and `access_secrets` are never readable; `audit_log` needs read:audit; tables
 holding decision-level values (decisions, quarantine, evidence snapshots, explanations: any table with a
 `features`, `raw` or `attributions` column) need read:decisions, and - once any feature is marked
 personal - read:personal, because SQL results are not masked. So an analyst may query those tables
 until personal features are marked; after that, they read decisions through workbench.explore (masked)
-and use SQL for metrics, alerts and cases.
+and use SQL for metrics and cases (alerts and evidence items, which may quote a personal value, then go through
+`workbench alerts` / the evidence reads, masked).
 Viewers hold no run:sql. Every run (and every refusal) is audited as `sql.run` / `sql.refused`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -38,9 +44,13 @@ from workbench.access import Actor, require
 from workbench.cases import masking
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.store import Workspace
+from workbench.store.limits import parse_size
 
 NEVER_TABLES = frozenset({"accounts", "access_secrets"})
 ROW_LEVEL_COLUMNS = frozenset({"features", "raw", "attributions"})
+# alerts.evidence/summary and evidence.content/label may quote personal feature values (a backdoor trigger):
+# masked by the library's reads, so SQL on them needs read:personal once any feature is marked personal
+PERSONAL_TEXT_COLUMNS = {"alerts": frozenset({"evidence", "summary"}), "evidence": frozenset({"content", "label"})}
 TABLE_FUNCTIONS = frozenset(
     {"range", "generate_series", "unnest", "json_each", "json_tree", "repeat", "repeat_row"}
 )
@@ -134,7 +144,8 @@ def _table_rules(ws: Workspace, actor: Actor) -> dict[str, str | None]:
             rules[table] = f"{actor.role} may not read workspace_meta (a drill's answer key lives there)"
         elif cols & ROW_LEVEL_COLUMNS and not actor.can("read:decisions"):
             rules[table] = f"{actor.role} may not read decision-level table {table}"
-        elif cols & ROW_LEVEL_COLUMNS and personal_marked and not actor.can("read:personal"):
+        elif (cols & ROW_LEVEL_COLUMNS or cols & PERSONAL_TEXT_COLUMNS.get(table, frozenset())) and \
+                personal_marked and not actor.can("read:personal"):
             rules[table] = (
                 f"{table} holds personal features and SQL results are not masked: "
                 f"{actor.role} may read decisions only through the masked search"
@@ -268,56 +279,74 @@ def check(ws: Workspace, actor: Actor, sql: str) -> str:
     return text
 
 
+AUDIT_STATEMENT_CHARS = 4000  # an audit row keeps this much of the statement, and the SHA-256 of all of it
+
+
+def audited_statement(sql: str) -> dict[str, Any]:
+    """The statement as an audit row keeps it: the first 4,000 characters, the SHA-256 and length of the whole."""
+    text = str(sql)
+    out: dict[str, Any] = {"statement": text[:AUDIT_STATEMENT_CHARS],
+                           "statement_sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()}
+    if len(text) > AUDIT_STATEMENT_CHARS:
+        out |= {"statement_truncated": True, "statement_chars": len(text)}
+    return out
+
+
+def limits_for(actor: Actor, timeout: float | None = None, max_rows: int | None = None) -> tuple[float, int]:
+    """The time and row limits of a run: the settings, or lower values asked for; only an admin may ask for more.
+
+    query_timeout and query_max_rows are ceilings: a non-admin asking above them is refused (PermissionDenied)."""
+    ceiling_t, ceiling_r = float(settings.get("query_timeout")), int(settings.get("query_max_rows"))
+    t = ceiling_t if timeout is None else float(timeout)
+    r = ceiling_r if max_rows is None else int(max_rows)
+    if not t > 0 or r < 1:
+        raise WorkbenchError("the time limit must be above 0 seconds and the row cap at least 1")
+    if actor.role != "admin":
+        if t > ceiling_t:
+            raise PermissionDenied(f"a time limit of {t:g} s is above the configured {ceiling_t:g} s "
+                                   f"(query_timeout); only an admin may raise it")
+        if r > ceiling_r:
+            raise PermissionDenied(f"a row cap of {r} is above the configured {ceiling_r} (query_max_rows); "
+                                   "only an admin may raise it")
+    return t, r
+
+
 def run_sql(
     ws: Workspace, actor: Actor, sql: str, *, timeout: float | None = None, max_rows: int | None = None
 ) -> SqlResult:
-    """Run one checked SELECT read-only, time-limited and row-capped; audited as sql.run (or sql.refused)."""
+    """Run one checked SELECT read-only, time-, row- and memory-limited; audited as sql.run (or sql.refused).
+
+    timeout and max_rows may lower the query_timeout and query_max_rows settings; raising them needs an admin.
+    Memory: the query_memory_limit setting (see workbench.store.limits)."""
     require(actor, "run:sql")
-    timeout = float(timeout if timeout is not None else settings.get("query_timeout"))
-    max_rows = int(max_rows if max_rows is not None else settings.get("query_max_rows"))
     try:
+        timeout, max_rows = limits_for(actor, timeout, max_rows)
+        memory = parse_size(settings.get("query_memory_limit"))
         text = check(ws, actor, sql)
-    except WorkbenchError as exc:
-        audit.record(ws, actor, "sql.refused", None, {"statement": str(sql)[:10_000], "reason": str(exc)})
+    except (WorkbenchError, ValueError) as exc:
+        audit.record(ws, actor, "sql.refused", None, {**audited_statement(str(sql)), "reason": str(exc)})
+        if isinstance(exc, ValueError):
+            raise WorkbenchError(f"setting query_memory_limit: {exc}") from exc
         raise
-    cur = ws.con
     started = time.perf_counter()
-    own_tx = True
     try:
-        cur.execute("BEGIN TRANSACTION")
-    except duckdb.TransactionException:
-        own_tx = False  # already inside the caller's transaction; nothing below writes
-    try:
-        cols, rows, truncated = ws.limited(text, timeout=timeout, max_rows=max_rows)
+        cols, rows, truncated = ws.limited(text, timeout=timeout, max_rows=max_rows, memory=memory)
     except (duckdb.Error, WorkbenchError) as exc:
         audit_error = _first_line(exc)
-        _rollback(cur, own_tx)
-        audit.record(ws, actor, "sql.run", None, {"statement": text, "error": audit_error})
+        audit.record(ws, actor, "sql.run", None, {**audited_statement(text), "error": audit_error})
         if isinstance(exc, WorkbenchError):
             raise
         raise WorkbenchError(f"query failed: {audit_error}") from exc
-    except BaseException:
-        _rollback(cur, own_tx)
-        raise
-    _rollback(cur, own_tx)
     seconds = time.perf_counter() - started
     audit.record(
         ws,
         actor,
         "sql.run",
         None,
-        {"statement": text, "rows": len(rows), "truncated": truncated, "seconds": round(seconds, 3)},
+        {**audited_statement(text), "rows": len(rows), "truncated": truncated, "seconds": round(seconds, 3)},
     )
     notes = [f"result cut at {max_rows} rows (query_max_rows)"] if truncated else []
     return SqlResult(cols, rows, truncated, seconds, text, notes)
-
-
-def _rollback(cur: duckdb.DuckDBPyConnection, own_tx: bool) -> None:
-    if own_tx:
-        try:
-            cur.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,7 +3,9 @@
 A workspace without accounts runs in single-user mode (the OS user acts as admin, see workbench.session).
 Creating the first account, which must be an admin, switches the workspace to sign-in for everyone.
 An account may also carry an OIDC identity (e-mail or `sub` claim): the app's st.login sign-in maps it to
-the account with `actor_for_identity`.
+the account with `actor_for_identity`. `authenticate` and `actor_for_identity` are the only issuers of the
+sealed actors a workspace with accounts accepts (see workbench.access); failures are audited under a
+Principal (role '-'), which holds no permission.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import os
 import re
 import secrets
 import socket
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from workbench import audit, settings
-from workbench.access import ROLES, Actor, os_user, require
+from workbench.access import ROLES, Actor, Principal, _issue, check_actor, os_user, require
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.store import Workspace
 
@@ -39,14 +40,6 @@ _IDENTITY = re.compile(r"^[^\s\x00-\x1f]{1,255}$")
 
 class AuthFailed(WorkbenchError):
     """Sign-in refused: wrong name or password, locked or disabled account."""
-
-
-@dataclass(frozen=True)
-class _Unverified:
-    """Who an unknown user claimed to be, for the audit row of a failed sign-in (role '-': none granted)."""
-
-    user: str
-    role: str = "-"
 
 
 def _now() -> datetime:
@@ -134,17 +127,18 @@ def add_user(ws: Workspace, actor: Actor, user: str, role: str, password: str | 
             raise WorkbenchError(f"account {user!r} already exists")
         linked = _check_identity(ws, identity, user)
         now = _now()
+        details: dict[str, Any] = {"role": role, "first": first}
+        if linked:
+            details.update(identity=linked, password=password is not None)
+        # Audited before the insert: from then on the workspace accepts only signed-in actors.
+        audit.record(ws, actor, "account.add", user, details)
+        if first:
+            audit.record(ws, actor, "auth.mode", None, {"mode": "sign-in", "first_admin": user})
         ws.execute(
             'INSERT INTO accounts("user", role, password_hash, created_at, created_by, password_changed_at, '
             "identity) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [user, role, digest, now, actor.user, now if password is not None else None, linked],
         )
-        details: dict[str, Any] = {"role": role, "first": first}
-        if linked:
-            details.update(identity=linked, password=password is not None)
-        audit.record(ws, actor, "account.add", user, details)
-        if first:
-            audit.record(ws, actor, "auth.mode", None, {"mode": "sign-in", "first_admin": user})
     return _account(ws, user)
 
 
@@ -161,6 +155,7 @@ def link_identity(ws: Workspace, actor: Actor, user: str, identity: str | None) 
 
 def list_users(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     """All accounts without their hashes (admins and auditors)."""
+    check_actor(ws, actor, "list accounts")
     if not (actor.can("write:accounts") or actor.can("read:audit")):
         raise PermissionDenied(f"{actor.user} ({actor.role}) may not list accounts")
     rows = ws.dicts(f'SELECT {_COLUMNS} FROM accounts ORDER BY "user"')
@@ -207,6 +202,7 @@ def disable_user(ws: Workspace, actor: Actor, user: str, disabled: bool = True) 
 
 def reset_password(ws: Workspace, actor: Actor, user: str, password: str) -> None:
     """Set a new password (admins for anyone, users for themselves); also clears a lockout."""
+    check_actor(ws, actor, "change a password")
     if actor.user != user:
         require(actor, "write:accounts")
     _check_password(password)
@@ -230,23 +226,18 @@ def authenticate(ws: Workspace, user: str, password: str) -> Actor:
     )
     if not rows:
         _verify(_DUMMY_HASH, password or "")
-        audit.record(
-            ws,
-            _Unverified(user or "?"),
-            "auth.failure",
-            user or None,  # type: ignore[arg-type]
-            {"reason": "unknown account"},
-        )
+        audit.record(ws, Principal(user or "?"), "auth.failure", user or None, {"reason": "unknown account"})
         raise AuthFailed("sign-in failed: wrong user name or password")
     role, digest, failed, locked_until, disabled = rows[0]
-    who = Actor(user, role)
+    who = Principal(user)  # not signed in (yet): failure rows name the account, grant nothing
     now = _now()
     if locked_until is not None and locked_until > now:
-        audit.record(ws, who, "auth.locked", user, {"until": locked_until, "attempt": "refused while locked"})
+        audit.record(ws, who, "auth.locked", user, {"until": locked_until, "attempt": "refused while locked",
+                                                    "account_role": role})
         raise AuthFailed(locked_message(ws, user, role, locked_until, now))
     ok = _verify(digest, password or "")
     if ok and disabled:
-        audit.record(ws, who, "auth.failure", user, {"reason": "account disabled"})
+        audit.record(ws, who, "auth.failure", user, {"reason": "account disabled", "account_role": role})
         raise AuthFailed(f"account {user} is disabled")
     if not ok:
         failed += 1
@@ -256,11 +247,14 @@ def authenticate(ws: Workspace, user: str, password: str) -> Actor:
                 ws.execute(
                     'UPDATE accounts SET failed_count = 0, locked_until = ? WHERE "user" = ?', [until, user]
                 )
-                audit.record(ws, who, "auth.failure", user, {"reason": "wrong password", "failures": failed})
-                audit.record(ws, who, "auth.locked", user, {"until": until, "failures": failed})
+                audit.record(ws, who, "auth.failure", user, {"reason": "wrong password", "failures": failed,
+                                                             "account_role": role})
+                audit.record(ws, who, "auth.locked", user, {"until": until, "failures": failed,
+                                                            "account_role": role})
             else:
                 ws.execute('UPDATE accounts SET failed_count = ? WHERE "user" = ?', [failed, user])
-                audit.record(ws, who, "auth.failure", user, {"reason": "wrong password", "failures": failed})
+                audit.record(ws, who, "auth.failure", user, {"reason": "wrong password", "failures": failed,
+                                                             "account_role": role})
         raise AuthFailed("sign-in failed: wrong user name or password")
     with ws.transaction():
         if _hasher.check_needs_rehash(digest):
@@ -271,8 +265,9 @@ def authenticate(ws: Workspace, user: str, password: str) -> Actor:
             'UPDATE accounts SET failed_count = 0, locked_until = NULL, last_login = ? WHERE "user" = ?',
             [now, user],
         )
-        audit.record(ws, who, "auth.login", user, {"method": "password"})
-    return who
+        signed_in = _issue(ws, user, role, "password")
+        audit.record(ws, signed_in, "auth.login", user, {"method": "password"})
+    return signed_in
 
 
 def _admins_who_can_unlock(ws: Workspace, excluding: str, now: datetime) -> list[str]:
@@ -317,14 +312,6 @@ def unlock(ws: Workspace, actor: Actor, user: str) -> dict[str, Any]:
     return _account(ws, user)
 
 
-@dataclass(frozen=True)
-class _LocalOperator:
-    """The OS user at the workspace machine, for the audit row of a local recovery (no account role)."""
-
-    user: str
-    role: str = "local-recovery"
-
-
 def local_unlock(ws: Workspace, user: str, operator: str | None = None) -> dict[str, Any]:
     """Recovery without sign-in for a locked last admin: clears the lock when nobody else could.
 
@@ -348,7 +335,7 @@ def local_unlock(ws: Workspace, user: str, operator: str | None = None) -> dict[
             raise WorkbenchError(f"local recovery is only for the last enabled admin; admin "
                                  f"{', '.join(others)} can sign in and run `workbench user unlock {user}`")
         _clear_lock(ws, user)
-        audit.record(ws, _LocalOperator(operator or os_user()), "account.unlock", user,  # type: ignore[arg-type]
+        audit.record(ws, Principal(operator or os_user(), "local-recovery"), "account.unlock", user,
                      {"method": "local-recovery", "workspace": str(path), "host": socket.gethostname(),
                       "was_locked_until": acct["locked_until"], "failed_count": acct["failed_count"]})
     return _account(ws, user)
@@ -368,22 +355,21 @@ def actor_for_identity(ws: Workspace, *identities: str | None) -> Actor:
         claimed = tried[0] if tried else "?"
         details = {"method": "oidc", "reason": "unknown identity" if tried else "no identity claim",
                    "identities": tried}
-        audit.record(ws, _Unverified(claimed), "auth.failure", claimed if tried else None,  # type: ignore[arg-type]
-                     details)
+        audit.record(ws, Principal(claimed), "auth.failure", claimed if tried else None, details)
         raise AuthFailed(f"no account is linked to {claimed}; an admin can link one with "
                          f"`workbench user link USER --identity {claimed}`" if tried
                          else "the identity provider sent no e-mail or subject to sign in with")
     identity, user, role, disabled = match
-    who = Actor(user, role)
     # A password lockout does not block OIDC: the provider, not a guessed password, vouched for this person.
     if disabled:
-        audit.record(ws, who, "auth.failure", user, {"method": "oidc", "identity": identity,
-                                                     "reason": "account disabled"})
+        audit.record(ws, Principal(user), "auth.failure", user, {"method": "oidc", "identity": identity,
+                                                                 "reason": "account disabled", "account_role": role})
         raise AuthFailed(f"account {user} is disabled")
     with ws.transaction():
         ws.execute('UPDATE accounts SET last_login = ? WHERE "user" = ?', [_now(), user])
-        audit.record(ws, who, "auth.login", user, {"method": "oidc", "identity": identity})
-    return who
+        signed_in = _issue(ws, user, role, "oidc")
+        audit.record(ws, signed_in, "auth.login", user, {"method": "oidc", "identity": identity})
+    return signed_in
 
 
 def _verify(digest: str, password: str) -> bool:
@@ -394,12 +380,18 @@ def _verify(digest: str, password: str) -> bool:
 
 
 def seed_demo_accounts(ws: Workspace, actor: Actor) -> list[dict[str, str]]:
-    """One account per role with a random password, for training and drills; passwords are returned once."""
+    """One account per role with a random password, for training and drills; passwords are returned once.
+
+    On a workspace without accounts the first (demo-admin) switches it to sign-in; the rest are then created
+    signed in as demo-admin, the only actor the workspace accepts from that moment."""
     require(actor, "write:accounts")
     out = []
     for role in ("admin", *[r for r in ROLES if r != "admin"]):
         user = f"demo-{role}"
         password = secrets.token_urlsafe(12)
+        first = count_accounts(ws) == 0
         add_user(ws, actor, user, role, password)
+        if first:
+            actor = authenticate(ws, user, password)
         out.append({"user": user, "role": role, "password": password})
     return out

@@ -1,4 +1,9 @@
-"""Reading and verifying frozen evidence: list, get, the snapshot rows, and re-hashing every item."""
+"""Reading and verifying frozen evidence: list, get, the snapshot rows, and re-hashing every item.
+
+Items are frozen as they were added; every read masks personal feature values for the reading actor (alert
+evidence, explanation values, snapshot rows, and labels and notes quoting a masked value), through
+workbench.cases.masking. `incident_masker` gives the same scrubbing to other text about an incident.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from workbench.cases.evidence_hashing import (
     sha256_bytes,
 )
 from workbench.cases.incidents import require_incident
+from workbench.cases.masking import Masker, mask_frame
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 
@@ -34,27 +40,79 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _primed(ws: Workspace, actor: Actor, items: list[dict[str, Any]]) -> Masker:
+    """A masker for the actor that has seen the personal values of these items (alerts, explanations)."""
+    m = Masker(ws, actor)
+    if m.active:
+        for item in items:
+            _mask_content(m, item)
+    return m
+
+
+def _mask_content(m: Masker, item: dict[str, Any]) -> Any:
+    content = item.get("content")
+    if item["kind"] == "alert" and isinstance(content, dict):
+        return m.alert(content)
+    if item["kind"] == "explanation":
+        system = content.get("system_id") if isinstance(content, dict) else None
+        return m.payload(content, system if isinstance(system, str) else item.get("ref"))
+    return content
+
+
+def _shown(m: Masker, item: dict[str, Any]) -> dict[str, Any]:
+    """An item as the masker's actor may see it: content masked, label and text scrubbed of masked values."""
+    if not m.active:
+        return item
+    out = dict(item)
+    if "content" in out:
+        out["content"] = _mask_content(m, out)
+        if out["kind"] == "note":
+            out["content"] = m.text(out["content"])
+    out["label"] = m.text(out.get("label"))
+    return out
+
+
+def incident_masker(ws: Workspace, actor: Actor, incident_id: str) -> Masker:
+    """A masker primed with the personal values in an incident's evidence: `.text(...)` scrubs them from
+    free text about the incident (timeline lines, audit details, titles) for roles without read:personal."""
+    m = Masker(ws, actor)
+    if not m.active:
+        return m
+    rows = ws.dicts(
+        "SELECT kind, ref, content FROM evidence WHERE incident_id = ? AND kind IN ('alert', 'explanation') "
+        "ORDER BY evidence_id",
+        [str(incident_id).upper()],
+    )
+    return _primed(ws, actor, [_decode(r) for r in rows]) if rows else m
+
+
 def list_evidence(
     ws: Workspace, actor: Actor, incident_id: str, kind: str | None = None, with_content: bool = False
 ) -> list[dict[str, Any]]:
-    """The incident's evidence items in the order they were added."""
+    """The incident's evidence items in the order they were added (personal values masked for the actor)."""
     require(actor, "read:incidents")
     inc = require_incident(ws, incident_id)
-    cols = LIST_COLS + (", content" if with_content else "")
     rows = ws.dicts(
-        f"SELECT {cols} FROM evidence WHERE incident_id = ? AND (? IS NULL OR kind = ?) ORDER BY evidence_id",
+        f"SELECT {LIST_COLS}, content FROM evidence WHERE incident_id = ? AND (? IS NULL OR kind = ?) "
+        "ORDER BY evidence_id",
         [inc["incident_id"], kind, kind],
     )
-    return [_decode(r) for r in rows]
+    m = incident_masker(ws, actor, inc["incident_id"])
+    out = [_shown(m, _decode(r)) for r in rows]
+    if not with_content:
+        for r in out:
+            r.pop("content", None)
+    return out
 
 
 def get_evidence(ws: Workspace, actor: Actor, evidence_id: int) -> dict[str, Any]:
-    """One evidence item with its content."""
+    """One evidence item with its content (personal values masked for the actor)."""
     require(actor, "read:incidents")
     rows = ws.dicts(f"SELECT {LIST_COLS}, content FROM evidence WHERE evidence_id = ?", [int(evidence_id)])
     if not rows:
         raise WorkbenchError(f"no evidence item {evidence_id}")
-    return _decode(rows[0])
+    item = _decode(rows[0])
+    return _shown(incident_masker(ws, actor, item["incident_id"]), item)
 
 
 def snapshot(ws: Workspace, actor: Actor, evidence_id: int, limit: int | None = None) -> pd.DataFrame:
@@ -75,10 +133,6 @@ def snapshot(ws: Workspace, actor: Actor, evidence_id: int, limit: int | None = 
             item["incident_id"],
             {"evidence_id": item["evidence_id"], "rows": len(df)},
         )
-        try:
-            from workbench.cases.masking import mask_frame
-        except ImportError:  # accounts/masking not installed: nothing is marked personal
-            return df
         return mask_frame(ws, actor, df, item["ref"])
     if item["kind"] == "metric_window":
         return ws.df(
@@ -127,6 +181,7 @@ def verify_evidence(ws: Workspace, actor: Actor, incident_id: str | None = None)
         for r in ws.dicts(f"SELECT {LIST_COLS}, content FROM evidence {where} ORDER BY evidence_id", params)
     ]
     out = []
+    shown = _primed(ws, actor, items)
     for item in items:
         sha, live = recompute(ws, item)
         out.append(
@@ -134,7 +189,7 @@ def verify_evidence(ws: Workspace, actor: Actor, incident_id: str | None = None)
                 "evidence_id": item["evidence_id"],
                 "incident_id": item["incident_id"],
                 "kind": item["kind"],
-                "label": item["label"],
+                "label": shown.text(item["label"]),
                 "sha256": item["sha256"],
                 "recomputed": sha,
                 "ok": sha == item["sha256"],

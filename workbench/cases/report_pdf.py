@@ -1,4 +1,8 @@
-"""Render incident report data (from ``reports.report_data``) as PDF, with a Unicode font when one is installed."""
+"""Render incident report data (from ``reports.report_data``) as PDF, with a Unicode font when one is installed.
+
+Every value is written as plain text (fpdf2 cells without markdown); invisible control and bidi characters are
+shown as ``<U+XXXX>`` so a name cannot hide or reorder what the page says.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workbench.cases.report_render import _cell, _score, _step_rows, attribution_table, fmt_attribution, fmt_value
+from workbench.cases.report_render import (
+    _cell,
+    _score,
+    _step_rows,
+    attribution_table,
+    cut_line,
+    evidence_notes,
+    explanation_line,
+    fmt_attribution,
+    fmt_value,
+    playbook_heading,
+    summary_rows,
+)
+from workbench.cases.report_safe import visible
 
 _FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 
@@ -30,7 +47,7 @@ class _Pdf:
         self.pdf.add_page()
 
     def t(self, text: Any) -> str:
-        s = "" if text is None else str(text)
+        s = visible(text, keep_lines=True).replace("\t", " ")
         return s if self.unicode else s.encode("latin-1", "replace").decode("latin-1")
 
     def heading(self, text: str, size: int = 13) -> None:
@@ -52,7 +69,7 @@ class _Pdf:
         with self.pdf.table(col_widths=widths, line_height=3.2, text_align="LEFT", width=186) as table:
             head = table.row()
             for c in cols:
-                head.cell(c)
+                head.cell(self.t(c))
             for r in rows:
                 row = table.row()
                 for c in cols:
@@ -99,21 +116,9 @@ def to_pdf(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> b
     sm = s["summary"]
     p = _Pdf()
     p.heading(f"Incident report {sm['incident_id']}: {sm['title']}", 15)
-    p.para(
-        f"Generated {meta['generated_at']} by {meta['generated_by']} from workspace {meta['workspace']}; "
-        f"audit chain cut at seq {data['as_of_seq']}."
-    )
+    p.para(cut_line(data, meta))
     p.heading("1. Summary")
-    atlas = ", ".join(f"{t} ({n})" if n else t for t, n in sm["atlas_names"].items()) or "none recorded"
-    p.table(
-        [
-            {"field": k, "value": sm.get(k)}
-            for k in ("severity", "status", "owner", "systems", "created_at", "created_by", "closed_at")
-        ]
-        + [{"field": "ATLAS techniques", "value": atlas}],
-        ["field", "value"],
-        (40, 146),
-    )
+    p.table(summary_rows(sm), ["field", "value"], (40, 146))
     if sm.get("description"):
         p.para(sm["description"])
     p.table(sm["history"], ["ts", "actor", "from_status", "to_status", "note"], (40, 25, 22, 22, 77))
@@ -125,33 +130,24 @@ def to_pdf(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> b
         ["evidence_id", "kind", "label", "added_by", "size", "sha256"],
         (13, 20, 45, 18, 18, 72),
     )
-    for e in s["evidence"]:
-        if e.get("snapshot"):
-            snap = e["snapshot"]
-            p.para(
-                f"Evidence #{e['evidence_id']} (frozen decision set): {snap['rows']} rows, "
-                f"{snap['principals']} "
-                f"principals, {snap['first']} to {snap['last']}; predictions {_cell(snap['predictions'])}; "
-                f"top principals {_cell(snap['top_principals'])}."
-            )
+    for line in evidence_notes(s["evidence"]):
+        p.para(line)
     p.heading("4. Explanations")
     if not s["explanations"]:
         p.para("No explanations were added as evidence.")
     for x in s["explanations"]:
         p.heading(f"Evidence #{x['evidence_id']}: {x['label']}", 10)
-        decision = f"; decision {x['decision_id']}" if x.get("decision_id") else ""
-        p.para(f"Method {x.get('method') or 'n/a'}{decision}; sha256 {x['sha256']}")
+        p.para(explanation_line(x))
         p.bars(x["attributions"])
         cols, rows = attribution_table(x)
         p.table(rows, cols, (76, 60, 50) if len(cols) == 3 else (110, 76))
     p.heading("5. Playbook progress")
-    if not s["playbooks"]:
+    if not data.get("playbook_view"):
         p.para("No playbook attached.")
-    for pb in s["playbooks"]:
-        p.heading(
-            f"{pb['title']} ({pb['playbook_id']} v{pb['attached_version']}): {pb['done']}/{pb['total']} done",
-            10,
-        )
+    for pb in data.get("playbook_view") or []:
+        p.heading(playbook_heading(pb), 10)
+        if pb.get("problem"):
+            p.para(f"Note: {pb['problem']}")
         p.table(_step_rows(pb), ["step", "done", "by", "at", "note", "text"], (22, 9, 18, 30, 35, 72))
     p.heading("6. Audit excerpt")
     p.table(s["audit"], ["seq", "ts", "actor", "action", "what", "hash"], (10, 32, 18, 22, 58, 46))
@@ -161,7 +157,7 @@ def to_pdf(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> b
     p.pdf.multi_cell(
         0,
         3,
-        p.t(json.dumps(man, indent=1, sort_keys=True)).encode("latin-1", "replace").decode("latin-1"),
+        json.dumps(man, indent=1, sort_keys=True).encode("latin-1", "replace").decode("latin-1"),
         new_x="LMARGIN",
         new_y="NEXT",
     )

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.access import Actor, require
+from workbench.cases.evidence_reading import incident_masker
 from workbench.cases.incidents import require_incident
 from workbench.store import Workspace
 
@@ -100,4 +101,5 @@ def build_timeline(
     out["ts"] = pd.to_datetime(out["ts"], utc=True)
     out["evidence_id"] = out["evidence_id"].astype("Int64")
     out["seq"] = out["seq"].astype("Int64")
+    out["what"] = out["what"].map(incident_masker(ws, actor, inc_id).text)  # personal values quoted in labels
     return out.sort_values(["ts", "seq"], kind="stable", na_position="first").reset_index(drop=True)

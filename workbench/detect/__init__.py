@@ -85,7 +85,7 @@ def run_all(ws: Workspace, actor: Actor, system: str | None = None, since: str |
     LAST_RUN.clear()
     LAST_RUN.update({"run_id": run_id, "timings": timings, "errors": errors, "notes": ctx.notes,
                      "systems": [x.system_id for x in ctx.systems]})
-    return fetch(ws, with_decisions=True, ids=ids) if ids else []
+    return fetch(ws, with_decisions=True, ids=ids, actor=actor) if ids else []
 
 
 def _count(alerts: list[Alert]) -> dict[str, int]:

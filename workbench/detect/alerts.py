@@ -10,6 +10,7 @@ from typing import Any
 
 from workbench import audit
 from workbench.access import Actor, require
+from workbench.cases.masking import mask_alerts
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 
@@ -172,9 +173,13 @@ def _where(system: str | None, detector: str | None, severity: str | None, statu
 
 def fetch(ws: Workspace, *, with_decisions: bool, system: str | None = None, detector: str | None = None,
           severity: str | None = None, status: str | None = None, since: datetime | None = None,
-          until: datetime | None = None, ids: list[str] | None = None, limit: int | None = None
-          ) -> list[dict[str, Any]]:
-    """Stored alerts as contract dictionaries (most severe and newest first); no permission check."""
+          until: datetime | None = None, ids: list[str] | None = None, limit: int | None = None,
+          actor: Actor | None = None) -> list[dict[str, Any]]:
+    """Stored alerts as contract dictionaries (most severe and newest first); no permission check.
+
+    Every alert shown to someone is read with their `actor`: personal feature values in its evidence and
+    summary are then masked for roles without read:personal (workbench.cases.masking). Without an actor
+    the values are raw, for the detectors' and evaluators' own use only."""
     where, params = _where(system, detector, severity, status, since, until, ids)
     lim = f" LIMIT {int(limit)}" if limit else ""
     rows = ws.dicts(f"SELECT {_COLS} FROM alerts {where} ORDER BY list_position(?, severity) DESC, "
@@ -192,7 +197,7 @@ def fetch(ws: Workspace, *, with_decisions: bool, system: str | None = None, det
         for key in ("window_start", "window_end", "status_at", "first_seen", "last_seen"):
             r[key] = iso(r[key])
         out.append({k: r[k] for k in CONTRACT} | {k: r[k] for k in r if k not in CONTRACT})
-    return out
+    return out if actor is None else mask_alerts(ws, actor, out)
 
 
 def list_alerts(ws: Workspace, actor: Actor, *, system: str | None = None, detector: str | None = None,
@@ -201,13 +206,13 @@ def list_alerts(ws: Workspace, actor: Actor, *, system: str | None = None, detec
     """Stored alerts matching the filters; decision ids only for roles that may read decisions."""
     require(actor, "read:aggregates")
     return fetch(ws, with_decisions=actor.can("read:decisions"), system=system, detector=detector,
-                 severity=severity, status=status, since=since, until=until, limit=limit)
+                 severity=severity, status=status, since=since, until=until, limit=limit, actor=actor)
 
 
 def get_alert(ws: Workspace, actor: Actor, alert_id_: str) -> dict[str, Any]:
     """One stored alert with all its fields; raise if there is none with that id."""
     require(actor, "read:aggregates")
-    rows = fetch(ws, with_decisions=actor.can("read:decisions"), ids=[alert_id_])
+    rows = fetch(ws, with_decisions=actor.can("read:decisions"), ids=[alert_id_], actor=actor)
     if not rows:
         raise WorkbenchError(f"no alert {alert_id_!r}: list them with `workbench alerts`")
     if actor.can("read:decisions"):
@@ -226,4 +231,4 @@ def set_status(ws: Workspace, actor: Actor, alert_id_: str, status: str, note: s
         ws.execute("UPDATE alerts SET status = ?, status_by = ?, status_at = ?, note = coalesce(?, note) "
                    "WHERE alert_id = ?", [status, actor.user, datetime.now(UTC), note, alert_id_])
         audit.record(ws, actor, "alert.status", alert_id_, {"status": status, "note": note})
-    return fetch(ws, with_decisions=False, ids=[alert_id_])[0]
+    return fetch(ws, with_decisions=False, ids=[alert_id_], actor=actor)[0]

@@ -51,7 +51,7 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
     """Per-incident precision/recall, principal/feature/window found, time to detect; false alerts."""
     require(actor, "read:decisions")
     data = truth if isinstance(truth, dict) else load_truth(truth)
-    alerts = fetch(ws, with_decisions=True)
+    alerts = fetch(ws, with_decisions=True, actor=actor)
     for a in alerts:
         a["_ids"] = set(a["decision_ids"])
         a["_t0"], a["_t1"] = _ts(a["window_start"]), _ts(a["window_end"])

@@ -27,6 +27,7 @@ TARGET_PER_BUCKET = 10.0
 MIN_EXCESS_SHARE = 0.05   # a culprit explains at least this share of the window's excess
 BURST_GAP_MINUTES = 10
 MIN_BUCKETS = 2           # one surging bucket is noise; a flood lasts
+MAX_BUCKETS = 2_000_000   # the grid's bound: beyond it only the most recent buckets are judged (a stray old ts)
 
 
 def bucket_minutes(n: int, minutes: float) -> int:
@@ -77,6 +78,7 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
     if t_min is None:
         return []
     bucket = bucket_minutes(n, (t_max - t_min).total_seconds() / 60)
+    t_min = max(t_min, t_max - pd.Timedelta(minutes=bucket * MAX_BUCKETS).to_pytimedelta())
     counts = ws.df(f"""
         WITH b AS (SELECT time_bucket(INTERVAL {bucket} MINUTE, ts) AS bt, count(*) AS n
                    FROM {s.table} d WHERE {ctx.unclaimed(s)} GROUP BY 1),

@@ -36,6 +36,7 @@ WS_SMOOTH = 3            # in the workspace queue: median of 3 points' z (one od
 WS_MARGIN = 1.2          # and a threshold above the reference's 99.9% |z|
 ALERT_Z = 8.0            # queue policy: metric-only events weaker than this are not alerted
 MEDIUM_MINUTES = 15
+MAX_POINTS = 500_000     # a series' grid is bounded: beyond it only the most recent points are judged (a stray old ts)
 BEHIND_EXCESS = 0.25     # a principal is named when its share of the window beats its usual share by this much
 
 
@@ -190,6 +191,7 @@ def _series(ctx: Ctx, s, metric: str, labels: str, floods: list) -> list[Alert]:
     if pd.isna(step) or step <= pd.Timedelta(0):
         return []
     raw = df.set_index(ts)["v"]
+    raw = raw[raw.index >= raw.index[-1] - max(step, pd.Timedelta(RESAMPLE)) * MAX_POINTS]
     if step < pd.Timedelta(RESAMPLE):
         raw = raw.resample(RESAMPLE).median()
         step = pd.Timedelta(RESAMPLE)

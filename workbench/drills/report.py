@@ -8,7 +8,6 @@ team was called in is T+0, so an attack that began 26 hours earlier appears at T
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from workbench import audit
 from workbench.access import Actor, require
+from workbench.cases.report_safe import md_block, md_text
 from workbench.drills.scenario import Scenario, offset_text
 from workbench.drills.scoring import DrillScore, alert_relevant, score
 from workbench.drills.session import _clock_state, _dt, _injects, elapsed_at
@@ -110,153 +110,150 @@ def _relevant_alerts(ws: Workspace, truth: dict[str, Any]) -> list[dict[str, Any
 
 
 # -- rendering ---------------------------------------------------------------------------------------------
+# Scenario text, principals, answers, titles, labels and audit details are data: the view below holds them as
+# plain strings; Markdown escapes them (report_safe.md_text), HTML renders them through an autoescaping jinja2
+# template. The scenario's summary and facilitator notes are authored Markdown: defanged for Markdown,
+# rendered and sanitised (nh3) for HTML.
 def _t(ts: Any) -> str:
     return "" if ts is None else _dt(ts).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _esc(text: Any) -> str:
-    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+def _truth_facts(inc: dict[str, Any]) -> list[str]:
+    outcomes = f" ({', '.join(f'{k} {v}' for k, v in inc['outcomes'].items())})" if inc["outcomes"] else ""
+    facts = [f"window: {_t(inc['start'])} to {_t(inc['end'])}",
+             f"principals: {', '.join(inc['principals']) or 'none (not an actor-driven incident)'}",
+             f"MITRE ATLAS: {', '.join(inc['atlas']) or 'none (benign)'}",
+             f"decisions: {inc['decision_count']}{outcomes}",
+             f"first / last malicious decision: {_t(inc['first_decision']) or '-'} / "
+             f"{_t(inc['last_decision']) or '-'}"]
+    if inc["ips"] and len(inc["ips"]) <= 5:
+        facts.append(f"source addresses: {', '.join(inc['ips'])}")
+    if inc.get("trigger_feature"):
+        facts.append(f"trigger: {inc['trigger_feature']} = {inc['trigger_value']} (model {inc['version']})")
+    if inc["type"] == "unregistered_artifact":
+        facts.append(f"artifact: version {inc['version']}, sha256 {inc['sha256']}")
+    if inc.get("feature") and inc["type"] == "drift":
+        facts.append(f"drifting feature: {inc['feature']}")
+    return [*facts, str(inc["description"])]
 
 
-def render_markdown(ws: Workspace, scenario: Scenario, truth: dict[str, Any], sc: DrillScore,
-                    events: list[dict[str, Any]]) -> str:
-    """The after-action report as markdown."""
+def report_view(ws: Workspace, scenario: Scenario, truth: dict[str, Any], sc: DrillScore,
+                events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything the after-action report shows, as plain values for the Markdown and HTML renderers."""
     c = _clock_state(ws)
-    ttd = sc.time_to_detect
-    lines = [f"# After-action report: {scenario.title}", "",
-             f"Drill `{scenario.id}` (scenario v{scenario.version}, sha256 `{scenario.sha256[:12]}`), workspace "
-             f"`{ws.path.name}`. Clock started {_t(c['started_at'])}; T+0 is {_t(truth['t0'])} in the scenario's "
-             f"data. Report generated {_t(sc.scored_at)}.", "",
-             f"## Score: {sc.total:g} / {sc.max_points:g} ({sc.percent:g}%)", "",
-             "| part | points | of | how |", "|---|---:|---:|---|"]
-    q_pts = sum(q["points"] for q in sc.questions)
-    q_max = sum(q["max_points"] for q in sc.questions)
+    ttd, st, ev = sc.time_to_detect, sc.playbook_steps, sc.evidence
     right = sum(q["verdict"] == "right" for q in sc.questions)
-    lines.append(f"| questions | {q_pts:g} | {q_max:g} | {right} of {len(sc.questions)} right |")
-    how = (f"{ttd['elapsed']} via {ttd['via']} ({ttd['band']})" if ttd["seconds"] is not None
-           else "not detected")
-    lines.append(f"| time to detect | {ttd['points']:g} | {ttd['max_points']:g} | {_esc(how)} |")
-    st, ev = sc.playbook_steps, sc.evidence
-    lines.append(f"| playbook steps | {st['points']:g} | {st['max_points']:g} | {st['count']} steps done "
-                 f"({', '.join(st['playbooks']) or 'no playbook'}) |")
-    lines.append(f"| evidence | {ev['points']:g} | {ev['max_points']:g} | {ev['relevant']} relevant of "
-                 f"{ev['count']} items |")
-    lines += ["", "## What happened (ground truth)", "", scenario.summary, ""]
-    for inc in truth["incidents"].values():
-        lines += [f"### {inc['id']}: {inc['type']} on {inc['system_id']}", "",
-                  f"- window: {_t(inc['start'])} to {_t(inc['end'])}",
-                  f"- principals: {', '.join(inc['principals']) or 'none (not an actor-driven incident)'}",
-                  f"- MITRE ATLAS: {', '.join(inc['atlas']) or 'none (benign)'}",
-                  f"- decisions: {inc['decision_count']}"
-                  + (f" ({', '.join(f'{k} {v}' for k, v in inc['outcomes'].items())})" if inc["outcomes"] else ""),
-                  f"- first / last malicious decision: {_t(inc['first_decision']) or '-'} / "
-                  f"{_t(inc['last_decision']) or '-'}"]
-        if inc["ips"] and len(inc["ips"]) <= 5:
-            lines.append(f"- source addresses: {', '.join(inc['ips'])}")
-        if inc.get("trigger_feature"):
-            lines.append(f"- trigger: {inc['trigger_feature']} = {inc['trigger_value']} (model {inc['version']})")
-        if inc["type"] == "unregistered_artifact":
-            lines.append(f"- artifact: version {inc['version']}, sha256 {inc['sha256']}")
-        if inc.get("feature") and inc["type"] == "drift":
-            lines.append(f"- drifting feature: {inc['feature']}")
-        lines += [f"- {inc['description']}", ""]
-    lines += ["## What the team did", "", "### Answers (latest per question is scored)", "",
-              "| question | expected | answer | by | at | points | verdict |", "|---|---|---|---|---|---:|---|"]
-    for q in sc.questions:
-        at = offset_text(q["elapsed_s"]) if q["elapsed_s"] is not None else ""
-        lines.append(f"| {_esc(q['id'])}: {_esc(q['text'])} | {_esc(q['expected'])} | {_esc(q['answer'] or '-')} | "
-                     f"{_esc(q['participant'] or '')} | {at} | {q['points']:g}/{q['max_points']:g} | "
-                     f"{q['verdict']} ({_esc(q['detail'])}) |")
-    if sc.participants:
-        lines += ["", "| participant | answered | points (own latest answers) |", "|---|---:|---:|"]
-        lines += [f"| {_esc(p['participant'])} | {p['answered']} | {p['points']:g}/{p['max_points']:g} |"
-                  for p in sc.participants]
-    incidents = ws.dicts("SELECT incident_id, title, severity, status, created_by, created_at FROM incidents "
-                         "ORDER BY incident_id")
-    lines += ["", "### Incidents opened", ""]
-    if incidents:
-        lines += ["| incident | title | severity | status | by | at |", "|---|---|---|---|---|---|"]
-        lines += [f"| {i['incident_id']} | {_esc(i['title'])} | {i['severity']} | {i['status']} | {i['created_by']} | "
-                  f"{offset_text(elapsed_at(c, i['created_at']))} |" for i in incidents]
-    else:
-        lines.append("None.")
-    lines += ["", "### Evidence collected", ""]
-    if ev["items"]:
-        lines += ["| # | incident | kind | label | by | at | relevant |", "|---:|---|---|---|---|---|---|"]
-        lines += [f"| {i['evidence_id']} | {i['incident_id']} | {i['kind']} | {_esc(i['label'][:90])} | "
-                  f"{i['added_by']} | {offset_text(elapsed_at(c, i['added_at']))} | "
-                  f"{'yes' if i['relevant'] else 'no'} |"
-                  for i in ev["items"]]
-    else:
-        lines.append("None.")
-    lines += ["", "### Playbook steps completed", ""]
-    if st["steps"]:
-        lines += ["| incident | playbook | step | by | at |", "|---|---|---|---|---|"]
-        lines += [f"| {s['incident_id']} | {s['playbook_id']} | {_esc(s['step_id'])} | {s['actor']} | "
-                  f"{offset_text(elapsed_at(c, s['ts']))} |" for s in st["steps"]]
-    else:
-        lines.append("None.")
-    lines += ["", "## Timeline", "",
-              "Drill time; ground-truth and detector events are placed by their time in the scenario's data.", "",
-              "| T | lane | event | who | scenario time |", "|---|---|---|---|---|"]
-    lines += [f"| {offset_text(e['offset_s'])} | {e['lane']} | {_esc(e['what'])} | {_esc(e['who'])} | "
-              f"{_t(e['scenario_time'])} |" for e in events]
+    how = f"{ttd['elapsed']} via {ttd['via']} ({ttd['band']})" if ttd["seconds"] is not None else "not detected"
+    score_rows = [
+        {"part": "questions", "points": f"{sum(q['points'] for q in sc.questions):g}",
+         "of": f"{sum(q['max_points'] for q in sc.questions):g}", "how": f"{right} of {len(sc.questions)} right"},
+        {"part": "time to detect", "points": f"{ttd['points']:g}", "of": f"{ttd['max_points']:g}", "how": how},
+        {"part": "playbook steps", "points": f"{st['points']:g}", "of": f"{st['max_points']:g}",
+         "how": f"{st['count']} steps done ({', '.join(st['playbooks']) or 'no playbook'})"},
+        {"part": "evidence", "points": f"{ev['points']:g}", "of": f"{ev['max_points']:g}",
+         "how": f"{ev['relevant']} relevant of {ev['count']} items"},
+    ]
+    answers = [{"question": f"{q['id']}: {q['text']}", "expected": q["expected"], "answer": q["answer"] or "-",
+                "by": q["participant"] or "",
+                "at": offset_text(q["elapsed_s"]) if q["elapsed_s"] is not None else "",
+                "points": f"{q['points']:g}/{q['max_points']:g}", "verdict": f"{q['verdict']} ({q['detail']})"}
+               for q in sc.questions]
+    participants = [{"participant": p["participant"], "answered": p["answered"],
+                     "points (own latest answers)": f"{p['points']:g}/{p['max_points']:g}"}
+                    for p in sc.participants]
+    incidents = [{"incident": i["incident_id"], "title": i["title"], "severity": i["severity"],
+                  "status": i["status"], "by": i["created_by"], "at": offset_text(elapsed_at(c, i["created_at"]))}
+                 for i in ws.dicts("SELECT incident_id, title, severity, status, created_by, created_at "
+                                   "FROM incidents ORDER BY incident_id")]
+    evidence = [{"#": i["evidence_id"], "incident": i["incident_id"], "kind": i["kind"], "label": i["label"][:90],
+                 "by": i["added_by"], "at": offset_text(elapsed_at(c, i["added_at"])),
+                 "relevant": "yes" if i["relevant"] else "no"} for i in ev["items"]]
+    steps = [{"incident": s["incident_id"], "playbook": s["playbook_id"], "step": s["step_id"], "by": s["actor"],
+              "at": offset_text(elapsed_at(c, s["ts"]))} for s in st["steps"]]
+    timeline_rows = [{"T": offset_text(e["offset_s"]), "lane": e["lane"], "event": e["what"], "who": e["who"],
+                      "scenario time": _t(e["scenario_time"])} for e in events]
+    notes = ""
     if scenario.body:
         body = [("##" + ln if ln.startswith("#") else ln) for ln in scenario.body.splitlines()]
         if body and body[0].lstrip("#").strip().lower() == "facilitator notes":
             body = body[1:]
-        lines += ["", "## Facilitator notes (from the scenario)", "", *body]
+        notes = "\n".join(body).strip()
+    return {
+        "title": f"After-action report: {scenario.title}",
+        "intro": f"Drill {scenario.id} (scenario v{scenario.version}, sha256 {scenario.sha256[:12]}), workspace "
+                 f"{ws.path.name}. Clock started {_t(c['started_at'])}; T+0 is {_t(truth['t0'])} in the "
+                 f"scenario's data. Report generated {_t(sc.scored_at)}.",
+        "score": f"Score: {sc.total:g} / {sc.max_points:g} ({sc.percent:g}%)",
+        "score_rows": score_rows, "summary": scenario.summary or "",
+        "truth": [{"heading": f"{inc['id']}: {inc['type']} on {inc['system_id']}", "facts": _truth_facts(inc)}
+                  for inc in truth["incidents"].values()],
+        "answers": answers, "participants": participants, "incidents": incidents, "evidence": evidence,
+        "steps": steps, "timeline": timeline_rows, "notes": notes, "svg": timeline_shapes(events),
+    }
+
+
+_RIGHT = {"points", "of", "#", "answered", "points (own latest answers)"}
+
+
+def _md_table(rows: list[dict[str, Any]], cols: list[str]) -> list[str]:
+    if not rows:
+        return ["None."]
+    out = ["| " + " | ".join(md_text(c) for c in cols) + " |",
+           "|" + "|".join("---:" if c in _RIGHT else "---" for c in cols) + "|"]
+    return out + ["| " + " | ".join(md_text(r.get(c, "")) for c in cols) + " |" for r in rows]
+
+
+def render_markdown(ws: Workspace, scenario: Scenario, truth: dict[str, Any], sc: DrillScore,
+                    events: list[dict[str, Any]], view: dict[str, Any] | None = None) -> str:
+    """The after-action report as Markdown (every value escaped; authored text defanged)."""
+    v = view or report_view(ws, scenario, truth, sc, events)
+    lines = [f"# {md_text(v['title'])}", "", md_text(v["intro"]), "", f"## {md_text(v['score'])}", "",
+             *_md_table(v["score_rows"], ["part", "points", "of", "how"]), "",
+             "## What happened (ground truth)", "", md_block(v["summary"]), ""]
+    for t in v["truth"]:
+        lines += [f"### {md_text(t['heading'])}", "", *[f"- {md_text(f)}" for f in t["facts"]], ""]
+    lines += ["## What the team did", "", "### Answers (latest per question is scored)", "",
+              *_md_table(v["answers"], ["question", "expected", "answer", "by", "at", "points", "verdict"])]
+    if v["participants"]:
+        lines += ["", *_md_table(v["participants"], ["participant", "answered", "points (own latest answers)"])]
+    lines += ["", "### Incidents opened", "",
+              *_md_table(v["incidents"], ["incident", "title", "severity", "status", "by", "at"])]
+    lines += ["", "### Evidence collected", "",
+              *_md_table(v["evidence"], ["#", "incident", "kind", "label", "by", "at", "relevant"])]
+    lines += ["", "### Playbook steps completed", "",
+              *_md_table(v["steps"], ["incident", "playbook", "step", "by", "at"])]
+    lines += ["", "## Timeline", "",
+              "Drill time; ground-truth and detector events are placed by their time in the scenario's data.", "",
+              *_md_table(v["timeline"], ["T", "lane", "event", "who", "scenario time"])]
+    if v["notes"]:
+        lines += ["", "## Facilitator notes (from the scenario)", "", md_block(v["notes"])]
     return "\n".join(lines) + "\n"
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;
-color:#101828;line-height:1.45}table{border-collapse:collapse;margin:.6em 0;font-size:.9em;width:100%}
-th,td{border:1px solid #d0d5dd;padding:.3em .5em;text-align:left;vertical-align:top}th{background:#f2f4f7}
-h1{border-bottom:3px solid #101828}h2{margin-top:1.6em;border-bottom:1px solid #d0d5dd}code{background:#f2f4f7}
-.tl text{font-size:11px;font-family:system-ui,sans-serif}
-"""
-
-
-def timeline_svg(events: list[dict[str, Any]], width: int = 1100) -> str:
-    """A self-contained SVG of the timeline: one row per lane, a dot per event (hover for the text)."""
+def timeline_shapes(events: list[dict[str, Any]], width: int = 1100) -> dict[str, Any] | None:
+    """The timeline figure's geometry: one row per lane, a dot per event (its text a hover title)."""
     if not events:
-        return ""
+        return None
     lo = min(e["offset_s"] for e in events)
     hi = max(max(e["offset_s"] for e in events), 0)
     span = max(hi - lo, 60.0)
     left, right, row = 110, 20, 34
-    x = lambda s: left + (s - lo) / span * (width - left - right)  # noqa: E731
+    x = lambda s: round(left + (s - lo) / span * (width - left - right), 1)  # noqa: E731
     h = row * len(LANES) + 40
-    parts = [f'<svg class="tl" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" '
-             f'viewBox="0 0 {width} {h}" role="img" aria-label="drill timeline">']
-    for i, lane in enumerate(LANES):
-        y = 20 + i * row
-        parts.append(f'<text x="4" y="{y + 4}">{lane}</text><line x1="{left}" x2="{width - right}" y1="{y}" '
-                     f'y2="{y}" stroke="#eaecf0"/>')
-    zx = x(0)
-    parts.append(f'<line x1="{zx:.1f}" x2="{zx:.1f}" y1="8" y2="{h - 24}" stroke="#101828" stroke-dasharray="4 3"/>'
-                 f'<text x="{zx + 3:.1f}" y="{h - 8}">T+0</text>')
-    parts.append(f'<text x="{left}" y="{h - 8}">{offset_text(lo)}</text>'
-                 f'<text x="{width - right - 60}" y="{h - 8}">{offset_text(hi)}</text>')
-    for e in events:
-        y = 20 + LANES.index(e["lane"]) * row
-        tip = html.escape(f"{offset_text(e['offset_s'])} {e['what']} {e['who']}".strip())
-        parts.append(f'<circle cx="{x(e["offset_s"]):.1f}" cy="{y}" r="5" fill="{_LANE_COLOUR[e["lane"]]}" '
-                     f'fill-opacity="0.75"><title>{tip}</title></circle>')
-    parts.append("</svg>")
-    return "".join(parts)
+    return {
+        "width": width, "height": h, "left": left, "right_x": width - right, "zero": x(0),
+        "lanes": [{"name": lane, "y": 20 + i * row} for i, lane in enumerate(LANES)],
+        "lo": offset_text(lo), "hi": offset_text(hi),
+        "dots": [{"cx": x(e["offset_s"]), "cy": 20 + LANES.index(e["lane"]) * row, "fill": _LANE_COLOUR[e["lane"]],
+                  "tip": f"{offset_text(e['offset_s'])} {e['what']} {e['who']}".strip()} for e in events],
+    }
 
 
-def render_html(markdown_text: str, title: str, events: list[dict[str, Any]]) -> str:
-    """One self-contained HTML file: the markdown rendered, with an SVG timeline above the timeline table."""
-    import markdown
+def render_html(view: dict[str, Any]) -> str:
+    """One self-contained HTML file (jinja2, autoescaped): the report with an SVG timeline, no script at all."""
+    from workbench.cases.report_templates import render_drill
 
-    body = markdown.markdown(markdown_text, extensions=["tables"])
-    svg = timeline_svg(events)
-    body = body.replace("<h2>Timeline</h2>", f"<h2>Timeline</h2>\n{svg}", 1)
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>{body}</body></html>\n")
+    return render_drill(view=view)
 
 
 def write_report(ws: Workspace, actor: Actor, fmt: str, out: str | Path, now: datetime | None = None
@@ -270,9 +267,8 @@ def write_report(ws: Workspace, actor: Actor, fmt: str, out: str | Path, now: da
     truth = _truth(ws)
     sc = score(ws, actor, scenario, now=now)
     events = timeline(ws, scenario, truth, sc)
-    text = render_markdown(ws, scenario, truth, sc, events)
-    if fmt == "html":
-        text = render_html(text, f"After-action report: {scenario.title}", events)
+    view = report_view(ws, scenario, truth, sc, events)
+    text = render_html(view) if fmt == "html" else render_markdown(ws, scenario, truth, sc, events, view)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")

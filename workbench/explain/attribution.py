@@ -42,7 +42,9 @@ def _value_shares(records: list[dict[str, Any]]) -> dict[str, Counter]:
 
 def attribution_drift(ws: Workspace, actor: Actor, system_id: str, decision_ids: list[str], *,
                       reference_size: int = 2000) -> pd.DataFrame:
-    """Mean |SHAP| share per feature, alert vs a reference sample of the same versions; biggest rise first."""
+    """Mean |SHAP| share per feature, alert vs a reference sample of the same versions; biggest rise first.
+
+    Top values come from explain_batch, so a personal feature's are tokens for roles without read:personal."""
     require(actor, "read:decisions")
     ids = features.unique(decision_ids)
     if not ids:

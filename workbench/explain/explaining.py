@@ -6,6 +6,7 @@ from typing import Any
 
 from workbench import audit
 from workbench.access import Actor, require
+from workbench.cases.masking import Masker
 from workbench.errors import WorkbenchError
 from workbench.explain import cache, features, registry, treeshap
 from workbench.explain.loaders import LoadedModel
@@ -25,7 +26,9 @@ def explain_decisions(ws: Workspace, actor: Actor, system_id: str, decision_ids:
 
 def explain_batch(ws: Workspace, actor: Actor, system_id: str, ids: list[str], *,
                   version: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Explanations (cache first, the rest computed in one batch per version) and cache statistics."""
+    """Explanations (cache first, the rest computed in one batch per version) and cache statistics.
+
+    The one read path of explanations: personal feature values are masked here for the actor."""
     require(actor, "read:decisions")
     if not ids:
         return [], {"cached": 0, "computed": 0}
@@ -81,6 +84,7 @@ def explain_batch(ws: Workspace, actor: Actor, system_id: str, ids: list[str], *
         e["logged_sha256_matches"] = None if not logged_sha or e["method"] != "tree" else logged_sha == \
             e["model_sha256"]
         result.append(e)
+    result = Masker(ws, actor).explanations(system_id, result)
     return result, {"cached": len(ids) - computed, "computed": computed, "versions": sorted(groups)}
 
 

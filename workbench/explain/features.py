@@ -10,9 +10,10 @@ import pandas as pd
 from workbench.errors import WorkbenchError
 from workbench.explain.loaders import LoadedModel
 from workbench.store import Workspace
+from workbench.store.sqltext import json_pointers, typed_items
 
 META = ("decision_id", "ts", "model_version", "model_sha256", "score", "prediction")
-_P = "__wb_"  # prefix for metadata columns, so a feature called "score" cannot collide
+_P = "__wb_"  # prefix of the query's own columns; feature columns come back positional (__wb_f0, ...)
 
 
 def catalog(ws: Workspace, system_id: str) -> dict[str, str]:
@@ -21,11 +22,24 @@ def catalog(ws: Workspace, system_id: str) -> dict[str, str]:
                         [system_id]))
 
 
-def _spec(types: dict[str, str]) -> str:
-    import json
+def _columns(types: dict[str, str]) -> tuple[str, str, list[Any]]:
+    """(inner SELECT item, outer SELECT items, parameter) reading the typed features of `d`, any names.
 
-    sql = {"number": "DOUBLE", "bool": "BOOLEAN", "string": "VARCHAR"}
-    return json.dumps({name: sql.get(t, "VARCHAR") for name, t in types.items()})
+    The names travel as JSON pointers in one parameter and come back as positional columns renamed in pandas,
+    so a feature name is never SQL text (see workbench.store.sqltext)."""
+    if not types:
+        return "", "", []
+    items = typed_items(f"{_P}fl", types.values())
+    outer = "".join(f", {sql} AS {_P}f{i}" for i, sql in enumerate(items))
+    return f", json_extract_string(d.features, ?::VARCHAR[]) AS {_P}fl", outer, [json_pointers(types)]
+
+
+def _meta(types: dict[str, str]) -> str:
+    clash = sorted(set(types) & set(META))
+    if clash:
+        raise WorkbenchError(f"feature {clash[0]!r} has the name of a decision column ({', '.join(META)}); "
+                             "rename it in the log to explain or replay these decisions")
+    return ", ".join(f"d.{c} AS {_P}{c}" for c in META)
 
 
 def unique(ids: list[str]) -> list[str]:
@@ -35,14 +49,13 @@ def unique(ids: list[str]) -> list[str]:
 
 def load_by_ids(ws: Workspace, system_id: str, ids: list[str], types: dict[str, str]) -> pd.DataFrame:
     """Metadata and typed feature columns for the given decisions, in order; error if any is missing."""
-    meta = ", ".join(f"d.{c} AS {_P}{c}" for c in META)
-    features = f", unnest(json_transform(d.features, '{_spec(types)}'))" if types else ""
+    inner, outer, fparams = _columns(types)
     frame = ws.df(
-        f"SELECT {meta}{features} FROM (SELECT unnest(?::VARCHAR[]) AS decision_id, "
-        f"generate_subscripts(?::VARCHAR[], 1) AS k) ids "
-        f"JOIN decisions d ON d.decision_id = ids.decision_id AND d.system_id = ? ORDER BY ids.k",
-        [ids, ids, system_id])
-    frame = _rename(frame)
+        f"SELECT {_meta(types)}{outer} FROM (SELECT d.*, ids.k AS {_P}k{inner} "
+        f"FROM (SELECT unnest(?::VARCHAR[]) AS decision_id, generate_subscripts(?::VARCHAR[], 1) AS k) ids "
+        f"JOIN decisions d ON d.decision_id = ids.decision_id AND d.system_id = ?) d ORDER BY d.{_P}k",
+        [*fparams, ids, ids, system_id])
+    frame = _rename(frame, types)
     if len(frame) != len(ids):
         found = set(frame["decision_id"])
         missing = [i for i in ids if i not in found]
@@ -56,16 +69,18 @@ def load_by_ids(ws: Workspace, system_id: str, ids: list[str], types: dict[str, 
 def load_where(ws: Workspace, system_id: str, where: str, params: list[Any], types: dict[str, str], *,
                order: str = "hash(d.decision_id)", limit: int | None = None) -> pd.DataFrame:
     """Metadata and typed features for decisions matching a SQL condition on d (sampled by hash order)."""
-    meta = ", ".join(f"d.{c} AS {_P}{c}" for c in META)
-    features = f", unnest(json_transform(d.features, '{_spec(types)}'))" if types else ""
+    inner, outer, fparams = _columns(types)
     lim = f" LIMIT {int(limit)}" if limit else ""
-    frame = ws.df(f"SELECT {meta}{features} FROM decisions d WHERE d.system_id = ? AND ({where}) "
-                  f"ORDER BY {order}{lim}", [system_id, *params])
-    return _rename(frame)
+    # the rows are chosen first, and the features JSON is parsed for the kept rows only
+    frame = ws.df(f"SELECT {_meta(types)}{outer} FROM (SELECT d.*{inner} FROM (SELECT * FROM decisions d "
+                  f"WHERE d.system_id = ? AND ({where}) ORDER BY {order}{lim}) d) d ORDER BY {order}",
+                  [*fparams, system_id, *params])
+    return _rename(frame, types)
 
 
-def _rename(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.rename(columns={f"{_P}{c}": c for c in META})
+def _rename(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
+    names = {f"{_P}{c}": c for c in META} | {f"{_P}f{i}": name for i, name in enumerate(types)}
+    return frame.rename(columns=names)
 
 
 def check_features(model: LoadedModel, types: dict[str, str], system_id: str) -> list[str]:

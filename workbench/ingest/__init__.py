@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from workbench import audit
 from workbench.access import Actor, require
 from workbench.errors import WorkbenchError
 from workbench.ingest import decisions, metrics
+from workbench.ingest import settle as settling
 from workbench.ingest.files import detect_format, expand, head_text, sha256_file, sniff_kind
 from workbench.ingest.importers import IMPORTERS, load_all
 from workbench.ingest.reading import Reader
@@ -103,7 +105,8 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
                                  + ", ".join(sorted(IMPORTERS)))
         if not path.is_file():
             raise WorkbenchError(f"{path}: not found")
-        size = path.stat().st_size
+        before = _identity(path)  # before the first read: every read below must see these bytes
+        size = before[2]
         if reingest or ws.scalar("SELECT count(*) FROM sources WHERE size_bytes = ?", [size]):
             result.sha256 = sha256_file(path)
             prior = ws.one("SELECT source_id, kind, format FROM sources WHERE sha256 = ? ORDER BY source_id "
@@ -115,6 +118,7 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
         else:
             # No file of this size was ingested, so this one is new: hash it while it loads.
             digest = _hash_in_background(path)
+        digest = _guarded(path, before, digest)
         result.format, importer = _resolve_format(path, fmt)
         result.kind = importer.kind if importer else (kind or sniff_kind(path, result.format))
         if importer and kind and importer.kind != kind:
@@ -138,6 +142,32 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
                 result.error = result.error or f"{path}: {exc}"
         result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def _identity(path: Path) -> tuple[int, int, int, int, int]:
+    """What changes whenever a file's bytes change: device, inode, size, modification and change time (ns)."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _guarded(path: Path, before: tuple, digest: Callable[[], str]) -> Callable[[], str]:
+    """The file's digest, given only if the file is still the one first read (called after the last read).
+
+    The kernel moves a file's change time on every write (and the inode differs when it is replaced), so an
+    unchanged identity means the hash and every read of the load saw the same bytes. A file under
+    SINGLE_PASS_BYTES is also hashed again, which costs little. Otherwise the load is refused (and undone).
+    """
+    def check() -> str:
+        value = digest()
+        same = _identity(path) == before if path.exists() else False
+        if same and before[2] < SINGLE_PASS_BYTES:
+            same = sha256_file(path) == value
+        if not same:
+            raise WorkbenchError(f"{path}: the file changed while it was being ingested; nothing was loaded "
+                                 "(ingest it again once it is complete)")
+        return value
+
+    return check
 
 
 def _known(value: str) -> Callable[[], str]:
@@ -199,8 +229,8 @@ def _load_decisions(ws: Workspace, actor: Actor, path: Path, result: FileResult,
     two_pass = size >= SINGLE_PASS_BYTES
 
     def settle(con, source_id: int) -> None:
-        counts = decisions.settle(reader, source_id, path)
-        _record(ws, actor, path, result, size, source_id, counts, decisions.span(con, source_id), system, sha256())
+        counts = settling.settle(reader, source_id, path)
+        _record(ws, actor, path, result, size, source_id, counts, settling.span(con, source_id), system, sha256())
 
     with ws.transaction() as con:
         source_id = con.execute("SELECT nextval('source_id_seq')").fetchone()[0]

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.ingest.files import csv_header
-from workbench.ingest.reading import RAW_LINES_SQL, Reader, quote_ident, sql_str
+from workbench.ingest.limits import feature_name_problem, shown_name, ts_window, ts_window_reason
+from workbench.ingest.reading import Reader, quote_ident, sql_str
+from workbench.ingest.settle import BLANK
 
 REQUIRED = ("decision_id", "ts", "system_id", "model_version", "principal", "prediction", "features")
 OPTIONAL = ("score", "model_sha256", "source_ip", "latency_ms", "status", "ground_truth", "session_id")
 KNOWN = REQUIRED + OPTIONAL
-BLANK = "__blank line__"  # marks a blank line of a text file: not a record, dropped before counting
 
 # The staging contract: every reader and importer fills exactly these columns.
 STAGE_COLUMNS = (
@@ -70,7 +71,7 @@ def _stage_jsonl(reader: Reader, path: Path) -> str:
     suspicious = " OR ".join(f"left(j.{k}, 1) IN ('{{', '[')" for k in text_fields) + (
         " OR (CASE WHEN j.score IS NULL THEN strpos(raw, '\"score\"') > 0 ELSE false END)"
         " OR (CASE WHEN j.latency_ms IS NULL THEN strpos(raw, '\"latency_ms\"') > 0 ELSE false END)")
-    lines = RAW_LINES_SQL.format(path=sql_str(str(path)), compression=reader.compression)
+    lines = reader.raw_lines_sql()
     fields = ", ".join(f"j.{k} AS {k}" for k in text_fields if k not in ("ts",))
     return f"""
         SELECT NULL::BIGINT AS line, raw,
@@ -115,6 +116,8 @@ def _stage_csv(reader: Reader, path: Path) -> str:
         missing.append("features.<name>")
     if missing:
         raise WorkbenchError(f"{path}: not a canonical decision log: missing column(s) {', '.join(missing)}")
+    check_feature_columns(path, feature_cols)
+    reader.names_checked = bool(feature_cols)
     types = infer_feature_types(reader, reader.csv_sample(path, feature_cols), feature_cols)
     if feature_cols:
         reader.feature_types = {c[len("features."):]: t for c, t in types.items()}
@@ -146,6 +149,14 @@ def _stage_csv(reader: Reader, path: Path) -> str:
             NULL::DOUBLE AS score_typed, NULL::DOUBLE AS latency_typed
         FROM {source}
     """
+
+
+def check_feature_columns(path: Path, feature_cols: list[str]) -> None:
+    """Refuse a file whose header or schema names an unusable feature (control characters, too long, empty)."""
+    for c in feature_cols:
+        why = feature_name_problem(c[len("features."):])
+        if why:
+            raise WorkbenchError(f"{path}: column {shown_name(c)} names an unusable feature ({why}); rename it")
 
 
 def infer_feature_types(reader: Reader, source: str, feature_cols: list[str]) -> dict[str, str]:
@@ -182,6 +193,8 @@ def _stage_parquet(reader: Reader, path: Path) -> str:
     if missing:
         raise WorkbenchError(f"{path}: not a canonical decision log: missing column(s) {', '.join(missing)}")
     bad_features = "NULL"
+    check_feature_columns(path, feature_cols)
+    reader.names_checked = bool(feature_cols)
     if feature_cols:
         features_sql = "to_json(struct_pack(" + ", ".join(
             f"{quote_ident(c[len('features.'):])} := {quote_ident(c)}" for c in feature_cols) + "))::VARCHAR"
@@ -243,7 +256,9 @@ SELECT *,
         WHEN features IS NULL THEN 'missing required field features'
         WHEN ts IS NULL AND ts_typed IS NULL AND epoch IS NULL AND NOT has_offset
              THEN 'bad timestamp ' || left(ts_raw, 40) || ': no UTC offset (add Z or +hh:mm) and not epoch milliseconds'
+        WHEN ts IS NULL AND epoch IS NOT NULL THEN {implausible}
         WHEN ts IS NULL THEN 'bad timestamp ' || left(ts_raw, 40)
+        WHEN ts < TIMESTAMPTZ '{ts_min}' OR ts >= TIMESTAMPTZ '{ts_max}' THEN {implausible}
         WHEN score IS NULL AND score_raw IS NOT NULL AND score_raw <> ''
              THEN 'score must be a number, got ' || left(score_raw, 40)
         WHEN latency_ms IS NULL AND latency_raw IS NOT NULL AND latency_raw <> ''
@@ -254,7 +269,7 @@ SELECT *,
 FROM (
     SELECT *,
         CASE WHEN ts_typed IS NOT NULL THEN ts_typed
-             WHEN epoch IS NOT NULL THEN epoch_ms(epoch)::TIMESTAMPTZ
+             WHEN epoch < 9000000000000000 THEN epoch_ms(epoch)::TIMESTAMPTZ
              WHEN has_offset THEN TRY_CAST(ts_raw AS TIMESTAMPTZ) END AS ts,
         coalesce(score_typed, TRY_CAST(score_raw AS DOUBLE)) AS score,
         coalesce(latency_typed, TRY_CAST(latency_raw AS DOUBLE)) AS latency_ms
@@ -277,7 +292,9 @@ def check(reader: Reader) -> None:
     # spares a number -> text -> number round trip per row; importers' `_stage` tables have them as text only.
     source = (f"({reader.stage_sql})" if reader.stage_sql
               else "(SELECT *, NULL::DOUBLE AS score_typed, NULL::DOUBLE AS latency_typed FROM _stage)")
-    reader.check_sql = CHECK_SQL.format(source=source)
+    lo, hi = ts_window()
+    reader.check_sql = CHECK_SQL.format(source=source, ts_min=lo.isoformat(), ts_max=hi.isoformat(),
+                                        implausible=ts_window_reason("ts_raw", (lo, hi)))
 
 
 COLUMNS = ("system_id, decision_id, ts, model_version, principal, prediction, score, features, model_sha256, "
@@ -293,102 +310,4 @@ def insert(reader: Reader, source_id: int) -> None:
         SELECT {COLUMNS}, {int(source_id)}, coalesce(line, 0), reason,
                CASE WHEN reason IS NOT NULL THEN coalesce(raw, fields) END
         FROM ({reader.check_sql})
-    """)
-
-
-def settle(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
-    """Settling pass: number lines, move failed rows to the quarantine, drop duplicates; return the counts."""
-    con = reader.con
-    sid = int(source_id)
-    if reader.stage_sql and reader.fmt in ("csv", "jsonl"):
-        # Rows were appended in file order, so their row ids give the line: after the header for CSV.
-        first_line = 2 if reader.fmt == "csv" else 1
-        con.execute(f"UPDATE decisions SET source_line = rowid - (SELECT min(rowid) FROM decisions "
-                    f"WHERE source_id = {sid}) + {first_line} WHERE source_id = {sid}")
-        con.execute(f"DELETE FROM decisions WHERE source_id = {sid} AND ingest_error = ?", [BLANK])
-    reader.fix_csv_lines("decisions", "source_line", f"source_id = {sid}")
-    if not reader.stage_sql:
-        con.execute("DROP TABLE IF EXISTS _stage")
-    total, bad, systems, maybe_dups = con.execute(f"""
-        SELECT count(*), count(ingest_error), list(DISTINCT system_id) FILTER (ingest_error IS NULL),
-               count(*) FILTER (ingest_error IS NULL)
-                 - count(DISTINCT hash(system_id, decision_id)) FILTER (ingest_error IS NULL)
-        FROM decisions WHERE source_id = {sid}""").fetchone()
-    if bad:
-        if reader.fmt == "csv":
-            reader.lines_table("_lines")
-            con.execute(f"UPDATE decisions SET ingest_raw = l.raw FROM _lines l WHERE decisions.source_id = {sid} "
-                        "AND decisions.ingest_error IS NOT NULL AND l.line = decisions.source_line")
-            con.execute("DROP TABLE _lines")
-        con.execute(f"INSERT INTO quarantine SELECT {sid}, ?, source_line, ingest_raw, ingest_error, now() "
-                    f"FROM decisions WHERE source_id = {sid} AND ingest_error IS NOT NULL ORDER BY source_line",
-                    [str(path)])
-        con.execute(f"DELETE FROM decisions WHERE source_id = {sid} AND ingest_error IS NOT NULL")
-    quarantine_rejects(reader, source_id, path)
-    if maybe_dups:  # the first occurrence in the file wins
-        con.execute(f"""DELETE FROM decisions WHERE source_id = {sid} AND rowid IN (
-            SELECT rowid FROM decisions WHERE source_id = {sid}
-            QUALIFY row_number() OVER (PARTITION BY system_id, decision_id ORDER BY source_line) > 1)""")
-    systems = systems or []
-    existing = systems and con.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM decisions WHERE source_id <> {sid} AND system_id IN "
-        "(SELECT unnest(?)) LIMIT 1)", [systems]).fetchone()[0]
-    if existing:  # a decision already in the workspace keeps its first record
-        con.execute(f"""DELETE FROM decisions WHERE source_id = {sid} AND rowid IN (
-            SELECT n.rowid FROM decisions n SEMI JOIN decisions o
-              ON o.system_id = n.system_id AND o.decision_id = n.decision_id AND o.source_id <> {sid}
-            WHERE n.source_id = {sid})""")
-    loaded = con.execute(f"SELECT count(*) FROM decisions WHERE source_id = {sid}").fetchone()[0]
-    update_feature_catalog(reader, source_id, systems)
-    read = total + len(reader.rejects)
-    quarantined = bad + len(reader.rejects)
-    return {"rows_read": read, "rows_loaded": loaded, "duplicates": read - quarantined - loaded,
-            "rows_quarantined": quarantined}
-
-
-def span(con, source_id: int) -> tuple[list[str], object, object]:
-    """Systems and time range of what a source loaded."""
-    return con.execute("SELECT list(DISTINCT system_id ORDER BY system_id), min(ts), max(ts) FROM decisions "
-                       "WHERE source_id = ?", [source_id]).fetchone()
-
-
-def quarantine_rejects(reader: Reader, source_id: int, path: Path) -> None:
-    """Insert the rows the file parser itself rejected into the quarantine."""
-    if reader.rejects:
-        reader.con.executemany(
-            "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, now())",
-            [[source_id, str(path), line, raw, reason] for line, raw, reason in reader.rejects],
-        )
-
-
-def update_feature_catalog(reader: Reader, source_id: int, systems: list[str] | None = None) -> None:
-    """Record each system's feature names and types (number, string, bool) as first seen."""
-    sid = int(source_id)
-    if reader.feature_types is not None and systems is not None:  # a CSV's columns name and type its features
-        rows = [[s, name, t, sid] for s in systems for name, t in reader.feature_types.items()]
-        if rows:
-            reader.con.executemany("INSERT OR IGNORE INTO feature_catalog VALUES (?, ?, ?, ?)", rows)
-        return
-    # Parquet rows all carry the same keys, so one row per system names them; JSONL rows may differ.
-    keyed = (f"SELECT DISTINCT ON (system_id) system_id, features FROM decisions WHERE source_id = {sid}"
-             if reader.fmt in ("csv", "parquet") else
-             f"SELECT system_id, features FROM decisions WHERE source_id = {sid}")
-    reader.con.execute(f"""
-        INSERT INTO feature_catalog
-        WITH keys AS (
-            SELECT DISTINCT system_id, unnest(json_keys(features)) AS feature FROM ({keyed})
-        ), sampled AS (
-            SELECT system_id, features FROM decisions WHERE source_id = {sid} LIMIT 20000
-        ), typed AS (
-            SELECT k.system_id, k.feature,
-                   mode(json_type(s.features, '$."' || replace(k.feature, '"', '\\"') || '"'))
-                       FILTER (json_type(s.features, '$."' || replace(k.feature, '"', '\\"') || '"') <> 'NULL') AS t
-            FROM keys k LEFT JOIN sampled s ON s.system_id = k.system_id
-            GROUP BY ALL
-        )
-        SELECT system_id, feature,
-               CASE WHEN t IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN 'number' WHEN t = 'BOOLEAN' THEN 'bool'
-                    ELSE 'string' END, {int(source_id)}
-        FROM typed
-        WHERE (system_id, feature) NOT IN (SELECT (system_id, feature) FROM feature_catalog)
     """)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
 import hashlib
@@ -10,6 +11,7 @@ import zlib
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.ingest.limits import MAX_HEADER
 
 FORMATS = ("jsonl", "csv", "parquet", "prometheus")
 _SUFFIXES = {
@@ -93,12 +95,36 @@ def head_text(path: Path, size: int = 65536) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def csv_header(path: Path) -> tuple[list[str], str]:
-    """The column names of a CSV's header line and its delimiter (comma, semicolon, tab or pipe)."""
+def first_line(path: Path, limit: int = MAX_HEADER) -> bytes:
+    """The first line of the (decompressed) file, read whole however long (up to `limit` bytes), without its end."""
+    opener = gzip.open if is_gzip(path) else open
+    parts: list[bytes] = []
+    size = 0
+    try:
+        with opener(path, "rb") as fh:
+            while block := fh.read(1 << 16):
+                cut = block.find(b"\n")
+                parts.append(block if cut < 0 else block[:cut])
+                size += len(parts[-1])
+                if cut >= 0:
+                    break
+                if size > limit:
+                    raise WorkbenchError(f"{path}: the first line is longer than {limit >> 20} MiB")
+    except (OSError, EOFError) as exc:
+        raise WorkbenchError(f"{path}: cannot read ({exc})") from exc
+    return b"".join(parts).removesuffix(b"\r")
+
+
+def csv_header(path: Path, with_size: bool = False):
+    """The column names of a CSV's header line and its delimiter (comma, semicolon, tab or pipe).
+
+    The header is read whole, however long; with `with_size`, its length in bytes comes third.
+    """
     import csv
     import io
 
-    first = head_text(path).lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    raw = first_line(path)
+    first = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
     delim = max(",;\t|", key=first.count) if first else ","
     names = next(csv.reader(io.StringIO(first), delimiter=delim), [])
     names = [n.strip() or f"column{i}" for i, n in enumerate(names, start=1)]
@@ -107,7 +133,58 @@ def csv_header(path: Path) -> tuple[list[str], str]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise WorkbenchError(f"{path}: the header repeats column(s) {', '.join(dupes)}")
-    return names, delim
+    return (names, delim, len(raw)) if with_size else (names, delim)
+
+
+def read_line_at(path: Path, position: int, keep: int) -> tuple[str, int, str, int | None] | None:
+    """The line DuckDB reported at `position` (its start + 1): (text cut to `keep` characters with undecodable bytes
+    as \\xNN, its size in bytes, its SHA-256, the 1-based byte of its first invalid UTF-8 or None).
+
+    None when no line starts there. Reads one block at a time, so a line of any length costs no memory.
+    """
+    opener = gzip.open if is_gzip(path) else open
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    h = hashlib.sha256()
+    head = bytearray()
+    size, bad_byte = 0, None
+    try:
+        with opener(path, "rb") as fh:
+            fh.seek(max(0, position - 2))
+            window = fh.read(2) if position >= 2 else fh.read(1)
+            if position < 2:
+                block = window
+            elif window[1:2] == b"\n":  # the line starts at `position`
+                block = b""
+            elif window[:1] == b"\n":  # ... or one byte before it
+                block = window[1:]
+            else:
+                return None
+            while True:
+                cut = block.find(b"\n")
+                part = block if cut < 0 else block[:cut].removesuffix(b"\r")
+                if bad_byte is None:
+                    try:
+                        decoder.decode(part)
+                    except UnicodeDecodeError as exc:
+                        bad_byte = size + exc.start + 1
+                h.update(part)
+                if len(head) < 4 * keep:
+                    head += part[: 4 * keep - len(head)]
+                size += len(part)
+                if cut >= 0:
+                    break
+                block = fh.read(1 << 20)
+                if not block:
+                    break
+            if bad_byte is None:
+                try:
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    bad_byte = size
+    except (OSError, EOFError, zlib.error):
+        return None
+    text = bytes(head).decode("utf-8", errors="backslashreplace")[:keep]
+    return text, size, h.hexdigest(), bad_byte
 
 
 def detect_format(path: Path) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.ingest.decisions import quarantine_rejects
-from workbench.ingest.reading import LINES_SQL, Reader, quote_ident, sql_str
+from workbench.ingest.limits import RAW_CAP, ts_window, ts_window_reason
+from workbench.ingest.reading import Reader, quote_ident, sql_str
+from workbench.ingest.settle import QUARANTINE_COLUMNS, quarantine_rejects
 
 MSTAGE_COLUMNS = (
     "line BIGINT", "raw VARCHAR", "parse_error VARCHAR", "ts_raw VARCHAR", "ts_typed TIMESTAMPTZ",
@@ -36,6 +37,7 @@ def stage(reader: Reader, path: Path, fmt: str, system: str | None) -> None:
 
 def _stage_jsonl(reader: Reader, path: Path) -> None:
     structure = '{"ts":"JSON","system_id":"JSON","metric":"JSON","value":"JSON","labels":"JSON"}'
+    reader.lines_table("_mlines", keep_rejects=True)  # a line too long or not UTF-8 is quarantined, not fatal
     reader.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _mstage AS
         SELECT line, raw,
@@ -50,10 +52,9 @@ def _stage_jsonl(reader: Reader, path: Path) -> None:
             json_extract_string(j.system_id, '$') AS system_id, json_extract_string(j.metric, '$') AS metric,
             json_extract_string(j.value, '$') AS value_raw,
             CASE WHEN json_type(j.labels) = 'OBJECT' AND j.labels <> '{{}}' THEN j.labels END AS labels
-        FROM (SELECT line, raw, try(json_transform(raw, '{structure}')) AS j
-              FROM ({LINES_SQL.format(path=sql_str(str(path)), compression=reader.compression)})
-              WHERE raw IS NOT NULL AND trim(raw) <> '')
+        FROM (SELECT line, raw, try(json_transform(raw, '{structure}')) AS j FROM _mlines)
     """)
+    reader.con.execute("DROP TABLE _mlines")
 
 
 def _stage_table(reader: Reader, path: Path, *, csv: bool) -> None:
@@ -129,7 +130,7 @@ def stage_prometheus(reader: Reader, path: Path) -> None:
         SELECT row_number() OVER (ORDER BY s, k) AS line,
                to_json(struct_pack(metric := labels_all, value := p))::VARCHAR AS raw,
                CASE WHEN json_array_length(p) <> 2 THEN 'sample is not a [timestamp, value] pair' END AS parse_error,
-               CASE WHEN TRY_CAST(p->>0 AS DOUBLE) IS NOT NULL
+               CASE WHEN abs(TRY_CAST(p->>0 AS DOUBLE)) < 9e12
                     THEN strftime(make_timestamp(CAST(round(CAST(p->>0 AS DOUBLE) * 1e6) AS BIGINT)),
                                   '%Y-%m-%dT%H:%M:%S.%fZ')
                     ELSE p->>0 END AS ts_raw,
@@ -146,33 +147,39 @@ def stage_prometheus(reader: Reader, path: Path) -> None:
     con.execute("DROP TABLE _promdoc")
 
 
+# {{10,16}}, {ts_min}, ...: str.format fills the plausible window in.
 CHECK_SQL = r"""
 CREATE OR REPLACE TEMP TABLE _mchecked AS
-SELECT s.*,
-    coalesce(ts_typed, CASE
-        WHEN regexp_full_match(ts_raw, '\d{10,16}') THEN epoch_ms(CAST(ts_raw AS BIGINT))::TIMESTAMPTZ
-        WHEN regexp_matches(ts_raw, '([zZ]|[+-]\d\d(:?\d\d)?)$') THEN TRY_CAST(ts_raw AS TIMESTAMPTZ)
-    END) AS ts,
-    TRY_CAST(value_raw AS DOUBLE) AS value,
+SELECT *,
     CASE
         WHEN parse_error IS NOT NULL THEN parse_error
         WHEN ts_raw IS NULL OR ts_raw = '' THEN 'missing required field ts'
         WHEN system_id IS NULL OR system_id = '' THEN 'missing system_id (give --system or a system_id label)'
         WHEN metric IS NULL OR metric = '' THEN 'missing required field metric'
         WHEN value_raw IS NULL OR value_raw = '' THEN 'missing required field value'
-        WHEN TRY_CAST(value_raw AS DOUBLE) IS NULL THEN 'value must be a number, got ' || left(value_raw, 40)
-        WHEN coalesce(ts_typed, CASE
-            WHEN regexp_full_match(ts_raw, '\d{10,16}') THEN epoch_ms(CAST(ts_raw AS BIGINT))::TIMESTAMPTZ
-            WHEN regexp_matches(ts_raw, '([zZ]|[+-]\d\d(:?\d\d)?)$') THEN TRY_CAST(ts_raw AS TIMESTAMPTZ)
-            END) IS NULL THEN 'bad timestamp ' || left(ts_raw, 40)
+        WHEN value IS NULL THEN 'value must be a number, got ' || left(value_raw, 40)
+        WHEN ts IS NULL AND epoch THEN {implausible}
+        WHEN ts IS NULL THEN 'bad timestamp ' || left(ts_raw, 40)
+        WHEN ts < TIMESTAMPTZ '{ts_min}' OR ts >= TIMESTAMPTZ '{ts_max}' THEN {implausible}
     END AS reason
-FROM _mstage s
+FROM (
+    SELECT s.*, regexp_full_match(ts_raw, '\d{{10,16}}') AS epoch,
+        coalesce(ts_typed, CASE
+            WHEN regexp_full_match(ts_raw, '\d{{10,16}}') AND TRY_CAST(ts_raw AS BIGINT) < 9000000000000000
+                THEN epoch_ms(CAST(ts_raw AS BIGINT))::TIMESTAMPTZ
+            WHEN regexp_matches(ts_raw, '([zZ]|[+-]\d\d(:?\d\d)?)$') THEN TRY_CAST(ts_raw AS TIMESTAMPTZ)
+        END) AS ts,
+        TRY_CAST(value_raw AS DOUBLE) AS value
+    FROM _mstage s
+)
 """
 
 
 def check(reader: Reader) -> None:
     """Validate `_mstage` into `_mchecked`."""
-    reader.con.execute(CHECK_SQL)
+    lo, hi = ts_window()
+    reader.con.execute(CHECK_SQL.format(ts_min=lo.isoformat(), ts_max=hi.isoformat(),
+                                        implausible=ts_window_reason("ts_raw", (lo, hi))))
     reader.con.execute("DROP TABLE _mstage")
 
 
@@ -188,8 +195,9 @@ def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
             con.execute("DROP TABLE _lines")
         con.execute("""UPDATE _mchecked SET raw = to_json(struct_pack(ts := ts_raw, system_id, metric,
                        value := value_raw, labels))::VARCHAR WHERE reason IS NOT NULL AND raw IS NULL""")
-        con.execute("INSERT INTO quarantine SELECT ?, ?, line, raw, reason, now() FROM _mchecked "
-                    "WHERE reason IS NOT NULL", [source_id, str(path)])
+        con.execute(f"INSERT INTO quarantine ({QUARANTINE_COLUMNS}) SELECT ?, ?, line, left(raw, {RAW_CAP}), "
+                    "reason, now(), strlen(raw), sha256(raw) FROM _mchecked WHERE reason IS NOT NULL ORDER BY line",
+                    [source_id, str(path)])
     quarantine_rejects(reader, source_id, path)
     loaded = con.execute("""
         INSERT INTO metrics

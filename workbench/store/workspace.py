@@ -99,22 +99,26 @@ class Workspace:
 
         return self.execute(queries.get(name).sql, params)
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor of its own, with the session settings (close it when done)."""
+        with self._lock:
+            cur = self._con.cursor()
+        _configure(cur)
+        return cur
+
     def limited(
-        self, sql: str, params: Sequence[Any] | dict | None = None, *, timeout: float, max_rows: int
+        self, sql: str, params: Sequence[Any] | dict | None = None, *, timeout: float, max_rows: int,
+        memory: int | None = None,
     ) -> tuple[list[str], list[tuple], bool]:
-        """Run a query with a time limit and a row cap: (columns, rows, truncated)."""
-        cur = self.con
-        timer = threading.Timer(timeout, cur.interrupt)
-        timer.start()
+        """Run a read with a time limit, a row cap and an optional memory allowance in bytes, on a cursor of its
+        own inside a rolled-back transaction: (columns, rows, truncated). See workbench.store.limits."""
+        from workbench.store.limits import run_limited
+
+        cur = self.cursor()
         try:
-            res = cur.execute(sql, params) if params is not None else cur.execute(sql)
-            rows = res.fetchmany(max_rows + 1)
-            cols = [d[0] for d in res.description] if res.description else []
-        except duckdb.InterruptException as exc:
-            raise WorkbenchError(f"query stopped after the {timeout:g} s time limit") from exc
+            return run_limited(cur, sql, params, timeout=timeout, max_rows=max_rows, memory=memory)
         finally:
-            timer.cancel()
-        return cols, rows[:max_rows], len(rows) > max_rows
+            cur.close()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -209,14 +213,14 @@ def undo_interrupted_loads(ws: Workspace, source_ids: list[int] | None = None) -
     if not pending:
         return []
     from workbench import audit  # audit builds on the store: import on the rare path only
-    from workbench.access import Actor
+    from workbench.access import Principal
 
     for source_id, path, user, role in pending:
         with ws.transaction() as cur:
             removed = cur.execute("DELETE FROM decisions WHERE source_id = ?", [source_id]).fetchone()[0]
             for table in ("quarantine", "sources", "ingest_pending"):
                 cur.execute(f"DELETE FROM {table} WHERE source_id = ?", [source_id])
-            audit.record(ws, Actor(user, role), "ingest.undone", path,
-                         {"source_id": source_id, "rows_removed": removed,
+            audit.record(ws, Principal(user, "system"), "ingest.undone", path,
+                         {"source_id": source_id, "rows_removed": removed, "started_by_role": role,
                           "reason": "the load was interrupted before it settled"})
     return [p[0] for p in pending]

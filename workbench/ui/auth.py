@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from workbench.access import Actor, local_admin
+from workbench.access import Actor, is_issued, local_admin
 from workbench.errors import WorkbenchError
 from workbench.session import has_accounts
 from workbench.store import Workspace
@@ -103,7 +103,13 @@ def gate(ws: Workspace) -> Actor:
         return actor
     actor = current_actor()
     if actor is not None and st.session_state.get(MODE_KEY) in ("accounts", "oidc"):
-        return actor
+        if is_issued(ws, actor):
+            return actor
+        # Disabled, removed or given another role since sign-in (or never signed in): sign in again.
+        for key in (ACTOR_KEY, MODE_KEY):
+            st.session_state.pop(key, None)
+        st.cache_data.clear()
+        st.warning("Your account changed since you signed in: sign in again.", icon="🔒")
     if oidc_configured():
         return _oidc_gate(ws)
     return _password_gate(ws)

@@ -29,9 +29,11 @@ def need(module: str, name: str, feature: str) -> Any:
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def _call(key: str, module: str, name: str, user: str, role: str, args: tuple, kwargs: dict) -> Any:
+def _call(key: str, module: str, name: str, user: str, role: str, args: tuple, kwargs: dict,
+          _actor: Actor) -> Any:
+    # The signed-in actor itself (unhashed: leading underscore); a rebuilt Actor(user, role) carries no sign-in.
     fn = lib.call(module, name)
-    return fn(get_ws(), Actor(user, role), *args, **kwargs)
+    return fn(get_ws(), _actor, *args, **kwargs)
 
 
 def call(module: str, name: str, actor: Actor, *args: Any, feature: str | None = None, **kwargs: Any) -> Any:
@@ -40,7 +42,7 @@ def call(module: str, name: str, actor: Actor, *args: Any, feature: str | None =
     The key holds the user, so reads of decision-level data stay per user (the library audits the first read;
     reruns of the same view within the TTL do not flood the audit log)."""
     need(module, name, feature or f"{module}.{name}")
-    return _call(ws_key(), module, name, actor.user, actor.role, tuple(args), dict(kwargs))
+    return _call(ws_key(), module, name, actor.user, actor.role, tuple(args), dict(kwargs), _actor=actor)
 
 
 def fresh(module: str, name: str, actor: Actor, *args: Any, feature: str | None = None, **kwargs: Any) -> Any:

@@ -102,7 +102,9 @@ def narrowed_note(window: tuple[pd.Timestamp, pd.Timestamp] | None, what: str = 
 
 def csv_download(df: pd.DataFrame, filename: str, label: str = "Download CSV", key: str | None = None) -> None:
     """A CSV download button for a table already on the page."""
-    st.download_button(label, df.to_csv(index=False).encode("utf-8"), file_name=filename, mime="text/csv",
+    from workbench.csv_export import csv_bytes  # every CSV goes through the formula-injection guard
+
+    st.download_button(label, csv_bytes(df), file_name=filename, mime="text/csv",
                        key=key or f"dl_{filename}", icon=":material/download:")
 
 

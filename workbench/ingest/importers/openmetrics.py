@@ -1,23 +1,29 @@
-"""OpenMetrics / Prometheus text exposition with sample timestamps -> metrics.
+"""OpenMetrics 1.0 / Prometheus 0.0.4 text exposition with sample timestamps -> metrics.
 
-`name{label="v",...} value timestamp` per line; `# HELP`, `# TYPE`, `# UNIT`, `# EOF` and blank lines are skipped.
-The timestamp is seconds (OpenMetrics) or milliseconds (Prometheus text format), told apart by magnitude. A
-`system_id` label names the system (else --system); the other labels are kept, sorted by name. A sample
-without a timestamp (a live scrape) cannot be placed in time and goes to quarantine.
+Each line is parsed by workbench.ingest.importers.exposition (label escapes, exemplars, histogram and summary
+families, `_created`, NaN and +-Inf); the rows are staged in bulk. Which format a file is decides the unit of
+its timestamps: a file with `# EOF` (or `# UNIT`, an exemplar, an OpenMetrics-only type) is OpenMetrics, whose
+timestamps are seconds with an optional fraction; otherwise it is the Prometheus text format, whose timestamps
+are whole milliseconds. A `system_id` label names the system (else --system); the other labels are kept, sorted
+by name. A sample without a timestamp (a live scrape) cannot be placed in time and goes to quarantine, as does
+every line that does not follow the format, with its line number and the reason.
 """
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 from typing import Any
 
 from workbench.ingest.importers.common import metrics_importer
-from workbench.ingest.reading import LINES_SQL, Reader, sql_str
+from workbench.ingest.importers.exposition import BadLine, Exposition, millis_us, seconds_us
+from workbench.ingest.importers.metric_rows import MetricRows, number_text
+from workbench.ingest.reading import Reader
 
-SAMPLE_RE = r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{(.*)\})?\s+(\S+)(\s+(\S+))?\s*$"
+# Used by the CloudWatch importer for labels written into a series label, `name{k="v"}`.
 LABEL_RE = r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"'
-_SNIFF = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})?\s+[-+0-9.eEInfNa]+(\s+[0-9.]+)?\s*$")
+_SNIFF = re.compile(r"^(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?(\{.*\})?\s+[-+0-9.eEInfNa]+(\s+[-+0-9.eE]+)?(\s+#\s+\{.*)?\s*$")
 
 
 def labels_sql(names: str, values: str) -> str:
@@ -29,48 +35,48 @@ def labels_sql(names: str, values: str) -> str:
 
 def stage(reader: Reader, path: Path, system: str | None, _mapping: dict[str, Any] | None) -> None:
     """Fill `_mstage` from one text exposition file."""
-    bs = "chr(92)"  # label values escape \\, \" and \n
-    unescape = (f"replace(replace(replace(replace(v, {bs} || {bs}, chr(1)), {bs} || '\"', '\"'), {bs} || 'n', "
-                f"chr(10)), chr(1), {bs})")
-    reader.con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _mstage AS
-        WITH l AS (
-            SELECT line, raw, regexp_extract(trim(raw), {sql_str(SAMPLE_RE)},
-                       ['name', 'b', 'lbl', 'value', 's', 'ts']) AS p
-            FROM ({LINES_SQL.format(path=sql_str(str(path)), compression=reader.compression)})
-            WHERE raw IS NOT NULL AND trim(raw) <> '' AND NOT starts_with(trim(raw), '#')
-        ), s AS (
-            SELECT line, raw, nullif(p.name, '') AS metric, nullif(p.value, '') AS value_raw,
-                   nullif(p.ts, '') AS ts_text,
-                   regexp_extract_all(p.lbl, {sql_str(LABEL_RE)}, 1) AS names,
-                   list_transform(regexp_extract_all(p.lbl, {sql_str(LABEL_RE)}, 2), lambda v: {unescape}) AS vals
-            FROM l
-        )
-        SELECT line, raw,
-            CASE WHEN metric IS NULL OR (TRY_CAST(value_raw AS DOUBLE) IS NULL
-                      AND lower(value_raw) NOT IN ('nan', '+inf', '-inf', 'inf'))
-                 THEN 'not an exposition sample (expected name{{labels}} value timestamp)'
-                 WHEN ts_text IS NULL THEN 'sample has no timestamp (a live scrape cannot be placed in time)'
-                 WHEN TRY_CAST(ts_text AS DOUBLE) IS NULL THEN 'bad timestamp ' || left(ts_text, 40)
-            END AS parse_error,
-            CASE WHEN TRY_CAST(ts_text AS DOUBLE) IS NOT NULL THEN strftime(make_timestamp(CAST(round(
-                CASE WHEN abs(CAST(ts_text AS DOUBLE)) > 1e11 THEN CAST(ts_text AS DOUBLE) * 1e3
-                     ELSE CAST(ts_text AS DOUBLE) * 1e6 END) AS BIGINT)), '%Y-%m-%dT%H:%M:%S.%fZ')
-                 ELSE ts_text END AS ts_raw,
-            NULL::TIMESTAMPTZ AS ts_typed,
-            coalesce(vals[list_position(names, 'system_id')], {sql_str(system) if system else 'NULL'}) AS system_id,
-            metric, value_raw, {labels_sql('names', 'vals')} AS labels
-        FROM s
-    """)
+    parser = Exposition()
+    rows = MetricRows(reader.con)
+    opener = gzip.open if reader.compression == "gzip" else open
+    with opener(path, "rb") as fh:
+        for number, data in enumerate(fh, start=1):
+            try:
+                text = data.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                rows.add(number, data.decode("utf-8", errors="replace").rstrip("\r\n"), "line is not valid UTF-8")
+                continue
+            try:
+                sample = parser.line(text)
+            except BadLine as exc:
+                rows.add(number, text, str(exc))
+                continue
+            if sample is None:
+                continue
+            sys_id = None
+            names, vals = [], []
+            for key, value in sample.labels:
+                if key == "system_id":
+                    sys_id = value
+                else:
+                    names.append(key)
+                    vals.append(value)
+            ts = sample.timestamp
+            sec, sec_err = seconds_us(ts) if ts is not None else (None, None)
+            ms, ms_err = millis_us(ts) if ts is not None else (None, None)
+            rows.add(number, text, None, sys_id, sample.name, names, vals, number_text(sample.value), ts,
+                     sec, sec_err, ms, ms_err)
+    # The time unit is the file's: seconds in OpenMetrics, milliseconds in the Prometheus text format.
+    rows.finish(system, use_alt=not parser.openmetrics)
 
 
 def sniff(path: Path, head: str) -> bool:
-    """Text whose first non-comment line is an exposition sample, or that carries # TYPE / # HELP lines."""
+    """Text whose first non-comment lines are exposition samples, or that carries # TYPE / # HELP / # EOF lines."""
     text = head.lstrip()
-    if not text or text[0] in "{[" or head.startswith("PAR1"):
-        return False
+    if not text or not (text[0] == "#" or text[0].isascii() and (text[0].isalpha() or text[0] in "_:")) \
+            or "\x00" in head[:4096] or head.startswith("PAR1"):
+        return False  # JSON, Parquet, protobuf and other binary files
     lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
-    if any(ln.startswith(("# TYPE ", "# HELP ")) for ln in lines):
+    if any(ln.startswith(("# TYPE ", "# HELP ", "# UNIT ")) or ln.strip() == "# EOF" for ln in lines):
         return True
     samples = [ln for ln in lines if not ln.startswith("#")]
     return bool(samples) and all(_SNIFF.match(ln.strip()) for ln in samples[:5])

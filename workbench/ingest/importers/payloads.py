@@ -4,7 +4,10 @@
 files in one statement:
   wb_records(body)   request body -> JSON array of records (objects, or lists of values in feature order)
   wb_outputs(body)   response body -> JSON array with one output per record
-  wb_csv(text)       CSV text (one record per line) -> JSON array of lists of strings
+  wb_csv(text)       CSV text (RFC 4180: quotes, "" inside quotes, commas and newlines in quoted fields; one
+                     record per line, blank lines skipped) -> JSON array of lists of strings
+  wb_csv_ok(text)    whether the text is CSV (a quote left open, or text around a quoted field, is not)
+  wb_csv_error(text) why it is not
   wb_csv_out(text)   CSV response -> JSON array (a number per line, or a list when a line has several values)
   wb_text(data, enc) capture `data` decoded per its encoding (BASE64 -> text)
 """
@@ -12,6 +15,21 @@ files in one statement:
 from __future__ import annotations
 
 from typing import Any
+
+# RFC 4180 CSV as RE2 patterns: a field is quoted ("" for a quote; commas and newlines allowed inside, blanks
+# around it) or unquoted (no comma, quote or newline); a record is fields joined by commas; records are lines.
+CSV_FIELD = r'[ \t]*"(?:[^"]|"")*"[ \t]*|[^,"\r\n]*'
+CSV_RECORD = f"(?:{CSV_FIELD})(?:,(?:{CSV_FIELD}))*"
+EOL = r"\r?\n"
+CSV_TEXT = f"{CSV_RECORD}(?:{EOL}{CSV_RECORD})*"
+_QUOTED = r'^[ \t]*"'
+_STRAY = r'(^|[,\n])[ \t]*[^ \t,"\r\n][^,"\r\n]*"'  # a field that starts unquoted and has a quote
+_UNQUOTE = r'(?s)^[ \t]*"(.*)"[ \t]*$'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
 
 _MACROS = (
     # element i (0-based) of a V2 tensor: a scalar for shape [n] / [n, 1], else the row of length shape[1]
@@ -91,13 +109,27 @@ _MACROS = (
                   THEN wb_named_rows(json_extract(b, '$.data.names'), json_extract(b, '$.data.ndarray'))
              ELSE json_array(b) END)""",
     """wb_lines(t) AS (list_filter(string_split(replace(t, chr(13), ''), chr(10)), lambda l: trim(l) <> ''))""",
-    """wb_csv(t) AS (to_json(list_transform(wb_lines(t), lambda l: string_split(l, ','))))""",
-    """wb_csv_out(t) AS (to_json(list_transform(wb_lines(t), lambda l:
-        CASE WHEN len(string_split(l, ',')) = 1 THEN
-                  CASE WHEN TRY_CAST(trim(l) AS DOUBLE) IS NOT NULL THEN trim(l)::JSON ELSE to_json(trim(l)) END
-             ELSE to_json(list_transform(string_split(l, ','), lambda v:
-                  CASE WHEN TRY_CAST(trim(v) AS DOUBLE) IS NOT NULL THEN trim(v)::JSON ELSE to_json(trim(v)) END))
-        END)))""",
+    # CSV with RE2 (linear time): the whole text must match the grammar; records are then cut at the newlines
+    # outside quotes and fields at the commas outside quotes, quotes removed and "" turned into ".
+    f"""wb_csv_ok(t) AS (regexp_full_match(t, {_lit(CSV_TEXT)}))""",
+    f"""wb_csv_error(t) AS (CASE WHEN regexp_matches(t, {_lit(_STRAY)}) THEN 'a quote inside an unquoted field'
+        WHEN (length(t) - length(replace(t, '"', ''))) % 2 = 1 THEN 'a quoted field is not closed'
+        ELSE 'text after a closing quote' END)""",
+    f"""wb_csv_records(t) AS (list_filter(regexp_extract_all(t || chr(10), {_lit('(' + CSV_RECORD + ')' + EOL)}, 1),
+        lambda r: trim(r) <> ''))""",
+    f"""wb_csv_unquote(f) AS (CASE WHEN regexp_matches(f, {_lit(_QUOTED)})
+        THEN replace(regexp_extract(f, {_lit(_UNQUOTE)}, 1), '""', '"') ELSE f END)""",
+    f"""wb_csv_fields(r) AS (list_transform(regexp_extract_all(r || ',', {_lit('(' + CSV_FIELD + '),')}, 1),
+        lambda f: wb_csv_unquote(f)))""",
+    """wb_csv(t) AS (to_json(list_transform(wb_csv_records(t), lambda r: wb_csv_fields(r))))""",
+    # a response value: a JSON number when it reads as a finite number, else a string
+    """wb_csv_value(v) AS (CASE
+        WHEN regexp_full_match(trim(v), '-?(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?') THEN trim(v)::JSON
+        WHEN isfinite(TRY_CAST(trim(v) AS DOUBLE)) THEN to_json(CAST(trim(v) AS DOUBLE))
+        ELSE to_json(trim(v)) END)""",
+    """wb_csv_out(t) AS (to_json(list_transform(wb_csv_records(t), lambda r:
+        CASE WHEN len(wb_csv_fields(r)) = 1 THEN wb_csv_value(wb_csv_fields(r)[1])
+             ELSE to_json(list_transform(wb_csv_fields(r), lambda v: wb_csv_value(v))) END)))""",
     """wb_text(d, enc) AS (
         CASE WHEN upper(enc) = 'BASE64' THEN TRY(decode(from_base64(d))) ELSE d END)""",
 )

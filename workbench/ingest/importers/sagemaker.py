@@ -2,7 +2,8 @@
 
 Each line holds `captureData.endpointInput` and `endpointOutput` (`observedContentType`, `mode`, `data`,
 `encoding` CSV, JSON or BASE64) and `eventMetadata` (`eventId`, `inferenceId`, `inferenceTime`,
-`customAttributes`). CSV payloads are positional, so the mapping names the features. The meta fields a mapping
+`customAttributes`). CSV payloads are positional, so the mapping names the features; they are parsed as CSV
+(quoted fields with commas, "" and newlines), and a payload that is not CSV is quarantined. The meta fields a mapping
 can use: event_id, inference_id, endpoint, variant, content_type, and custom attributes given as `k=v` pairs.
 """
 
@@ -34,6 +35,8 @@ def _payload(side: str, csv_macro: str, json_macro: str) -> tuple[str, str]:
               f"THEN '{side}.encoding must be CSV, JSON or BASE64, got ' || coalesce({enc}, 'nothing') "
               f"WHEN {base} IS NOT NULL AND json_extract({base}, '$.data') IS NULL THEN '{side}.data is missing' "
               f"WHEN {base} IS NOT NULL AND {text} IS NULL THEN '{side}.data is not valid BASE64' "
+              f"WHEN {base} IS NOT NULL AND {is_csv} AND NOT wb_csv_ok({text}) "
+              f"THEN '{side}.data is not valid CSV: ' || wb_csv_error({text}) "
               f"WHEN {base} IS NOT NULL AND NOT {is_csv} AND NOT {is_jsonl} AND NOT json_valid({text}) "
               f"THEN '{side}.data is not valid JSON (observedContentType ' || {ctype} || ')'")
     return records, errors

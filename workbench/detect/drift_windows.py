@@ -1,0 +1,283 @@
+"""Drift windows chosen from the data, the reference that holds enough of them, and binned counts per window.
+
+A window is a calendar period (day, week, month: the shortest that holds about MIN_WINDOW decisions at the
+system's rate) or, when even a month holds fewer, a run of MIN_WINDOW decisions (chunks, as NannyML does).
+`WORKBENCH_DRIFT_WINDOW` (day, week, month, or a number of decisions) overrides the choice. Only complete windows
+are judged: a calendar window must be covered by the data for 90% of its length (a week judged on Monday alone
+would read the weekly cycle as drift), a chunk must hold 90% of its decisions.
+The reference is made of whole windows: those overlapping the configured reference window. When they hold fewer
+than REF_MIN decisions or REF_WINDOWS complete windows (a low-volume system's first week), earlier windows are
+added, then later ones, never past the first 30% of the data (or the configured reference's own end).
+All counting is done by DuckDB (GROUP BY window and bin); Python sees arrays of windows x bins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from workbench import settings
+from workbench.detect.context import Ctx, SystemScope
+from workbench.errors import WorkbenchError
+
+MIN_WINDOW = 500        # decisions a window should hold: KS then sees a ~0.3 sd shift with 80% power
+REF_MIN = 2000          # decisions the reference should hold ...
+REF_WINDOWS = 5         # ... in at least this many complete windows (for the window-to-window variation)
+REF_MAX_FRACTION = 0.3  # extending the reference stops at the first 30% of the data
+MIN_TEST = 30           # a window with fewer decisions is not judged
+COMPLETE = 0.9
+NUM_BINS = 20
+MAX_CATEGORIES = 50
+CAT_MIN_SHARE = 0.005
+SAMPLE_ROWS = 200_000   # reference rows used for bin edges (seeded reservoir sample above this)
+SEED = 13
+PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30)}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How windows are cut: a calendar period, or a count of decisions."""
+
+    kind: str            # day | week | month | count
+    size: int = 0        # decisions per window (count)
+    reason: str = ""
+
+    @property
+    def label(self) -> str:
+        """Human name: '1 week' or '500 decisions'."""
+        return f"{self.size:,} decisions" if self.kind == "count" else f"1 {self.kind}"
+
+
+def parse_rule(text: str | int | None) -> Rule | None:
+    """'auto' (or empty) -> None; 'day'/'week'/'month'; a whole number of decisions per window."""
+    value = str(text if text is not None else "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    value = {"daily": "day", "weekly": "week", "monthly": "month", "1d": "day", "7d": "week"}.get(value, value)
+    if value in PERIODS:
+        return Rule(value, reason="set")
+    if value.isdigit() and int(value) >= 50:
+        return Rule("count", int(value), reason="set")
+    raise WorkbenchError(f"drift window {text!r}: use auto, day, week, month or a number of decisions >= 50")
+
+
+def setting_rule() -> Rule | None:
+    """The window rule from the drift_window setting (None = chosen from the data)."""
+    return parse_rule(settings.get("drift_window") if "drift_window" in settings.SETTINGS else "auto")
+
+
+def choose(n: int, first: datetime, last: datetime, override: Rule | None = None) -> Rule:
+    """The window rule: the override, else the shortest calendar period that holds MIN_WINDOW decisions."""
+    if override is not None:
+        return override
+    days = max((last - first).total_seconds() / 86400.0, 1.0 / 24)
+    rate = n / days
+    for kind, length in PERIODS.items():
+        per = rate * length.days
+        if per >= MIN_WINDOW:
+            return Rule(kind, reason=f"auto: about {per:,.0f} decisions a {kind}, the shortest calendar period "
+                                     f"holding at least {MIN_WINDOW}")
+    return Rule("count", MIN_WINDOW, reason=f"auto: about {rate * 30:,.0f} decisions a month, fewer than "
+                                             f"{MIN_WINDOW}: windows of {MIN_WINDOW} decisions")
+
+
+def lit(ts: datetime) -> str:
+    """A TIMESTAMPTZ literal."""
+    return f"TIMESTAMPTZ '{pd.Timestamp(ts).isoformat()}'"
+
+
+@dataclass
+class Plan:
+    """Windows of one system and which of them are the reference and which are judged."""
+
+    rule: Rule
+    src: str                 # FROM clause: the system's unclaimed decisions with their window index w
+    windows: pd.DataFrame    # w, t0, t1, n, complete, role (reference | monitored | skipped | before)
+    ref_t0: datetime
+    ref_t1: datetime
+    n_ref: int
+    configured: dict
+    extended: str | None
+
+    @property
+    def ref(self) -> pd.DataFrame:
+        """The reference windows."""
+        return self.windows[self.windows["role"] == "reference"]
+
+    @property
+    def monitored(self) -> pd.DataFrame:
+        """The windows judged against the reference."""
+        return self.windows[self.windows["role"] == "monitored"]
+
+
+def plan(ctx: Ctx, s: SystemScope, override: Rule | None = None) -> Plan | None:
+    """Cut the system's unclaimed decisions into windows and pick the reference; None without data."""
+    ws = ctx.ws
+    base = f"(SELECT * FROM {s.table} WHERE NOT claimed AND ts <= {lit(s.until)})"
+    row = ws.one(f"SELECT count(*), min(ts), max(ts) FROM {base}")
+    if not row or not row[0]:
+        return None
+    n, first, last = int(row[0]), row[1], row[2]
+    rule = choose(n, first, last, override)
+    if rule.kind == "count":
+        bounds = [r[0] for r in ws.rows(f"""
+            SELECT ts FROM (SELECT ts, row_number() OVER (ORDER BY ts, decision_id) - 1 AS rn FROM {base})
+            WHERE rn % {rule.size} = 0 ORDER BY ts""")]
+        ws.execute("CREATE OR REPLACE TEMP TABLE _dwb(w INTEGER, t0 TIMESTAMPTZ)")
+        ws.execute("INSERT INTO _dwb SELECT unnest(range(len(?::TIMESTAMPTZ[])))::INTEGER, unnest(?::TIMESTAMPTZ[])",
+                   [bounds, bounds])
+        src = f"(SELECT d.*, b.w FROM {base} d ASOF JOIN _dwb b ON d.ts >= b.t0)"
+    else:
+        unit = rule.kind
+        t0 = ws.scalar(f"SELECT date_trunc('{unit}', {lit(first)})")
+        src = f"(SELECT *, datediff('{unit}', {lit(t0)}, date_trunc('{unit}', ts))::INTEGER AS w FROM {base})"
+    t0_sql = "min(ts)" if rule.kind == "count" else f"any_value(date_trunc('{rule.kind}', ts))"
+    win = ws.df(f"SELECT w, count(*) AS n, min(ts) AS first, max(ts) AS last, {t0_sql} AS t0 FROM {src} "
+                f"GROUP BY w ORDER BY w")
+    if rule.kind == "count":
+        win["t1"] = win["t0"].shift(-1).fillna(win["last"].iloc[-1])
+        win["complete"] = win["n"] >= COMPLETE * rule.size
+    else:
+        win["t1"] = [pd.Timestamp(t) + _period(rule.kind) for t in win["t0"]]
+        lo = np.maximum(pd.to_datetime(win["t0"]), pd.Timestamp(first))
+        hi = np.minimum(pd.to_datetime(win["t1"]), pd.Timestamp(last))
+        win["complete"] = (hi - lo) >= (pd.to_datetime(win["t1"]) - pd.to_datetime(win["t0"])) * COMPLETE
+    win = win.sort_values("w").reset_index(drop=True)
+    out = _reference(s, rule, src, win, first, last)
+    out.windows["same_version"] = _version_share(ctx, out)
+    return out
+
+
+def _version_share(ctx: Ctx, p: Plan) -> np.ndarray:
+    """Per window, the share of decisions made by a model version the reference holds (>= 1% of it)."""
+    rows = ctx.ws.rows(f"""
+        WITH rv AS (SELECT model_version FROM {p.src} WHERE ts >= {lit(p.ref_t0)} AND ts < {lit(p.ref_t1)}
+                    GROUP BY 1 HAVING count(*) >= 0.01 * {max(p.n_ref, 1)})
+        SELECT w, avg(CASE WHEN model_version IN (SELECT model_version FROM rv) THEN 1.0 ELSE 0.0 END)
+        FROM {p.src} GROUP BY w""")
+    share = dict((int(w), float(v)) for w, v in rows)
+    return np.array([share.get(int(w), 1.0) for w in p.windows["w"]])
+
+
+def _period(kind: str) -> pd.Timedelta | pd.DateOffset:
+    return pd.DateOffset(months=1) if kind == "month" else pd.Timedelta(PERIODS[kind])
+
+
+def _reference(s: SystemScope, rule: Rule, src: str, win: pd.DataFrame, first: datetime, last: datetime) -> Plan:
+    t0 = pd.to_datetime(win["t0"])
+    t1 = pd.to_datetime(win["t1"])
+    inside = np.flatnonzero((t0 < pd.Timestamp(s.ref_until)) & (t1 > pd.Timestamp(s.ref_since)))
+    lo, hi = (int(inside[0]), int(inside[-1])) if inside.size else (0, 0)
+    cap = max(t1.iloc[hi], pd.Timestamp(first) + (pd.Timestamp(last) - pd.Timestamp(first)) * REF_MAX_FRACTION)
+
+    def enough(a: int, b: int) -> bool:
+        part = win.iloc[a:b + 1]
+        return int(part["n"].sum()) >= REF_MIN and int(part["complete"].sum()) >= REF_WINDOWS
+
+    start = (lo, hi)
+    while not enough(lo, hi) and lo > 0:
+        lo -= 1
+    while not enough(lo, hi) and hi + 1 < len(win) - 1 and t1.iloc[hi + 1] <= cap:
+        hi += 1
+    extended = None
+    if (lo, hi) != start:
+        extended = (f"the configured reference held {int(win.iloc[start[0]:start[1] + 1]['n'].sum()):,} decisions "
+                    f"in {int(win.iloc[start[0]:start[1] + 1]['complete'].sum())} complete windows; extended to "
+                    f"{int(win.iloc[lo:hi + 1]['n'].sum()):,} in {int(win.iloc[lo:hi + 1]['complete'].sum())}")
+    role = np.full(len(win), "skipped", dtype=object)
+    role[:lo] = "before"
+    role[lo:hi + 1] = "reference"
+    after = np.arange(len(win)) > hi
+    judged = after & win["complete"].to_numpy() & (win["n"].to_numpy() >= MIN_TEST) \
+        & (t1 > pd.Timestamp(s.since)).to_numpy()
+    role[judged] = "monitored"
+    win["role"] = role
+    ref = win.iloc[lo:hi + 1]
+    return Plan(rule, src, win, t0.iloc[lo].to_pydatetime(), t1.iloc[hi].to_pydatetime(), int(ref["n"].sum()),
+                {"since": s.ref_since, "until": s.ref_until, "source": s.ref_source}, extended)
+
+
+@dataclass
+class Target:
+    """One thing judged for drift: an input feature, the prediction or the score."""
+
+    name: str
+    kind: str          # feature | prediction | score
+    type: str          # number | category
+    col: str           # column in the run table
+
+
+@dataclass
+class Binned:
+    """A target's counts per window and bin (bin 0 = missing), with what the tests need."""
+
+    target: Target
+    labels: list[str]
+    counts: np.ndarray           # windows x bins, rows in plan.windows order
+    centers: np.ndarray | None   # numbers: the reference mean of each non-missing bin
+    scale: float                 # numbers: the reference standard deviation
+    ref_median: float | None = None
+
+
+def _ref_values(p: Plan, col: str) -> str:
+    inner = (f"SELECT {col} AS v FROM {p.src} WHERE ts >= {lit(p.ref_t0)} AND ts < {lit(p.ref_t1)} "
+             f"AND {col} IS NOT NULL")
+    return f"(SELECT * FROM ({inner}) USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE ({SEED}))" \
+        if p.n_ref > SAMPLE_ROWS else f"({inner})"
+
+
+def binned(ctx: Ctx, p: Plan, t: Target) -> Binned | None:
+    """Bin a target on the reference (quantiles for numbers, frequent values for categories) and count per window."""
+    ws = ctx.ws
+    ref_cond = f"ts >= {lit(p.ref_t0)} AND ts < {lit(p.ref_t1)}"
+    if t.type == "number":
+        col = f"{t.col}::DOUBLE"
+        nb = int(min(NUM_BINS, max(5, p.n_ref // 100)))
+        levels = [i / nb for i in range(1, nb)]
+        row = ws.one(f"SELECT quantile_disc(v, {levels}) FROM {_ref_values(p, col)} WHERE isfinite(v)")
+        if not row or row[0] is None:
+            return None
+        edges = sorted({float(e) for e in row[0]})
+        cases = " ".join(f"WHEN {col} < {e!r} THEN {i + 1}" for i, e in enumerate(edges))
+        expr = f"CASE WHEN {col} IS NULL OR NOT isfinite({col}) THEN 0 {cases} ELSE {len(edges) + 1} END"
+        stats = ws.rows(f"SELECT {expr} AS bin, avg({col}) FROM {p.src} WHERE {ref_cond} AND {col} IS NOT NULL "
+                        f"AND isfinite({col}) GROUP BY 1")
+        sd, med = ws.one(f"SELECT stddev_pop({col}), median({col}) FROM {p.src} WHERE {ref_cond} "
+                         f"AND isfinite({col})")
+        centers = np.array([np.nan] * (len(edges) + 1))
+        for b, m in stats:
+            if b >= 1:
+                centers[b - 1] = m
+        fill = [edges[0]] + edges  # a bin without reference values sits at its lower edge
+        centers = np.where(np.isnan(centers), np.array(fill[:len(centers)]), centers)
+        labels = (["(missing)", f"< {edges[0]:.4g}"]
+                  + [f"{a:.4g} - {b:.4g}" for a, b in zip(edges, edges[1:], strict=False)] + [f">= {edges[-1]:.4g}"])
+        scale = float(sd or 0.0) or float(np.ptp(centers)) or 1.0
+        out = Binned(t, labels, _counts(ctx, p, expr, len(labels)), np.maximum.accumulate(centers), scale,
+                     float(med) if med is not None else None)
+        return out
+    col = f"{t.col}::VARCHAR"
+    rows = ws.rows(f"SELECT {col} AS v, count(*) AS c FROM {p.src} WHERE {ref_cond} AND {col} IS NOT NULL "
+                   f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1000")
+    total = sum(c for _, c in rows)
+    if not total:
+        return None
+    cats = [v for v, c in rows if c >= CAT_MIN_SHARE * total][:MAX_CATEGORIES]
+    lst = "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in cats) + "]::VARCHAR[]"
+    expr = f"CASE WHEN {col} IS NULL THEN 0 ELSE coalesce(list_position({lst}, {col}), {len(cats) + 1}) END"
+    labels = ["(missing)"] + cats + ["(other)"]
+    return Binned(t, labels, _counts(ctx, p, expr, len(labels)), None, 1.0)
+
+
+def _counts(ctx: Ctx, p: Plan, expr: str, nbins: int) -> np.ndarray:
+    rows = ctx.ws.rows(f"SELECT w, {expr} AS bin, count(*) FROM {p.src} WHERE ts >= {lit(p.ref_t0)} "
+                       f"GROUP BY ALL")
+    index = {int(w): i for i, w in enumerate(p.windows["w"])}
+    out = np.zeros((len(p.windows), nbins))
+    for w, b, c in rows:
+        if int(w) in index:
+            out[index[int(w)], int(b)] += c
+    return out
