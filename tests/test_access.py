@@ -282,3 +282,13 @@ def test_single_user_mode_accepts_any_role_as_a_downgrade(ws, tmp_path, admin):
     with pytest.raises(PermissionDenied):
         audit.verify(ws, analyst)
     assert audit.verify(ws, admin).ok and not _refused_rows(ws)
+
+
+def test_a_subclass_of_actor_is_not_a_way_in(ws, admin):
+    class Always(Actor):
+        def can(self, permission: str) -> bool:
+            return True
+
+    viewer = _signed_in(ws, admin)["viewer"]
+    with pytest.raises(PermissionDenied, match="not a subclass"):
+        audit.verify(ws, Always(viewer.user, viewer.role, viewer._seal))

@@ -170,11 +170,11 @@ def test_malformed_lines_quarantined_with_line_and_reason(tmp_path):
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (14, 2, 12)
 
 
-def test_crlf_gzip_concatenated_and_bad_utf8(tmp_path):
+def test_bom_crlf_gzip_concatenated_and_bad_utf8(tmp_path):
     body = (CORPUS / "spec.om").read_bytes()
     gz = tmp_path / "two.om.gz"
     second = b'# TYPE queue_depth counter\nqueue_depth_total 5 1790000300\n\xff\xfe 1 1790000300\n# EOF\n'
-    gz.write_bytes(gzip.compress(body.replace(b"\n", b"\r\n") + second))
+    gz.write_bytes(gzip.compress(b"\xef\xbb\xbf" + body.replace(b"\n", b"\r\n") + second))  # with a BOM
     result, rows, bad = load(tmp_path, gz)
     assert result.format == "openmetrics" and result.rows_loaded == 21
     assert all(same(rows[k], v) for k, v in OPENMETRICS_WANT.items())

@@ -286,7 +286,8 @@ def test_implausible_timestamps_are_quarantined(ws: Workspace, admin, tmp_path: 
 def test_plausible_window_is_configurable(ws: Workspace, admin, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("WORKBENCH_TS_MIN", "2026-10-01T12:00:00Z")
     monkeypatch.setenv("WORKBENCH_TS_MAX", "+3650d")
-    f = write_jsonl(tmp_path / "t.jsonl", [rec(1), rec(2, ts="2026-10-02T00:00:00Z"), rec(3, ts="2030-01-01T00:00:00Z")])
+    f = write_jsonl(tmp_path / "t.jsonl", [rec(1), rec(2, ts="2026-10-02T00:00:00Z"),
+                                           rec(3, ts="2030-01-01T00:00:00Z")])
     m = tmp_path / "m.jsonl"
     m.write_text("".join(json.dumps({"ts": t, "system_id": "s", "metric": "rps", "value": 1}) + "\n"
                          for t in ("2026-10-01T00:00:00Z", "2026-10-03T00:00:00Z", "99999999999999")))
@@ -345,7 +346,8 @@ def test_a_huge_line_or_invalid_utf8_is_quarantined_not_fatal(ws: Workspace, adm
 
     csv = ".csv" in name
     if problem == "long":
-        bad = _csv_row(2, b"p" * (MAX_LINE + 4096)) if csv else json.dumps(rec(2, principal="p" * (MAX_LINE + 4096))).encode()
+        long = "p" * (MAX_LINE + 4096)
+        bad = _csv_row(2, long.encode()) if csv else json.dumps(rec(2, principal=long)).encode()
     else:
         bad = _csv_row(2, b"caf\xe9") if csv else json.dumps(rec(2)).encode().replace(b"key-1", b"key-\xff")
     good = [_csv_row(i) if csv else json.dumps(rec(i)).encode() for i in (1, 3, 4)]

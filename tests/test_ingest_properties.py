@@ -40,13 +40,17 @@ def _corrupt(draw_text: str, how: int, rec: dict) -> str:
         return json.dumps({**rec, "ts": "not a time"})
     if how == 4:
         return json.dumps({**rec, "score": "NaN-ish"})
+    if how == 6:
+        return line[:12] + "\udcff" + line[12:]  # written as the byte 0xff: not UTF-8
+    if how == 7:
+        return json.dumps({**rec, "ts": "9999-12-31T00:00:00Z"})
     return json.dumps({**rec, "features": ["list"]})
 
 
 LINES = st.lists(
     st.one_of(
         VALID.map(json.dumps),
-        st.tuples(st.text(max_size=40), st.integers(0, 5), VALID).map(lambda t: _corrupt(*t)),
+        st.tuples(st.text(max_size=40), st.integers(0, 7), VALID).map(lambda t: _corrupt(*t)),
     ),
     min_size=0, max_size=40,
 )
@@ -55,10 +59,12 @@ LINES = st.lists(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=LINES)
 def test_accounting_always_holds(tmp_path_factory, lines: list[str]) -> None:
-    """Random mixes of valid and corrupted lines: no crash, and read = loaded + duplicates + quarantined."""
+    """Random mixes of valid, corrupted and non-UTF-8 lines and conflicting duplicates: no crash, and
+    read = loaded + duplicates + quarantined."""
     d = tmp_path_factory.mktemp("prop")
     f = d / "mix.jsonl"
-    f.write_text("\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines) + "\n")
+    text = "\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines) + "\n"
+    f.write_bytes(text.encode("utf-8", errors="surrogateescape"))
     ws = open_workspace(d / "ws.duckdb")
     try:
         r = ingest_file(ws, local_admin(), f)
@@ -66,7 +72,7 @@ def test_accounting_always_holds(tmp_path_factory, lines: list[str]) -> None:
         assert r.rows_read == r.rows_loaded + r.duplicates + r.rows_quarantined
         assert ws.scalar("SELECT count(*) FROM decisions") == r.rows_loaded
         assert ws.scalar("SELECT count(*) FROM quarantine") == r.rows_quarantined
-        non_blank = [x for x in f.read_text().split("\n") if x.strip()]
+        non_blank = [x for x in text.split("\n") if x.strip()]
         assert r.rows_read == len(non_blank)
     finally:
         ws.close()
@@ -176,5 +182,95 @@ def test_failure_in_settling_pass_leaves_nothing(tmp_path: Path, monkeypatch) ->
             assert r.error == f"{f}: disk full"
             assert [ws.scalar(f"SELECT count(*) FROM {t}") for t in ("decisions", "sources", "ingest_pending")] \
                 == [0, 0, 0]
+    finally:
+        ws.close()
+
+
+# --- custody of the bytes actually loaded (issue 12, item 6) ---------------------------------------------------
+
+def _decisions_file(prefix: str, n: int) -> bytes:
+    row = {"ts": "2026-10-01T10:00:00Z", "system_id": "s", "model_version": "1", "principal": "p",
+           "prediction": "approve", "features": {"a": 1}}
+    return "".join(json.dumps({"decision_id": f"{prefix}{i:07d}", **row}) + "\n" for i in range(n)).encode()
+
+
+def _custody_holds(ws, r, versions: dict[str, bytes]) -> None:
+    """Refused and nothing left behind, or the recorded hash is that of the very bytes whose rows loaded."""
+    import hashlib
+
+    if r.error is not None:
+        assert "changed while it was being ingested" in r.error and "\n" not in r.error
+        assert [ws.scalar(f"SELECT count(*) FROM {t}") for t in ("sources", "ingest_pending")] == [1, 0]
+        assert ws.scalar("SELECT count(*) FROM decisions WHERE source_id > 1") == 0
+        return
+    prefixes = {d[0] for (d,) in ws.rows("SELECT decision_id FROM decisions WHERE source_id = ?", [r.source_id])}
+    assert len(prefixes) == 1, f"rows of several versions loaded: {prefixes}"
+    (prefix,) = prefixes
+    recorded = ws.scalar("SELECT sha256 FROM sources WHERE source_id = ?", [r.source_id])
+    assert recorded == hashlib.sha256(versions[prefix]).hexdigest(), "the recorded hash is not of the loaded bytes"
+
+
+def test_file_rewritten_after_it_was_hashed_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """The hash is taken, the file is rewritten before it loads, then put back: no altered rows under its hash."""
+    import workbench.ingest as ingest_module
+    from workbench.ingest.files import sha256_file
+
+    original, altered = _decisions_file("a", 2000), _decisions_file("b", 2000)
+    target = tmp_path / "target.jsonl"
+    target.write_bytes(original)
+    (tmp_path / "same_size.jsonl").write_bytes(_decisions_file("c", 2000))  # so the target is hashed up front
+    ws = open_workspace(tmp_path / "ws.duckdb")
+    try:
+        assert ingest_file(ws, local_admin(), tmp_path / "same_size.jsonl").rows_loaded == 2000
+        state = {"rewritten": False}
+
+        def hash_then_rewrite(path: Path) -> str:
+            digest = sha256_file(path)
+            if path.name == "target.jsonl" and not state["rewritten"]:
+                state["rewritten"] = True
+                path.write_bytes(altered)  # the attacker's (or a careless writer's) change, right after the hash
+            return digest
+
+        monkeypatch.setattr(ingest_module, "sha256_file", hash_then_rewrite)
+        r = ingest_file(ws, local_admin(), target)
+        target.write_bytes(original)  # and back, so that `verify` would find the original bytes again
+        assert state["rewritten"]
+        _custody_holds(ws, r, {"a": original, "b": altered})
+        assert r.error is not None
+    finally:
+        ws.close()
+
+
+def test_file_rewritten_while_it_loads(tmp_path: Path, monkeypatch) -> None:
+    """A writer rewrites the file over and over during a two-pass load: refused and undone, or consistent."""
+    import threading
+
+    import workbench.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "SINGLE_PASS_BYTES", 0)  # the two-pass path, hashed in the background
+    versions = {"a": _decisions_file("a", 40_000), "b": _decisions_file("b", 40_000)}
+    target = tmp_path / "busy.jsonl"
+    target.write_bytes(versions["a"])
+    (tmp_path / "first.jsonl").write_bytes(_decisions_file("z", 10))
+    ws = open_workspace(tmp_path / "ws.duckdb")
+    stop = threading.Event()
+
+    def writer() -> None:
+        k = 0
+        while not stop.is_set():
+            k += 1
+            with target.open("r+b") as fh:  # in place: same inode, same size
+                fh.write(versions["ab"[k % 2]])
+
+    try:
+        ingest_file(ws, local_admin(), tmp_path / "first.jsonl")
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        try:
+            r = ingest_file(ws, local_admin(), target)
+        finally:
+            stop.set()
+            thread.join()
+        _custody_holds(ws, r, versions)
     finally:
         ws.close()

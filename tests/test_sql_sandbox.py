@@ -316,9 +316,13 @@ def test_a_huge_allocation_stops_at_once_with_bounded_memory(loan_ws, tmp_path):
     "SELECT length(repeat('x', 2000000000))",
     "SELECT length(string_agg(repeat('x', 1000), '')) FROM range(3000000)",  # grows chunk by chunk
     "SELECT len(range(300000000))",
-    "SELECT max(length(lpad('x', 1500000000, 'y')))",
+    "SELECT len(repeat([1, 2, 3], 200000000))",
+    "SELECT length(printf('%2000000000d', 1))",
 ])
 def test_memory_ceiling_stops_amplifying_queries(shared_ws, monkeypatch, statement):
+    import resource
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
     monkeypatch.setenv("WORKBENCH_QUERY_MEMORY_LIMIT", "256MB")
     with pytest.raises(WorkbenchError, match="256 MiB of memory") as info:
         run_sql(shared_ws, role("analyst"), statement, timeout=10)
@@ -328,6 +332,29 @@ def test_memory_ceiling_stops_amplifying_queries(shared_ws, monkeypatch, stateme
     # big but ordinary work still runs under the ceiling (sorts and hash tables spill instead of failing)
     assert run_sql(shared_ws, role("analyst"), "SELECT count(DISTINCT range) FROM range(3000000)").rows == [
         (3000000,)]
+    assert resource.getrlimit(resource.RLIMIT_AS) == before  # the process's own limit is back
+
+
+def test_concurrent_limited_queries_keep_their_allowances(shared_ws, monkeypatch):
+    import resource
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    monkeypatch.setenv("WORKBENCH_QUERY_MEMORY_LIMIT", "256MB")
+    statements = ["SELECT length(repeat('x', 2000000000))", "SELECT count(DISTINCT range) FROM range(2000000)",
+                  "SELECT sum(range) FROM range(20000000)", "SELECT length(repeat('x', 2000000000))"]
+
+    def run(statement):
+        try:
+            return run_sql(shared_ws, role("analyst"), statement, timeout=20).rows
+        except WorkbenchError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, statements))
+    assert "256 MiB of memory" in results[0] and "256 MiB of memory" in results[3]
+    assert results[1:3] == [[(2000000,)], [(199999990000000,)]]
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
 
 
 def test_time_limit_interrupts_and_leaves_the_workspace_usable(loan_ws):
@@ -379,3 +406,24 @@ def test_audit_row_keeps_4000_characters_and_the_hash_of_the_statement(loan_ws):
     run_sql(loan_ws, role("analyst"), "SELECT 2")
     short = json.loads(loan_ws.scalar("SELECT details FROM audit_log ORDER BY seq DESC LIMIT 1"))
     assert short["statement"] == "SELECT 2" and "statement_truncated" not in short
+
+
+def test_cli_refuses_raised_limits_for_non_admins(loan_ws, admin, monkeypatch):
+    from workbench.cases import accounts
+    from workbench.cli import _load_commands, app
+
+    pw = "correct horse battery"
+    accounts.add_user(loan_ws, admin, "root", "admin", pw)
+    accounts.add_user(loan_ws, accounts.authenticate(loan_ws, "root", pw), "ann", "analyst", pw)
+    db = str(loan_ws.path)
+    loan_ws.close()
+    _load_commands()
+    monkeypatch.setenv("WORKBENCH_PASSWORD", pw)
+    monkeypatch.setenv("WORKBENCH_QUERY_TIMEOUT", "5")
+    runner = CliRunner()
+    res = runner.invoke(app, ["sql", "SELECT 1 AS x", "--timeout", "600", "--user", "ann", "--json", "--db", db])
+    assert isinstance(res.exception, PermissionDenied) and "only an admin" in str(res.exception)
+    res = runner.invoke(app, ["sql", "SELECT 1 AS x", "--timeout", "2", "--user", "ann", "--json", "--db", db])
+    assert res.exit_code == 0 and json.loads(res.output) == {"x": 1}, res.output
+    res = runner.invoke(app, ["sql", "SELECT 1 AS x", "--timeout", "600", "--user", "root", "--json", "--db", db])
+    assert res.exit_code == 0 and json.loads(res.output) == {"x": 1}, res.output

@@ -153,6 +153,8 @@ def _why_not_issued(ws: Workspace, actor: Actor) -> str | None:
     count, role, disabled = _account_state(ws, actor.user)
     if count == 0:
         return None  # single-user mode: any actor, the OS user could open the file anyway
+    if type(actor) is not Actor:  # a subclass could answer differently to the seal check and to `can`
+        return "only an Actor issued by sign-in is accepted, not a subclass"
     seal = actor._seal
     if seal is None:
         return "the workspace has accounts and this actor was not issued by sign-in"

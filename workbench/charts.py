@@ -160,6 +160,43 @@ def drift_heatmap(df: pd.DataFrame, value: str = "drift", title: str = "Drift by
     return _layout(fig, title, height=max(240, 24 * len(pivot) + 80))
 
 
+DRIFT_VERDICT_STYLE = {"pass": ("#2563eb", "circle"), "over": ("#ca8a04", "diamond"),
+                       "drift": ("#b91c1c", "x"), "reference": ("#9ca3af", "circle-open"),
+                       "new version": ("#9ca3af", "square-open")}
+
+
+def drift_test(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """One drift test of one target per window, as the detector judged it (rows of detect.drift.windows for one
+    target and test): the statistic, its threshold (dashed), the reference windows shaded, and a marker per
+    verdict (pass, over the threshold once, drift = an alert's windows); box-select a period."""
+    if df is None or df.empty:
+        return empty("No drift judged for this choice")
+    d = df.sort_values("window_start")
+    fig = go.Figure()
+    ref = d[d["verdict"] == "reference"]
+    if not ref.empty:
+        fig.add_vrect(x0=ref["window_start"].min(), x1=ref["window_end"].max(), fillcolor="#e5e7eb", opacity=0.5,
+                      line_width=0, layer="below", annotation_text="reference", annotation_position="top left")
+    fig.add_trace(go.Scatter(x=d["window_start"], y=d["threshold"], name="threshold", mode="lines",
+                             line=dict(color="#b91c1c", dash="dash", shape="hv", width=1.5),
+                             hovertemplate="%{x|%Y-%m-%d %H:%M}<br>threshold %{y:.4g}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=d["window_start"], y=d["statistic"], name="statistic", mode="lines",
+                             line=dict(color="#6b7280", width=1), hoverinfo="skip", showlegend=False))
+    for verdict, (color, symbol) in DRIFT_VERDICT_STYLE.items():
+        part = d[d["verdict"] == verdict]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=part["window_start"], y=part["statistic"], name=verdict, mode="markers",
+            marker=dict(color=color, symbol=symbol, size=11 if verdict == "drift" else 8,
+                        line=dict(width=2 if verdict == "drift" else 1, color=color)),
+            customdata=part[["n", "threshold"]].to_numpy(),
+            hovertemplate="%{x|%Y-%m-%d %H:%M}<br>statistic %{y:.4g}<br>threshold %{customdata[1]:.4g}"
+                          f"<br>%{{customdata[0]:,}} decisions<br>{verdict}<extra></extra>"))
+    fig.update_yaxes(title_text=str(d["test"].iloc[0]) if "test" in d else None, rangemode="tozero")
+    return _layout(fig, title, height=340)
+
+
 def bar_ranking(items: Mapping[str, float] | pd.DataFrame, title: str, x: str = "value",
                 y: str = "feature") -> go.Figure:
     """A horizontal ranking (feature -> value), largest on top, e.g. mean |SHAP| change per feature."""

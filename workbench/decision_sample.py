@@ -15,7 +15,7 @@ from typing import Any
 
 from workbench.access import Actor, require
 from workbench.cases import masking
-from workbench.explore_search import BASE_COLUMNS, Filter, _audit_read, _feature_columns, _where
+from workbench.explore_search import BASE_COLUMNS, Filter, _audit_read, _feature_columns, _where, feature_labels
 from workbench.explore_sql import SqlParams, run_query
 from workbench.store import Workspace
 
@@ -74,7 +74,7 @@ def sample_decisions(
         f"SELECT {select}, k.n AS __total FROM kept k JOIN decisions d ON d.rowid = k.rid "
         "ORDER BY d.ts, d.system_id, d.decision_id"
     )
-    df = run_query(ws, sql, p.values)
+    df = run_query(ws, sql, p.values).rename(columns=feature_labels(types))
     total = int(df["__total"].iloc[0]) if len(df) else 0
     df = df.drop(columns="__total")
     shown = len(df)

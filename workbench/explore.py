@@ -3,7 +3,7 @@
 Every read of decision rows needs `read:decisions`, masks personal features for roles without `read:personal`,
 and is audited as `read.decisions` (who saw which decisions, or which filter). Aggregates need only
 `read:aggregates`. All SQL is parameterised; feature names are checked against feature_catalog and
-reach the SQL text only as quoted column aliases built from catalog names (their values are parameters).
+never reach the SQL text (names and values are parameters; feature columns are renamed in pandas).
 
 The reads live in ``explore_search`` (search, fetch), ``explore_aggregates`` (principal activity, metric
 points) and ``explore_nearest`` (nearest normal), on the SQL helpers of ``explore_sql``; this module is the

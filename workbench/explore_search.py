@@ -2,7 +2,8 @@
 
 Every read of decision rows needs `read:decisions`, masks personal features for roles without `read:personal`,
 and is audited as `read.decisions` (who saw which decisions, or which filter). Feature names are checked
-against feature_catalog and reach the SQL text only as quoted column aliases built from catalog names.
+against feature_catalog and never reach the SQL text: their JSON pointers are parameters, and the result's
+feature columns are positional, renamed to `f.<name>` in pandas (DuckDB would rename `f.Income` beside `f.income`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from workbench.explore_sql import (
     SqlParams,
     as_list,
     in_list,
-    quote_ident,
     run_query,
     time_window,
     typed_feature,
@@ -167,8 +167,13 @@ def _feature_columns(
             )
         else:
             expr = typed
-        cols.append(f"{expr} AS {quote_ident('f.' + feature)}")
+        cols.append(f"{expr} AS __wb_f{len(cols)}")  # positional: DuckDB renames aliases equal but for case
     return cols
+
+
+def feature_labels(types: dict[str, str]) -> dict[str, str]:
+    """Result column -> `f.<feature>`, for the positional feature columns of `_feature_columns`."""
+    return {f"__wb_f{i}": f"f.{feature}" for i, feature in enumerate(types)}
 
 
 def _audit_read(
@@ -210,7 +215,7 @@ def search_decisions(
         f"WITH hit AS (SELECT * FROM decisions d WHERE {where} ORDER BY d.ts, d.system_id, d.decision_id "
         f"LIMIT {p(limit)}) SELECT {select} FROM hit d ORDER BY d.ts, d.system_id, d.decision_id"
     )
-    df = run_query(ws, sql, p.values)
+    df = run_query(ws, sql, p.values).rename(columns=feature_labels(types))
     why = _why or {
         "filter": {
             **filters,

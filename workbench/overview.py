@@ -8,7 +8,7 @@ import pandas as pd
 
 from workbench.access import Actor, require
 from workbench.store import Workspace
-from workbench.store.sqltext import json_pointers, typed_items
+from workbench.store.sqltext import typed_json_fields
 
 
 def decision_rollup(ws: Workspace, actor: Actor) -> pd.DataFrame:
@@ -117,18 +117,17 @@ def feature_drift(ws: Workspace, actor: Actor, system_id: str, bucket: str = "1 
     total = ws.scalar("SELECT count(*) FROM decisions WHERE system_id = ?", [system_id]) or 0
     pct = min(100.0, 100.0 * max_rows / total) if total else 100.0
     sample = f"USING SAMPLE {pct:.4f}% (system, 7)" if pct < 100 else ""
-    # Feature names come from the logs: they reach DuckDB as JSON pointers and values (parameters) only;
-    # the temp table's columns are positional (c0, c1, ...).
+    # Feature names come from the logs: they reach DuckDB as parameters (or through workbench.store.sqltext's
+    # quoting) only; the temp table's columns are positional (c0, c1, ...).
     names = list(types)
     kinds = ["number" if types[f] == "number" else "string" for f in names]
-    cols = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(typed_items("fl", kinds)))
+    inner, items, param = typed_json_fields("features", dict(zip(names, kinds, strict=True)), "fl")
+    cols = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(items))
     step = int(ws.scalar("SELECT epoch_us(?::INTERVAL)", [bucket]) or 86_400_000_000)
     ws.execute(f"""CREATE OR REPLACE TEMP TABLE _wb_drift AS
         SELECT bucket, {cols} FROM (
-          SELECT make_timestamptz((epoch_us(ts) // {step}) * {step}) AS bucket,
-                 json_extract_string(features, ?::VARCHAR[]) AS fl
-          FROM (SELECT ts, features FROM decisions WHERE system_id = ? {sample}))""",
-               [json_pointers(names), system_id])
+          SELECT make_timestamptz((epoch_us(ts) // {step}) * {step}) AS bucket, {inner} AS fl
+          FROM (SELECT ts, features FROM decisions WHERE system_id = ? {sample}))""", [param, system_id])
     parts, params = [], []
     for i, (f, kind) in enumerate(zip(names, kinds, strict=True)):
         q = f"c{i}"

@@ -44,10 +44,15 @@ SETTINGS: dict[str, Setting] = {
         Setting("atlas", "WORKBENCH_ATLAS", "", "Path of a newer MITRE ATLAS.yaml to validate technique IDs against."),
         Setting("no_autodemo", "WORKBENCH_NO_AUTODEMO", "",
                 "Set to 1 to stop the app building the demo on an empty workspace."),
+        Setting("drift_window", "WORKBENCH_DRIFT_WINDOW", "auto",
+                "Drift windows: auto (the shortest of day/week/month holding ~500 decisions, else runs of 500), "
+                "day, week, month, or a number of decisions."),
         Setting("ts_min", "WORKBENCH_TS_MIN", "1970-01-01",
                 "Ingest quarantines timestamps before this (a date, or days from now such as -3650d)."),
         Setting("ts_max", "WORKBENCH_TS_MAX", "+366d",
                 "Ingest quarantines timestamps at or after this (a date, or days from now such as +366d)."),
+        Setting("evidence_max_mb", "WORKBENCH_EVIDENCE_MAX_MB", "50",
+                "Largest file (MiB) the app accepts as incident evidence; uploads over it are refused."),
     ]
 }
 

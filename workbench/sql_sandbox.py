@@ -13,9 +13,9 @@ files, so the sandbox checks the statement itself before DuckDB binds it (bindin
    they are refused too;
 3. it runs on a cursor of its own in a transaction that is rolled back, interrupted after query_timeout
    seconds, cut at query_max_rows rows, and with at most query_memory_limit more memory (an address-space
-   ceiling, see workbench.store.limits: DuckDB's memory_limit does not cover a function's result). The two
-   limits are ceilings: a caller may ask for less, only an admin for more. The audit row keeps the first
-   4,000 characters of the statement and the SHA-256 of all of it.
+   ceiling, see workbench.store.limits: DuckDB's memory_limit does not cover a function's result).
+   query_timeout and query_max_rows are ceilings: a caller may ask for less, only an admin for more.
+   The audit row keeps the first 4,000 characters of the statement and the SHA-256 of all of it.
 
 Table rules: `accounts` and `access_secrets` are never readable; `audit_log` needs read:audit; tables
 holding decision-level values (decisions, quarantine, evidence snapshots, explanations: any table with a

@@ -1,4 +1,5 @@
-"""Drift: per-feature drift over time against the baseline, and attribution (SHAP) drift."""
+"""Drift: per input, prediction and score, window by window, the detector's own tests against their thresholds,
+and attribution (SHAP) drift."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from workbench import charts
 from workbench.ui import cached, lib, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
+
+WINDOWS = ["as the detector ran", "auto", "day", "week", "month", "500 decisions", "1000 decisions"]
 
 ws, actor = context()
 st.title("Drift")
@@ -23,26 +26,50 @@ if not systems:
 c1, c2 = st.columns([1, 1])
 with c1:
     system = widgets.pick_system(systems, key="dr_system", allow_all=False)
-bucket = c2.segmented_control("Period", ["1 hour", "6 hours", "1 day"], default="1 day", key="dr_bucket") or "1 day"
+choice = c2.selectbox("Windows", WINDOWS, key="dr_windows",
+                      help="The detector's last run, or the same tests computed now with other windows.")
+window = None if choice == WINDOWS[0] else choice.split()[0]
 
-st.subheader("Feature drift")
-st.caption("Each input against the first period: mean shift in baseline standard deviations for numbers, total "
-           "variation distance of the value mix for categories. Box-select a period to rank the features in it.")
-with shown("Feature drift"):
-    drift = cached.call("workbench.overview", "feature_drift", actor, system, bucket, feature="Feature drift")
-    event = st.plotly_chart(charts.drift_lines(drift, value="drift"),
-                            key="dr_lines", on_select="rerun", selection_mode=("box", "points"))
-    picked = widgets.selected_time_range(event)
-    widgets.narrowed_note(picked, "ranking")
-    if not drift.empty:
-        col = "drift" if "drift" in drift else "psi"
-        xcol = "bucket" if "bucket" in drift else "ts"
-        part = drift
-        if picked:
-            t = pd.to_datetime(part[xcol], utc=True, format="ISO8601")
-            part = part[(t >= picked[0]) & (t <= picked[1])]
-        rank = part.groupby("feature")[col].max().sort_values(ascending=False).reset_index()
-        st.dataframe(rank, hide_index=True)
+st.subheader("Drift tests per window")
+st.caption("Each input feature, the prediction and the score, window by window, against the reference: the "
+           "statistic of each test, its threshold (from the reference's own sampling noise and window-to-window "
+           "variation) and the verdict, exactly as the drift detector computed them. A window is over when a test "
+           "is over its threshold; drift is two windows over in a row (or a strong latest one).")
+picked = None
+with shown("Drift tests"):
+    table = cached.call("workbench.detect.drift", "windows", actor, system, window, feature="Drift tests")
+    if table.empty:
+        st.info("No drift judged for this system yet: it needs a reference and complete windows after it. "
+                "Run the detectors (`workbench detect`) once data spans more than the reference window.")
+    else:
+        drift_lib = lib.module("workbench.detect.drift")
+        run = table["run_id"].dropna()
+        mon = table[table["role"] == "monitored"]
+        ref = table[table["role"] == "reference"]
+        st.caption(f"Windows of {table['window_rule'].iloc[0]} · reference {ref['window_start'].min():%Y-%m-%d} "
+                   f"to {ref['window_end'].max():%Y-%m-%d} ({ref.groupby('window_start')['n'].first().sum():,} "
+                   f"decisions) · {mon['window_start'].nunique()} windows judged · "
+                   + (f"detector run {run.iloc[0]}" if len(run) else "computed now (no attack claims)"))
+        verdicts = drift_lib.summary(table)
+        st.dataframe(verdicts, hide_index=True, key="dr_summary",
+                     column_config={"result": st.column_config.TextColumn("result", help="drift: an alert; "
+                                    "watch: a window over its threshold that did not last; pass: none over")})
+        t1, t2 = st.columns([1, 1])
+        targets = verdicts["target"].tolist()
+        target = t1.selectbox("Feature or output", targets, key="dr_target")
+        rows = table[table["target"] == target]
+        tests = rows["test"].unique().tolist()
+        peak = verdicts.loc[verdicts["target"] == target, "peak_test"].iloc[0]
+        test = t2.selectbox("Test", tests, index=tests.index(peak) if peak in tests else 0, key="dr_test")
+        one = rows[rows["test"] == test]
+        event = st.plotly_chart(charts.drift_test(one, f"{target}: {test} per window"), key="dr_chart",
+                                on_select="rerun", selection_mode=("box", "points"))
+        picked = widgets.selected_time_range(event)
+        wide = rows.pivot_table(index=["window_start", "n", "verdict"], columns="test",
+                                values=["statistic", "threshold"]).reset_index()
+        wide.columns = [" ".join(str(c) for c in col if c).strip() if isinstance(col, tuple) else col
+                        for col in wide.columns]
+        st.dataframe(wide.sort_values("window_start", ascending=False), hide_index=True, key="dr_windows_table")
 
 st.subheader("Attribution drift")
 st.caption("How the model reasoned on a set of decisions (an alert's, or a period's) against normal decisions of "

@@ -44,9 +44,13 @@ __all__ = [
     "KINDS",
     "METRIC_JSON",
     "add_alert",
+    "add_attribution_drift",
+    "add_cli_output",
     "add_decision_set",
+    "add_drift",
     "add_explanation",
     "add_file",
+    "add_file_bytes",
     "add_metric_window",
     "add_note",
     "content_hash",
@@ -264,6 +268,26 @@ def add_note(ws: Workspace, actor: Actor, incident_id: str, text: str) -> dict[s
     return get_evidence(ws, actor, eid)
 
 
+def _store_file(ws: Workspace, actor: Actor, incident_id: str, name: str, write: Callable[[Path], None],
+                facts: dict[str, Any], label: str | None, mtime: datetime | None) -> dict[str, Any]:
+    """Write a file into the evidence store (read-only), hash it and record it (one transaction)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).lstrip(".")[:100] or "file"
+    with ws.transaction():
+        eid = _next_id(ws)
+        rel = Path("incidents") / incident_id / f"E{eid:06d}-{safe}"
+        dest = evidence_store(ws) / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write(dest)
+        os.chmod(dest, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        sha = sha256_bytes(dest.read_bytes())
+        content = {"name": Path(name).name, **facts, "bytes": dest.stat().st_size}
+        _insert(
+            ws, actor, incident_id, "file", label or Path(name).name, Path(name).name, sha,
+            content=content, start=mtime, count=dest.stat().st_size, store_path=rel.as_posix(), evidence_id=eid,
+        )
+    return get_evidence(ws, actor, eid)
+
+
 def add_file(
     ws: Workspace, actor: Actor, incident_id: str, path: str | Path, label: str | None = None
 ) -> dict[str, Any]:
@@ -272,19 +296,41 @@ def add_file(
     src = Path(path)
     if not src.is_file():
         raise WorkbenchError(f"no file at {src}")
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", src.name)[:100] or "file"
-    with ws.transaction():
-        eid = _next_id(ws)
-        rel = Path("incidents") / incident_id / f"E{eid:06d}-{safe}"
-        dest = evidence_store(ws) / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
-        os.chmod(dest, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        sha = sha256_bytes(dest.read_bytes())
-        mtime = datetime.fromtimestamp(src.stat().st_mtime, UTC)
-        content = {"name": src.name, "original_path": str(src.resolve()), "bytes": dest.stat().st_size}
-        _insert(
-            ws, actor, incident_id, "file", label or src.name, src.name, sha,
-            content=content, start=mtime, count=dest.stat().st_size, store_path=rel.as_posix(), evidence_id=eid,
-        )
-    return get_evidence(ws, actor, eid)
+    return _store_file(ws, actor, incident_id, src.name, lambda dest: shutil.copyfile(src, dest),
+                       {"original_path": str(src.resolve())}, label,
+                       datetime.fromtimestamp(src.stat().st_mtime, UTC))
+
+
+def max_upload_bytes() -> int:
+    """The largest file the app accepts as evidence (setting evidence_max_mb, MiB)."""
+    from workbench import settings
+
+    try:
+        mib = float(settings.get("evidence_max_mb"))
+    except ValueError as exc:
+        raise WorkbenchError("WORKBENCH_EVIDENCE_MAX_MB must be a number of MiB") from exc
+    return int(mib * 1024 * 1024)
+
+
+def add_file_bytes(
+    ws: Workspace, actor: Actor, incident_id: str, name: str, data: bytes, label: str | None = None,
+    *, max_bytes: int | None = None,
+) -> dict[str, Any]:
+    """Keep uploaded bytes as a file evidence item (read-only copy, SHA-256), refusing files over the limit."""
+    incident_id = _start(ws, actor, incident_id)
+    limit = max_upload_bytes() if max_bytes is None else int(max_bytes)
+    if len(data) > limit:
+        raise WorkbenchError(f"{Path(str(name)).name} is {len(data):,} bytes; evidence files are limited to "
+                             f"{limit:,} bytes (WORKBENCH_EVIDENCE_MAX_MB)")
+    if not data:
+        raise WorkbenchError(f"{Path(str(name)).name} is empty")
+    return _store_file(ws, actor, incident_id, str(name), lambda dest: dest.write_bytes(data),
+                       {"uploaded_by": actor.user}, label, None)
+
+
+# The results frozen from where the analyst stands live in evidence_results (importable from here too).
+from workbench.cases.evidence_results import (  # noqa: E402 - after the functions it builds on
+    add_attribution_drift,
+    add_cli_output,
+    add_drift,
+)

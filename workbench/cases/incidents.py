@@ -4,6 +4,9 @@ Statuses run ``open -> triage -> contained -> eradicated -> recovered -> closed`
 where real work needs it (containment failed, eradication incomplete), an incident judged benign may be
 closed from ``open`` or ``triage``, and a closed incident may be reopened to ``triage``. Closing and
 reopening need ``close:incidents`` (lead, admin) and a note; every other write needs ``write:incidents``.
+
+Every incident carries a TLP (who may it be shared with) and a PAP (what may be done with its information),
+both ``amber`` unless set. Observables, tasks and merges live in ``observables``, ``tasks`` and ``merge``.
 """
 
 from __future__ import annotations
@@ -28,10 +31,14 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "recovered": ("closed", "eradicated"),
     "closed": ("triage",),
 }
-_COLUMNS = (
+TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
+PAP_LEVELS = ("clear", "green", "amber", "red")
+_INSERT_COLUMNS = (
     "incident_id, title, severity, status, owner, systems, atlas, description, created_at, created_by, "
     "updated_at, closed_at"
 )
+_COLUMNS = _INSERT_COLUMNS + ", tlp, pap, merged_into"
+TITLE_MAX = 120
 
 
 def _now() -> datetime:
@@ -43,6 +50,16 @@ def _check_severity(severity: str) -> str:
     if sev not in SEVERITIES:
         raise WorkbenchError(f"unknown severity {severity!r}; choose from {', '.join(SEVERITIES)}")
     return sev
+
+
+def check_tlp(value: str, levels: tuple[str, ...] = TLP_LEVELS, what: str = "TLP") -> str:
+    """A TLP (or PAP, with its levels) in canonical lower case, or WorkbenchError."""
+    v = str(value).strip().lower().removeprefix("tlp:").removeprefix("pap:")
+    if v == "white":  # TLP 1.0's name for clear
+        v = "clear"
+    if v not in levels:
+        raise WorkbenchError(f"unknown {what} {value!r}; choose from {', '.join(levels)}")
+    return v
 
 
 def _clean_list(values: Iterable[str]) -> list[str]:
@@ -68,19 +85,28 @@ def create_incident(
     atlas: Iterable[str] = (),
     owner: str | None = None,
     description: str = "",
+    tlp: str = "amber",
+    pap: str = "amber",
 ) -> dict[str, Any]:
-    """Open an incident by hand or from alerts (their systems, ATLAS IDs merged; each frozen as evidence)."""
+    """Open an incident by hand or from alerts (their systems, ATLAS IDs merged; each frozen as evidence).
+
+    The result's ``alert_already_in`` lists the open incidents that already held one of the alerts (the
+    app asks before opening such a duplicate; the CLI warns)."""
     require(actor, "write:incidents")
     title = (title or "").strip()
     if not title:
         raise WorkbenchError("an incident needs a title")
     sev = _check_severity(severity)
+    tlp_v, pap_v = check_tlp(tlp), check_tlp(pap, PAP_LEVELS, "PAP")
+    owner = _check_user(ws, owner)
     alert_ids = [str(a) for a in alert_ids]
     alerts = []
+    already: list[dict[str, Any]] = []
     if alert_ids:
         from workbench.cases.evidence import fetch_alert
 
         alerts = [fetch_alert(ws, actor, a) for a in alert_ids]
+        already = open_incidents_with_alerts(ws, actor, alert_ids)
     systems_l = _clean_list([*systems, *(a.get("system_id") for a in alerts if a.get("system_id"))])
     atlas_l = atlas_ids.normalise([*atlas, *(t for a in alerts for t in (a.get("atlas") or []))])
     now = _now()
@@ -88,7 +114,8 @@ def create_incident(
         n = ws.scalar("SELECT nextval('incident_seq')")
         incident_id = f"INC-{n:04d}"
         ws.execute(
-            f"INSERT INTO incidents({_COLUMNS}) VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, NULL)",
+            f"INSERT INTO incidents({_INSERT_COLUMNS}, tlp, pap) VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, "
+            "NULL, ?, ?)",
             [
                 incident_id,
                 title,
@@ -100,6 +127,8 @@ def create_incident(
                 now,
                 actor.user,
                 now,
+                tlp_v,
+                pap_v,
             ],
         )
         ws.execute(
@@ -118,6 +147,9 @@ def create_incident(
                 "atlas": atlas_l,
                 "owner": owner,
                 "alerts": alert_ids,
+                "tlp": tlp_v,
+                "pap": pap_v,
+                "alert_already_in": [a["incident_id"] for a in already],
             },
         )
         if alerts:
@@ -125,7 +157,7 @@ def create_incident(
 
             for alert in alerts:
                 _insert_alert(ws, actor, incident_id, alert)
-    return get_incident(ws, actor, incident_id)
+    return {**get_incident(ws, actor, incident_id), "alert_already_in": already}
 
 
 def list_incidents(
@@ -171,6 +203,8 @@ def get_incident(ws: Workspace, actor: Actor, incident_id: str) -> dict[str, Any
     )
     inc["evidence"] = ws.scalar("SELECT count(*) FROM evidence WHERE incident_id = ?", [inc["incident_id"]])
     inc["allowed_next"] = list(TRANSITIONS[inc["status"]])
+    inc["merged_from"] = [r[0] for r in ws.rows(
+        "SELECT incident_id FROM incidents WHERE merged_into = ? ORDER BY incident_id", [inc["incident_id"]])]
     return inc
 
 
@@ -212,9 +246,10 @@ def set_status(
 
 
 def assign(ws: Workspace, actor: Actor, incident_id: str, owner: str | None) -> dict[str, Any]:
-    """Set (or clear, with None) the incident's owner."""
+    """Set (or clear, with None) the incident's owner (an account's name when the workspace has accounts)."""
     require(actor, "write:incidents")
     inc = require_incident(ws, incident_id)
+    owner = _check_user(ws, owner)
     with ws.transaction():
         ws.execute(
             "UPDATE incidents SET owner = ?, updated_at = ? WHERE incident_id = ?",
@@ -272,3 +307,96 @@ def add_note(ws: Workspace, actor: Actor, incident_id: str, text: str) -> dict[s
     from workbench.cases.evidence import add_note as _add
 
     return _add(ws, actor, incident_id, text)
+
+
+# -- people, markings, alerts already in a case, titles ------------------------------------------------------------
+_WORKERS = ("analyst", "lead", "admin")  # the roles that hold write:incidents
+
+
+def _check_user(ws: Workspace, user: str | None) -> str | None:
+    """None for none; with accounts, an active account that may work incidents; else any name."""
+    user = (user or "").strip() or None
+    if user is None or not ws.scalar("SELECT count(*) FROM accounts"):
+        return user
+    row = ws.one('SELECT role, disabled FROM accounts WHERE "user" = ?', [user])
+    if row is None or row[1]:
+        raise WorkbenchError(f"no active account {user!r} to give this to")
+    if row[0] not in _WORKERS:
+        raise WorkbenchError(f"{user} is a {row[0]} and cannot work incidents")
+    return user
+
+
+def assignable_users(ws: Workspace, actor: Actor) -> list[str]:
+    """Who can own an incident or a task: active accounts that may work incidents, else the names in use."""
+    require(actor, "read:incidents")
+    if ws.scalar("SELECT count(*) FROM accounts"):
+        return [r[0] for r in ws.rows(
+            'SELECT "user" FROM accounts WHERE NOT disabled AND list_contains(?, role) ORDER BY "user"',
+            [list(_WORKERS)])]
+    names = {r[0] for r in ws.rows(
+        "SELECT owner FROM incidents WHERE owner IS NOT NULL UNION SELECT assignee FROM incident_tasks "
+        "WHERE assignee IS NOT NULL UNION SELECT created_by FROM incidents")}
+    return sorted(names | {actor.user})
+
+
+def mark(
+    ws: Workspace, actor: Actor, incident_id: str, *, tlp: str | None = None, pap: str | None = None
+) -> dict[str, Any]:
+    """Set the incident's TLP and/or PAP."""
+    require(actor, "write:incidents")
+    inc = require_incident(ws, incident_id)
+    changes = {}
+    if tlp is not None:
+        changes["tlp"] = check_tlp(tlp)
+    if pap is not None:
+        changes["pap"] = check_tlp(pap, PAP_LEVELS, "PAP")
+    changes = {k: v for k, v in changes.items() if v != inc[k]}
+    if changes:
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with ws.transaction():
+            ws.execute(f"UPDATE incidents SET {sets}, updated_at = ? WHERE incident_id = ?",
+                       [*changes.values(), _now(), inc["incident_id"]])
+            audit.record(ws, actor, "incident.mark", inc["incident_id"],
+                         {k: {"from": inc[k], "to": v} for k, v in changes.items()})
+    return get_incident(ws, actor, inc["incident_id"])
+
+
+def open_incidents_with_alerts(ws: Workspace, actor: Actor, alert_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The incidents not closed that already hold one of these alerts as evidence (id, title, status, alert)."""
+    require(actor, "read:incidents")
+    return ws.dicts(
+        "SELECT i.incident_id, i.title, i.status, i.severity, e.ref AS alert_id FROM evidence e "
+        "JOIN incidents i USING (incident_id) WHERE e.kind = 'alert' AND list_contains(?, e.ref) "
+        "AND i.status <> 'closed' GROUP BY ALL ORDER BY i.incident_id, e.ref",
+        [[str(a) for a in alert_ids]],
+    )
+
+
+_DETECTOR_NAMES = {"extraction": "Model extraction", "evasion": "Evasion", "backdoor": "Backdoor trigger",
+                   "artifact": "Model artifact change", "flood": "Request flood", "credential": "Credential misuse",
+                   "drift": "Drift", "metric_anomaly": "Metric anomaly"}
+
+
+def _short(text: str, limit: int) -> str:
+    """Text cut at a word boundary with an ellipsis, never mid-word."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:-")
+    return cut + "…"
+
+
+def suggest_title(alert: dict[str, Any]) -> str:
+    """A whole, readable incident title for an alert: what, on which system, by or about whom, and when."""
+    det = str(alert.get("detector") or "alert")
+    what = _DETECTOR_NAMES.get(det, det.replace("_", " ").capitalize())
+    parts = [f"{what} on {alert.get('system_id') or 'an unknown system'}"]
+    if alert.get("principal"):
+        parts.append(f"by {alert['principal']}")
+    elif alert.get("feature"):
+        parts.append(f"in {alert['feature']}")
+    elif alert.get("metric"):
+        parts.append(f"in {alert['metric']}")
+    start = str(alert.get("window_start") or "")[:10]
+    title = " ".join(parts) + (f" ({start})" if start else "")
+    return _short(title, TITLE_MAX)

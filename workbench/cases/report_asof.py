@@ -4,7 +4,9 @@ A report is cut at the audit chain's head (seq N and that row's hash). Every sec
 filed report still checks after more work on the case, and any change to the state it showed is found:
 
 - incident fields: the current row with every later change undone, using the chain's own record of each
-  change (``incident.update``, ``incident.assign`` and ``incident.status`` rows keep the previous value);
+  change (``incident.status`` and ``incident.assign`` rows, and every row whose details map a field to
+  ``{"from": old, "to": new}`` such as ``incident.update``, keep the previous value). A writer that changes an
+  incident field without such a row would make older reports fail their check: record the previous value;
 - status history: the first 1 + k rows of ``incident_status`` (k = ``incident.status`` rows up to N);
   ``closed_at`` is the time of the last move to closed among them, when the incident was closed at N;
 - evidence: the items whose ``evidence.add`` row is at or before N (their rows are frozen);
@@ -28,6 +30,9 @@ from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 
 FIELDS = ("title", "severity", "status", "owner", "systems", "atlas", "description")
+EXTRA_FIELDS = ("tlp", "pap", "merged_into")  # undone the same way when the incident row has them
+# Audit actions that change one field and record {"from": old, "to": new} at the top level of their details.
+_ONE_FIELD = {"incident.status": "status", "incident.assign": "owner"}
 
 
 def chain_head(ws: Workspace, as_of_seq: int | None = None) -> tuple[int, str | None]:
@@ -57,17 +62,16 @@ def incident_at(ws: Workspace, inc: dict[str, Any], rows: list[dict[str, Any]], 
     created = next((r for r in rows if r["action"] == "incident.create"), None)
     if created is None or created["seq"] > seq:
         raise WorkbenchError(f"{iid} did not exist at audit seq {seq}")
-    state = {k: inc[k] for k in FIELDS}
+    state = {k: inc[k] for k in (*FIELDS, *EXTRA_FIELDS) if k in inc}
     for r in reversed([r for r in rows if r["seq"] > seq]):
         d = r["details"] if isinstance(r["details"], dict) else {}
-        if r["action"] == "incident.update":
-            for k, change in d.items():
-                if k in state and isinstance(change, dict) and "from" in change:
-                    state[k] = change["from"]
-        elif r["action"] == "incident.assign":
-            state["owner"] = d.get("from")
-        elif r["action"] == "incident.status":
-            state["status"] = d.get("from")
+        if r["action"] in _ONE_FIELD:
+            if "from" in d:
+                state[_ONE_FIELD[r["action"]]] = d["from"]
+            continue
+        for k, change in d.items():  # incident.update, incident.mark, ...: {field: {"from": old, "to": new}}
+            if k in state and isinstance(change, dict) and "from" in change and "to" in change:
+                state[k] = change["from"]
     changes = sum(1 for r in rows if r["action"] == "incident.status" and r["seq"] <= seq)
     history = ws.dicts(
         "SELECT ts, actor, role, from_status, to_status, note FROM incident_status WHERE incident_id = ? "

@@ -52,29 +52,44 @@ def _show_incident(inc: dict, json_: bool) -> None:
         f"{inc['incident_id']} [{inc['severity']}] {inc['status']}: {inc['title']}\n"
         f"  owner {inc.get('owner') or '-'}; systems {', '.join(inc['systems']) or '-'}; "
         f"ATLAS {', '.join(inc['atlas']) or '-'}; evidence items {inc.get('evidence', 0)}; "
-        f"next: {', '.join(inc.get('allowed_next', []))}",
+        f"TLP:{str(inc.get('tlp') or 'amber').upper()} PAP:{str(inc.get('pap') or 'amber').upper()}; "
+        f"next: {', '.join(inc.get('allowed_next', []))}"
+        + (f"; merged into {inc['merged_into']}" if inc.get("merged_into") else "")
+        + (f"; merged from {', '.join(inc['merged_from'])}" if inc.get("merged_from") else ""),
     )
 
 
 @incident_app.command("create")
 def create_cmd(
-    title: Annotated[str, typer.Argument(help="Short title.")],
+    title: Annotated[
+        str | None, typer.Argument(help="Short title (default with --alert: one made from the alert).")
+    ] = None,
     severity: Annotated[str, typer.Option(help="low, medium, high or critical.")] = "medium",
     alert: Annotated[list[str] | None, typer.Option(help="Alert id to open from (repeatable).")] = None,
     system: Annotated[list[str] | None, typer.Option(help="Affected system (repeatable).")] = None,
     atlas: Annotated[list[str] | None, typer.Option(help="ATLAS technique id (repeatable).")] = None,
     owner: Annotated[str | None, typer.Option(help="Owner (user name).")] = None,
     description: Annotated[str, typer.Option(help="Longer description.")] = "",
+    tlp: Annotated[str, typer.Option(help="TLP: clear, green, amber, amber+strict or red.")] = "amber",
+    pap: Annotated[str, typer.Option(help="PAP: clear, green, amber or red.")] = "amber",
     db: DbOpt = None,
     user: UserOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Open an incident by hand or from alerts."""
+    """Open an incident by hand or from alerts (warns when an alert is already in an open incident)."""
     ws, who = workspace_actor(db, user)
+    if not (title or "").strip():
+        if not alert:
+            raise WorkbenchError("give a title (or --alert ID to make one from the alert)")
+        title = incidents.suggest_title(evidence.fetch_alert(ws, who, alert[0]))
     inc = incidents.create_incident(
         ws, who, title, severity, alert_ids=alert or (), systems=system or (), atlas=atlas or (), owner=owner,
-        description=description,
+        description=description, tlp=tlp, pap=pap,
     )
+    for dup in inc.get("alert_already_in") or []:
+        typer.echo(f"warning: alert {dup['alert_id']} is already in open incident {dup['incident_id']} "
+                   f"({dup['title']}); `workbench incident merge {dup['incident_id']} {inc['incident_id']}` "
+                   "folds this one into it", err=True)
     _show_incident(inc, json_)
 
 
@@ -169,7 +184,8 @@ def _ids(ids: str | None, ids_file: Path | None) -> list[str]:
 @incident_app.command("add-evidence")
 def add_evidence_cmd(
     incident: IncArg,
-    kind: Annotated[str, typer.Option(help="alert, decision_set, metric_window, explanation or file.")],
+    kind: Annotated[str, typer.Option(help="alert, decision_set, metric_window, explanation, file, or json "
+                                           "(the workbench's own --json output, recognised and labelled).")],
     alert: Annotated[
         str | None, typer.Option(help="Alert id (kind alert; or the source of a decision set).")
     ] = None,
@@ -209,25 +225,49 @@ def add_evidence_cmd(
         if not (system and start and end):
             raise WorkbenchError("--kind metric_window needs --system, --start and --end")
         item = evidence.add_metric_window(ws, who, incident, system, metric, start, end, label)
-    elif kind == "explanation":
+    elif kind in ("explanation", "json"):
         if file is None:
-            raise WorkbenchError("--kind explanation needs --file with the explanation JSON")
-        payload = read_json_file(file)
-        if isinstance(payload, list):
-            payload = {"decisions": payload}
-        item = evidence.add_explanation(ws, who, incident, payload, label)
+            raise WorkbenchError(f"--kind {kind} needs --file with the JSON or JSON Lines output")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise WorkbenchError(f"{file}: cannot read it ({str(exc).splitlines()[0]})") from exc
+        if kind == "explanation" and not _is_output(text):
+            payload = read_json_file(file)
+            item = evidence.add_explanation(ws, who, incident, payload if isinstance(payload, dict)
+                                            else {"decisions": payload}, label)
+        else:
+            items = evidence.add_cli_output(ws, who, incident, text, name=file.name, system_id=system, label=label)
+            for extra in items[:-1]:
+                _said(extra, json_)
+            item = items[-1]
     elif kind == "file":
         if file is None:
             raise WorkbenchError("--kind file needs --file PATH")
         item = evidence.add_file(ws, who, incident, file, label)
     else:
         raise WorkbenchError(f"unknown evidence kind {kind!r} (notes: `workbench incident note`)")
+    _said(item, json_)
+
+
+def _said(item: dict, json_: bool) -> None:
     emit(
         item,
         json_,
         f"evidence #{item['evidence_id']} {item['kind']}: {item['label']} "
         f"({size_text(item) or 'no size'}, sha256 {item['sha256']})",
     )
+
+
+def _is_output(text: str) -> bool:
+    """Whether text is JSON Lines or a list the workbench recognises (not one hand-made explanation object)."""
+    from workbench.cases.evidence_results import _parse_output, recognise_output
+
+    try:
+        rows = _parse_output(text)
+    except WorkbenchError:
+        return False
+    return len(text.strip().splitlines()) > 1 or recognise_output(rows) != "other"
 
 
 @incident_app.command("evidence")

@@ -59,6 +59,26 @@ def model_list(db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -
                  "added_by", "added_at"], title="models")
 
 
+@model_app.command("events")
+def model_events(
+    system: Annotated[str | None, typer.Option("--system", help="Only this system's events.")] = None,
+    limit: Annotated[int, typer.Option(help="Newest events shown.")] = 50,
+    db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False,
+) -> None:
+    """Refused and failed model loads and registry conflicts, newest first (also in the audit chain)."""
+    from workbench.explain import registry
+
+    ws = workspace(db, create=False)
+    rows = registry.list_events(ws, actor(ws, user), limit=limit, system_id=system)
+    if json_:
+        emit_json(rows)
+        return
+    for r in rows:
+        r["sha256"] = (r["sha256"] or "")[:12]
+        r["model"] = f"{r['system_id']}/{r['version']}" if r["system_id"] else r["path"]
+    table(rows, ["event_id", "ts", "actor", "event", "model", "sha256", "reason"], title="model events")
+
+
 @model_app.command("import-bom")
 def model_import_bom(
     path: Annotated[Path, typer.Argument(help="CycloneDX JSON BOM.")],

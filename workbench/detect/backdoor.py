@@ -78,7 +78,7 @@ def _candidates(ctx: Ctx, s: SystemScope, prev: str, new: str, hashes: list[str]
             WITH b AS (SELECT {nb.replace(f.col, 'val')} AS b, sum(c_new) AS bn, sum(c_prev) AS bp
                        FROM _bdv GROUP BY 1)
             SELECT val, c_new, c_prev, principals, bn, bp FROM _bdv JOIN b ON b.b = {nb.replace(f.col, 'val')}
-            WHERE c_new >= {MIN_COUNT}
+            WHERE c_new >= {MIN_COUNT} ORDER BY c_new DESC, val::VARCHAR
         """)
         for val, c_new, c_prev, principals, b_new, b_prev in rows:
             # expected from the previous version's frequency, scaled by how the value's neighbourhood
@@ -96,6 +96,15 @@ def _candidates(ctx: Ctx, s: SystemScope, prev: str, new: str, hashes: list[str]
         found += sorted(mine, key=lambda c: -c["z"])[:PER_FEATURE]
     found.sort(key=lambda c: -c["z"])
     return found[:MAX_CANDIDATES]
+
+
+def _keyed(ctx: Ctx, s: SystemScope, f: Feature, value: Any) -> str:
+    """The trigger value as it enters the alert id: its HMAC token under the workspace masking key, the token an
+    analyst without read:personal sees in place of the value, so the id reveals nothing the evidence hides
+    (an unkeyed hash of a small number could be reversed by trying every value)."""
+    from workbench.cases.masking import mask_value, masking_key
+
+    return str(mask_value(masking_key(ctx.ws), s.system_id, f.name, value))
 
 
 def _show(value: Any) -> Any:
@@ -247,7 +256,7 @@ def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
         if t0 is None:
             continue
         senders = ctx.ws.rows(f"SELECT d.principal, count(*) FROM _hits h JOIN {s.table} d USING (decision_id) "
-                              "WHERE h.detector = ? AND h.system_id = ? AND h.key = ? GROUP BY 1 ORDER BY 2 DESC",
+                              "WHERE h.detector = ? AND h.system_id = ? AND h.key = ? GROUP BY 1 ORDER BY 2 DESC, 1",
                               [NAME, s.system_id, key])
         ev["principals"] = [p for p, _ in senders]
         ev["decisions_by_principal"] = dict(senders)
@@ -256,7 +265,9 @@ def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
         summary = (f"Since {s.system_id} {new} went live, {n_dec} decisions between {fmt_ts(t0)} and "
                    f"{fmt_ts(t1)} carry {f.name}={value} ({c['ratio']:.0f}x its usual frequency) and "
                    f"{tail}: a likely backdoor trigger in {new}.")
-        top = senders[0][0] if senders and senders[0][1] >= 0.5 * n_dec else None
+        # the alert's principal is the sender of most of its decisions; with no majority (two senders of 33
+        # each) it names none, and evidence.principals lists them all
+        top = senders[0][0] if senders and senders[0][1] > 0.5 * n_dec else None
         out.append(Alert(NAME, s.system_id, sev, t0, t1, summary, ev, atlas=list(ATLAS), feature=f.name,
-                         principal=top, score=float(score), subject=f"{new}|{value}", hits=key))
+                         principal=top, score=float(score), subject=f"{new}|{_keyed(ctx, s, f, value)}", hits=key))
     return out

@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 
 MAD_K = 1.4826  # MAD -> standard deviation under normality
+HASH_BUCKETS = 1_000_000
 
 
 def robust_center_scale(values: np.ndarray, floor: float = 1e-9) -> tuple[float, float]:
@@ -41,6 +42,16 @@ def binom_z(k: float, n: float, p: float) -> float:
 
     g = 2.0 * n * (term(q, p) + term(1 - q, 1 - p))
     return math.copysign(math.sqrt(max(g, 0.0)), q - p)
+
+
+def sample_where(total: int, target: int, key: str = "decision_id") -> str:
+    """A SQL condition keeping about `target` of `total` rows, chosen by a hash of `key`: the same rows on every
+    run and every thread count (a reservoir sample, even with REPEATABLE, depends on the order rows arrive in
+    when DuckDB scans with several threads), so the same workspace always gives the same alerts."""
+    if total <= target:
+        return "true"
+    keep = math.ceil(HASH_BUCKETS * target / max(total, 1))
+    return f"(hash({key}) % {HASH_BUCKETS}) < {keep}"
 
 
 def fmt_ts(ts: datetime) -> str:

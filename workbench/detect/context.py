@@ -9,7 +9,6 @@ detectors (drift, credential) do not count attack traffic as a change of the pop
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,8 +16,7 @@ from typing import Any
 from workbench.access import Actor
 from workbench.detect import baseline
 from workbench.store import Workspace
-
-_SQL_TYPES = {"number": "DOUBLE", "bool": "BOOLEAN", "string": "VARCHAR"}
+from workbench.store.sqltext import typed_json_fields
 
 
 @dataclass
@@ -118,8 +116,9 @@ def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: d
         hi = max(s_until, ref["until"])
         feats = [Feature(name, typ, f"f{k}") for k, (name, typ) in enumerate(
             ws.rows("SELECT feature, type FROM feature_catalog WHERE system_id = ? ORDER BY feature", [sid]))]
-        spec = json.dumps({f.name: _SQL_TYPES.get(f.type, "VARCHAR") for f in feats})
-        cols = "".join(f", s.{ident(f.name)} AS {f.col}" for f in feats)
+        # names that differ only in case cannot share a struct: typed_json_fields reads them another way
+        inner, items, param = typed_json_fields("features", {f.name: f.type for f in feats}, "s")
+        cols = "".join(f", {sql} AS {f.col}" for f, sql in zip(feats, items, strict=True))
         table = f"_d{i}"
         ws.execute(f"""
             CREATE OR REPLACE TEMP TABLE {table} AS
@@ -127,9 +126,9 @@ def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: d
                    latency_ms, status,
                    ts >= ? AND ts < ? AS in_ref,
                    ts >= ? AND ts <= ? AS in_scope, false AS claimed{cols}
-            FROM (SELECT *{", json_transform(features, ?) AS s" if feats else ""} FROM decisions
+            FROM (SELECT *{f", {inner} AS s" if feats else ""} FROM decisions
                   WHERE system_id = ? AND ts >= ? AND ts <= ?)
-        """, [ref["since"], ref["until"], s_since, s_until, *([spec] if feats else []), sid, lo, hi])
+        """, [ref["since"], ref["until"], s_since, s_until, *([param] if feats else []), sid, lo, hi])
         n, n_ref, n_scope = ws.one(f"SELECT count(*), count_if(in_ref), count_if(in_scope) FROM {table}")
         ctx.systems.append(SystemScope(sid, table, feats, ref["since"], ref["until"], ref["source"], s_since,
                                        s_until, n, n_ref, n_scope))

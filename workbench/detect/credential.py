@@ -100,17 +100,18 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
         WITH e AS (
             SELECT k, any_value(principal) AS principal, count(*) AS n, min(ts) AS t0, max(ts) AS t1,
                    avg(new_ip::INT) AS new_ip_share, avg(off_hours::INT) AS off_share,
-                   list(DISTINCT source_ip) FILTER (WHERE new_ip) AS new_ips, any_value(active_days) AS active_days,
+                   list(DISTINCT source_ip ORDER BY source_ip) FILTER (WHERE new_ip) AS new_ips,
+                   any_value(active_days) AS active_days,
                    any_value(pool_days) AS pool_days, any_value(peers) AS peers,
-                   bool_or(in_scope) AS in_scope, list(DISTINCT day) AS days
+                   bool_or(in_scope) AS in_scope, list(DISTINCT day ORDER BY day) AS days
             FROM _cre GROUP BY k HAVING count(*) >= {MIN_EPISODE}),
         hourly AS (SELECT principal, day, h, sum(c) AS c FROM _cra GROUP BY ALL)
         SELECT e.*,
                (SELECT quantile_cont(c, 0.95) FROM hourly JOIN _crp ON _crp.m = hourly.principal
                  WHERE _crp.p = e.principal AND NOT (hourly.principal = e.principal
                                                      AND list_contains(e.days, hourly.day))) AS own_p95_hourly,
-               (SELECT list(DISTINCT source_ip) FROM _crk WHERE _crk.principal = e.principal AND NOT new_ip)
-                 AS usual_ips,
+               (SELECT list(DISTINCT source_ip ORDER BY source_ip) FROM _crk
+                 WHERE _crk.principal = e.principal AND NOT new_ip) AS usual_ips,
                (SELECT list(m ORDER BY m) FROM _crp WHERE _crp.p = e.principal AND m <> e.principal) AS peer_names
         FROM e WHERE in_scope ORDER BY t0
     """)

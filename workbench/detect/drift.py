@@ -95,12 +95,10 @@ def judge(ctx: Ctx, s: SystemScope, rule: dw.Rule | None = None) -> Judgement | 
     if p is None:
         return None
     j = Judgement(s, p)
-    for t in targets(s):
-        b = dw.binned(ctx, p, t)
-        if b is not None:
-            v = _verdict(s, p, b)
-            if v is not None:
-                j.verdicts.append(v)
+    for b in dw.binned(ctx, p, targets(s)):
+        v = _verdict(s, p, b)
+        if v is not None:
+            j.verdicts.append(v)
     return j
 
 
@@ -170,7 +168,10 @@ def _lasting(p: dw.Plan, mon_idx: np.ndarray, over: np.ndarray, ratio: np.ndarra
         if later or earlier:
             drift[mon_idx[k]] = True
             if confirmed_at is None and later:
-                confirmed_at = p.windows["t1"].iloc[mon_idx[later[0]]]
+                # when a run would first have raised it: at the window's end if it was strong (then the latest
+                # window), else at the end of the window that confirmed it
+                at = k if ratio[mon_idx[k]] >= STRONG else later[0]
+                confirmed_at = p.windows["t1"].iloc[mon_idx[at]]
     if latest and m and o[-1] and ratio[mon_idx[-1]] >= STRONG and not drift[mon_idx[-1]]:
         drift[mon_idx[-1]] = True
         confirmed_at = confirmed_at if confirmed_at is not None else p.windows["t1"].iloc[mon_idx[-1]]
@@ -320,3 +321,32 @@ def windows(ws: Workspace, actor: Actor, system_id: str, window: str | None = No
         _context.drop(ctx)
     df.attrs["source"] = "computed now"
     return df
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Pass/fail per target from a windows table: windows judged, over the bar, in drift, the first drift window,
+    the latest verdict and the largest statistic/threshold ratio (with its test)."""
+    cols = ["target", "kind", "type", "result", "windows_judged", "windows_over", "windows_drift", "first_drift",
+            "latest", "peak_ratio", "peak_test", "alert_id"]
+    if table is None or table.empty:
+        return pd.DataFrame(columns=cols)
+    mon = table[table["role"] == "monitored"].copy()
+    mon["ratio"] = np.where(mon["threshold"] > 0, mon["statistic"] / mon["threshold"], np.nan)
+    out = []
+    for (target, kind), g in mon.groupby(["target", "kind"], sort=False):
+        per = g.groupby("window_start").agg(verdict=("verdict", "first"), ratio=("ratio", "max"))
+        peak = g.loc[g["ratio"].idxmax()] if g["ratio"].notna().any() else None
+        drift = per[per["verdict"] == "drift"]
+        n_over = int(per["verdict"].isin(["over", "drift"]).sum())
+        out.append({"target": target, "kind": kind, "type": g["type"].iloc[0],
+                    "result": "drift" if len(drift) else ("watch" if n_over else "pass"),
+                    "windows_judged": int((per["verdict"] != "new version").sum()), "windows_over": n_over,
+                    "windows_drift": len(drift), "first_drift": drift.index.min() if len(drift) else None,
+                    "latest": per["verdict"].iloc[-1],
+                    "peak_ratio": round(float(peak["ratio"]), 2) if peak is not None else None,
+                    "peak_test": peak["test"] if peak is not None else None,
+                    "alert_id": next((a for a in g["alert_id"] if isinstance(a, str) and a), None)})
+    rank = {"drift": 0, "watch": 1, "pass": 2}
+    return pd.DataFrame(out, columns=cols).sort_values(
+        ["result", "peak_ratio"], key=lambda s: s.map(rank) if s.name == "result" else -s.fillna(0)
+    ).reset_index(drop=True)

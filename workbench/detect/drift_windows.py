@@ -131,35 +131,29 @@ def plan(ctx: Ctx, s: SystemScope, override: Rule | None = None) -> Plan | None:
                    [bounds, bounds])
         src = f"(SELECT d.*, b.w FROM {base} d ASOF JOIN _dwb b ON d.ts >= b.t0)"
     else:
-        unit = rule.kind
-        t0 = ws.scalar(f"SELECT date_trunc('{unit}', {lit(first)})")
-        src = f"(SELECT *, datediff('{unit}', {lit(t0)}, date_trunc('{unit}', ts))::INTEGER AS w FROM {base})"
-    t0_sql = "min(ts)" if rule.kind == "count" else f"any_value(date_trunc('{rule.kind}', ts))"
-    win = ws.df(f"SELECT w, count(*) AS n, min(ts) AS first, max(ts) AS last, {t0_sql} AS t0 FROM {src} "
-                f"GROUP BY w ORDER BY w")
+        # the window index by arithmetic on UTC microseconds (no calendar function per row)
+        start = pd.Timestamp(ws.scalar(f"SELECT date_trunc('{rule.kind}', {lit(first)})"))
+        if rule.kind == "month":
+            naive = "make_timestamp(epoch_us(ts))"
+            w_sql = f"((year({naive}) - {start.year}) * 12 + month({naive}) - {start.month})::INTEGER"
+        else:
+            step = int(PERIODS[rule.kind].total_seconds() * 1_000_000)
+            w_sql = f"((epoch_us(ts) - {int(start.value // 1000)}) // {step})::INTEGER"
+        src = f"(SELECT *, {w_sql} AS w FROM {base})"
+    win = ws.df(f"SELECT w, count(*) AS n, min(ts) AS first, max(ts) AS last FROM {src} GROUP BY w ORDER BY w")
     if rule.kind == "count":
+        win["t0"] = win["first"]
         win["t1"] = win["t0"].shift(-1).fillna(win["last"].iloc[-1])
         win["complete"] = win["n"] >= COMPLETE * rule.size
     else:
+        win["t0"] = [start + (pd.DateOffset(months=int(w)) if rule.kind == "month" else PERIODS[rule.kind] * int(w))
+                     for w in win["w"]]
         win["t1"] = [pd.Timestamp(t) + _period(rule.kind) for t in win["t0"]]
         lo = np.maximum(pd.to_datetime(win["t0"]), pd.Timestamp(first))
         hi = np.minimum(pd.to_datetime(win["t1"]), pd.Timestamp(last))
         win["complete"] = (hi - lo) >= (pd.to_datetime(win["t1"]) - pd.to_datetime(win["t0"])) * COMPLETE
     win = win.sort_values("w").reset_index(drop=True)
-    out = _reference(s, rule, src, win, first, last)
-    out.windows["same_version"] = _version_share(ctx, out)
-    return out
-
-
-def _version_share(ctx: Ctx, p: Plan) -> np.ndarray:
-    """Per window, the share of decisions made by a model version the reference holds (>= 1% of it)."""
-    rows = ctx.ws.rows(f"""
-        WITH rv AS (SELECT model_version FROM {p.src} WHERE ts >= {lit(p.ref_t0)} AND ts < {lit(p.ref_t1)}
-                    GROUP BY 1 HAVING count(*) >= 0.01 * {max(p.n_ref, 1)})
-        SELECT w, avg(CASE WHEN model_version IN (SELECT model_version FROM rv) THEN 1.0 ELSE 0.0 END)
-        FROM {p.src} GROUP BY w""")
-    share = dict((int(w), float(v)) for w, v in rows)
-    return np.array([share.get(int(w), 1.0) for w in p.windows["w"]])
+    return _reference(s, rule, src, win, first, last)
 
 
 def _period(kind: str) -> pd.Timedelta | pd.DateOffset:
@@ -212,14 +206,15 @@ class Target:
 
 @dataclass
 class Binned:
-    """A target's counts per window and bin (bin 0 = missing), with what the tests need."""
+    """A target's bins (from the reference; bin 0 = missing) and its counts per window."""
 
     target: Target
+    expr: str                    # SQL: the bin of a row
     labels: list[str]
-    counts: np.ndarray           # windows x bins, rows in plan.windows order
-    centers: np.ndarray | None   # numbers: the reference mean of each non-missing bin
+    centers: np.ndarray | None   # numbers: the reference median of each non-missing bin
     scale: float                 # numbers: the reference standard deviation
     ref_median: float | None = None
+    counts: np.ndarray | None = None  # windows x bins, rows in plan.windows order
 
 
 def _ref_values(p: Plan, col: str) -> str:
@@ -229,55 +224,69 @@ def _ref_values(p: Plan, col: str) -> str:
         if p.n_ref > SAMPLE_ROWS else f"({inner})"
 
 
-def binned(ctx: Ctx, p: Plan, t: Target) -> Binned | None:
-    """Bin a target on the reference (quantiles for numbers, frequent values for categories) and count per window."""
+def bins(ctx: Ctx, p: Plan, t: Target) -> Binned | None:
+    """A target's bins from the reference: quantiles for numbers, its frequent values for categories."""
     ws = ctx.ws
-    ref_cond = f"ts >= {lit(p.ref_t0)} AND ts < {lit(p.ref_t1)}"
     if t.type == "number":
         col = f"{t.col}::DOUBLE"
         nb = int(min(NUM_BINS, max(5, p.n_ref // 100)))
-        levels = [i / nb for i in range(1, nb)]
-        row = ws.one(f"SELECT quantile_disc(v, {levels}) FROM {_ref_values(p, col)} WHERE isfinite(v)")
+        edge_levels = [i / nb for i in range(1, nb)]
+        mid_levels = [(i + 0.5) / nb for i in range(nb)]
+        row = ws.one(f"SELECT quantile_disc(v, {edge_levels}), quantile_disc(v, {mid_levels}), stddev_pop(v), "
+                     f"median(v) FROM {_ref_values(p, col)} WHERE isfinite(v)")
         if not row or row[0] is None:
             return None
         edges = sorted({float(e) for e in row[0]})
+        mids = np.array(row[1], dtype=float)
+        # each bin sits at the median of the reference's mid-quantiles inside it (its lower edge if none are)
+        lower = [-np.inf] + edges
+        upper = edges + [np.inf]
+        centers = np.array([float(np.median(mids[(mids >= a) & (mids < b)])) if ((mids >= a) & (mids < b)).any()
+                            else (a if np.isfinite(a) else b) for a, b in zip(lower, upper, strict=True)])
         cases = " ".join(f"WHEN {col} < {e!r} THEN {i + 1}" for i, e in enumerate(edges))
         expr = f"CASE WHEN {col} IS NULL OR NOT isfinite({col}) THEN 0 {cases} ELSE {len(edges) + 1} END"
-        stats = ws.rows(f"SELECT {expr} AS bin, avg({col}) FROM {p.src} WHERE {ref_cond} AND {col} IS NOT NULL "
-                        f"AND isfinite({col}) GROUP BY 1")
-        sd, med = ws.one(f"SELECT stddev_pop({col}), median({col}) FROM {p.src} WHERE {ref_cond} "
-                         f"AND isfinite({col})")
-        centers = np.array([np.nan] * (len(edges) + 1))
-        for b, m in stats:
-            if b >= 1:
-                centers[b - 1] = m
-        fill = [edges[0]] + edges  # a bin without reference values sits at its lower edge
-        centers = np.where(np.isnan(centers), np.array(fill[:len(centers)]), centers)
         labels = (["(missing)", f"< {edges[0]:.4g}"]
                   + [f"{a:.4g} - {b:.4g}" for a, b in zip(edges, edges[1:], strict=False)] + [f">= {edges[-1]:.4g}"])
-        scale = float(sd or 0.0) or float(np.ptp(centers)) or 1.0
-        out = Binned(t, labels, _counts(ctx, p, expr, len(labels)), np.maximum.accumulate(centers), scale,
-                     float(med) if med is not None else None)
-        return out
+        scale = float(row[2] or 0.0) or float(np.ptp(centers)) or 1.0
+        return Binned(t, expr, labels, np.maximum.accumulate(centers), scale,
+                      float(row[3]) if row[3] is not None else None)
     col = f"{t.col}::VARCHAR"
-    rows = ws.rows(f"SELECT {col} AS v, count(*) AS c FROM {p.src} WHERE {ref_cond} AND {col} IS NOT NULL "
-                   f"GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1000")
+    rows = ws.rows(f"SELECT v, count(*) AS c FROM {_ref_values(p, col)} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1000")
     total = sum(c for _, c in rows)
     if not total:
         return None
     cats = [v for v, c in rows if c >= CAT_MIN_SHARE * total][:MAX_CATEGORIES]
     lst = "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in cats) + "]::VARCHAR[]"
     expr = f"CASE WHEN {col} IS NULL THEN 0 ELSE coalesce(list_position({lst}, {col}), {len(cats) + 1}) END"
-    labels = ["(missing)"] + cats + ["(other)"]
-    return Binned(t, labels, _counts(ctx, p, expr, len(labels)), None, 1.0)
+    return Binned(t, expr, ["(missing)"] + cats + ["(other)"], None, 1.0)
 
 
-def _counts(ctx: Ctx, p: Plan, expr: str, nbins: int) -> np.ndarray:
-    rows = ctx.ws.rows(f"SELECT w, {expr} AS bin, count(*) FROM {p.src} WHERE ts >= {lit(p.ref_t0)} "
-                       f"GROUP BY ALL")
-    index = {int(w): i for i, w in enumerate(p.windows["w"])}
-    out = np.zeros((len(p.windows), nbins))
-    for w, b, c in rows:
-        if int(w) in index:
-            out[index[int(w)], int(b)] += c
+def binned(ctx: Ctx, p: Plan, targets: list[Target]) -> list[Binned]:
+    """Every target's bins, then its counts per window and bin, all counted in one pass over the decisions.
+
+    Also sets p.windows['same_version']: the share of each window's decisions made by a model version that the
+    reference holds (at least 1% of it)."""
+    ws = ctx.ws
+    out = [b for b in (bins(ctx, p, t) for t in targets) if b is not None]
+    versions = [r[0] for r in ws.rows(f"SELECT model_version FROM {p.src} WHERE ts >= {lit(p.ref_t0)} AND ts < "
+                                      f"{lit(p.ref_t1)} GROUP BY 1 HAVING count(*) >= {0.01 * max(p.n_ref, 1)}")]
+    cols = "".join(f", ({b.expr})::SMALLINT AS b{i}" for i, b in enumerate(out))
+    ws.execute(f"CREATE OR REPLACE TEMP TABLE _dwx AS SELECT w, list_contains(?::VARCHAR[], model_version) AS same"
+               f"{cols} FROM {p.src} WHERE ts >= {lit(p.ref_t0)}", [versions])
+    try:
+        index = {int(w): i for i, w in enumerate(p.windows["w"])}
+        share = dict(ws.rows("SELECT w, avg(same::INTEGER) FROM _dwx GROUP BY w"))
+        p.windows["same_version"] = [float(share.get(int(w), 1.0)) for w in p.windows["w"]]
+        if out:
+            rows = np.array(ws.rows(f"SELECT replace(k, 'b', '')::INTEGER, w, bin, count(*) FROM "
+                                    f"(UNPIVOT _dwx ON {', '.join(f'b{i}' for i in range(len(out)))} "
+                                    f"INTO NAME k VALUE bin) GROUP BY ALL"), dtype=np.int64).reshape(-1, 4)
+            for i, b in enumerate(out):
+                b.counts = np.zeros((len(p.windows), len(b.labels)))
+                mine = rows[rows[:, 0] == i]
+                pos = np.array([index.get(int(w), -1) for w in mine[:, 1]], dtype=np.int64)
+                keep = pos >= 0
+                np.add.at(b.counts, (pos[keep], mine[keep, 2]), mine[keep, 3])
+    finally:
+        ws.execute("DROP TABLE IF EXISTS _dwx")
     return out

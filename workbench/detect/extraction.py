@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.detect.alerts import Alert
-from workbench.detect.common import fmt_ts, robust_center_scale
+from workbench.detect.common import fmt_ts, robust_center_scale, sample_where
 from workbench.detect.context import Ctx, Feature, SystemScope, ensure_bins
 
 NAME = "extraction"
@@ -37,17 +37,17 @@ MIN_DISTINCT = 0.5      # share of a flagged day's queries that are distinct inp
 
 def bin_sql(ctx: Ctx, s: SystemScope, f: Feature) -> tuple[str, int] | None:
     """A SQL expression giving the reference bin of each row for one feature, and the number of bins."""
-    src = f"(SELECT {f.col} AS v FROM {s.table} WHERE in_ref USING SAMPLE {SAMPLE} ROWS)"
-    if s.n_ref < 50:
-        src = f"(SELECT {f.col} AS v FROM {s.table} USING SAMPLE {SAMPLE} ROWS)"
+    # the sample is chosen by a hash of the decision id, not USING SAMPLE: the same rows on every run
+    scope, n = ("in_ref", s.n_ref) if s.n_ref >= 50 else ("true", s.n)
+    sample = sample_where(n, SAMPLE)
+    src = f"(SELECT {f.col} AS v FROM {s.table} WHERE {scope} AND {sample})"
     if f.numeric:
         qs = [TAIL] + [i / 10 for i in range(1, 10)] + [1 - TAIL]
         # edges = the median over principals of each principal's own quantiles: what a typical client sends,
         # so one heavy principal inside the reference window (a sweep, a flood) cannot move "normal"
         per = ctx.ws.rows(f"SELECT quantile_disc(v, {qs}) FROM (SELECT {f.col} AS v, principal FROM {s.table} "
-                          f"WHERE {'in_ref' if s.n_ref >= 50 else 'true'} AND {f.col} IS NOT NULL "
-                          f"AND isfinite({f.col}) USING SAMPLE {SAMPLE} ROWS) GROUP BY principal "
-                          f"HAVING count(*) >= {MIN_N}")
+                          f"WHERE {scope} AND {sample} AND {f.col} IS NOT NULL AND isfinite({f.col})) "
+                          f"GROUP BY principal HAVING count(*) >= {MIN_N} ORDER BY principal")
         if not per:
             per = ctx.ws.rows(f"SELECT quantile_disc(v, {qs}) FROM {src} WHERE v IS NOT NULL AND isfinite(v)")
         if not per or not per[0][0]:

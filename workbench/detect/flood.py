@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from workbench.detect import metric_story
 from workbench.detect.alerts import Alert
 from workbench.detect.common import MAD_K, fmt_ts
 from workbench.detect.context import Ctx, SystemScope
@@ -121,7 +122,7 @@ def _window(ctx: Ctx, s: SystemScope, k: int, w0, w1, bucket: int, seg: pd.DataF
         SELECT inw.principal, inw.n, coalesce(other.n, 0) / {days}::DOUBLE AS expected,
                coalesce(hist.total, 0) AS history
         FROM inw LEFT JOIN other USING (principal) LEFT JOIN hist USING (principal)
-        ORDER BY inw.n - coalesce(other.n, 0) / {days}::DOUBLE DESC
+        ORDER BY inw.n - coalesce(other.n, 0) / {days}::DOUBLE DESC, inw.principal
     """, [w0, w1])
     culprits = []
     for p in per:
@@ -152,6 +153,10 @@ def _window(ctx: Ctx, s: SystemScope, k: int, w0, w1, bucket: int, seg: pd.DataF
     ratio = observed / max(expected, 1.0)
     peak = seg.loc[seg["z"].idxmax()]
     health = _health(ctx, s, w0, w1)
+    exported = metric_story.ingested(ctx, s, w0, w1)  # the customer's own request, latency and error series
+    health["source"] = "decision log" + (" and ingested metrics" if exported else "")
+    health["ingested"] = exported
+    health["degraded"] = bool(health["degraded"] or metric_story.degraded(exported))
     sev = "high" if names else "medium"
     if names and ratio >= 5 and health.get("degraded"):
         sev = "critical"
@@ -159,8 +164,10 @@ def _window(ctx: Ctx, s: SystemScope, k: int, w0, w1, bucket: int, seg: pd.DataF
         sev = "medium" if names else "low"
     who = (", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")) if names else \
         "no single principal (broad surge)"
+    told = metric_story.headline(exported)
     summary = (f"{s.system_id} received {observed:.0f} requests between {fmt_ts(w0)} and {fmt_ts(w1)}, "
-               f"{ratio:.1f}x the {expected:.0f} expected for that time of day, driven by {who}.")
+               f"{ratio:.1f}x the {expected:.0f} expected for that time of day, driven by {who}"
+               + (f"; {told}" if told else "") + ".")
     return Alert(
         NAME, s.system_id, sev, t0, t1, summary,
         {"observed_requests": observed, "expected_requests": expected, "ratio": ratio, "excess": excess,
@@ -177,7 +184,8 @@ def _window(ctx: Ctx, s: SystemScope, k: int, w0, w1, bucket: int, seg: pd.DataF
 
 
 def _health(ctx: Ctx, s: SystemScope, w0, w1) -> dict:
-    """Latency and error metrics in the window against the same hours on other days (when logged)."""
+    """Latency and error figures of the decision log in the window against the same hours on other days (when
+    logged); the ingested metric series are added beside them by the caller."""
     row = ctx.ws.one(f"""
         SELECT quantile_cont(latency_ms, 0.95) FILTER (WHERE ts >= ? AND ts < ?) AS p95_in,
                quantile_cont(latency_ms, 0.95) FILTER (WHERE ts::DATE <> ?::DATE) AS p95_other,

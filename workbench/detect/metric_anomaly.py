@@ -5,20 +5,25 @@ seven previous days (seasonal) or a trailing rolling median (local), whichever l
 on this series. Residuals are scaled by a trailing rolling MAD (the current point never widens its own
 scale). The spike threshold is learned per series: at least Z_SPIKE, and MARGIN times the 99.9% |z| of the
 series' reference part, so a naturally spiky series is judged by its own standard. Level shifts come from a
-two-sided CUSUM of clipped z. Events within a refractory period merge. In the workspace, minute metrics are
-judged on 5-minute medians with 3-point smoothing and margin 1.2, events inside a flood alert are left to it,
-and only events with |z| >= ALERT_Z become alerts (queue policy). `detect_series` is the pure function;
-benchmarks/bench_nab.py scores it on NAB at its default sensitivity (picked there by a small sweep; see
-docs/alerts.md)."""
+two-sided CUSUM of clipped z. Events within a refractory period merge. `detect_series` is the pure function.
+
+In the workspace (`judge_series`, the one path both `detect` and benchmarks/bench_nab.py run), minute metrics
+are judged on 5-minute medians with 3-point smoothing and margin 1.2, and only events with |z| >= ALERT_Z count
+(queue policy). Windows an alert explains (a flood, a sweep: metric_story.explaining_windows) are left out of
+the baselines, so the end of an attack is not a new anomaly; an event in such a window is cited in that alert's
+evidence instead of raised again, and any alert whose window holds an event cites it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
+from workbench.detect import metric_story
 from workbench.detect.alerts import Alert
+from workbench.detect.baseline import default_window
 from workbench.detect.common import MAD_K, fmt_ts
 from workbench.detect.context import Ctx
 
@@ -80,14 +85,22 @@ def baseline(values: np.ndarray, period: int | None) -> tuple[np.ndarray, str]:
 
 
 def scores(values: np.ndarray, period: int | None = None, scale_window: int | None = None,
-           smooth: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Robust z of each point against its expectation, smoothed over 3 points (one outlier is not enough)."""
+           smooth: int = 1, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Robust z of each point against its expectation, smoothed over `smooth` points (one outlier is not enough).
+
+    Points in `exclude` (windows an alert already explains) are judged but never learned from: the expected
+    value and the scale are computed as if they were missing, and carried over them from the last point
+    before, so the end of an attack is not "a spike below the expected level" of a baseline that learned it."""
     v = np.asarray(values, dtype=float)
-    exp, _ = baseline(v, period)
+    learn = v if exclude is None else np.where(exclude, np.nan, v)
+    exp, _ = baseline(learn, period)
+    if exclude is not None and exclude.any():
+        exp = pd.Series(exp).ffill().to_numpy()
     resid = v - exp
     sw = scale_window or max(60, min(2 * (period or 288), len(v) // 4))
-    scale = pd.Series(np.abs(resid)).rolling(sw, min_periods=20).median().shift(1).to_numpy() * MAD_K
-    pos = np.abs(resid[np.isfinite(resid) & (resid != 0)])
+    seen = np.abs(learn - exp)
+    scale = pd.Series(seen).rolling(sw, min_periods=20).median().shift(1).ffill().to_numpy() * MAD_K
+    pos = seen[np.isfinite(seen) & (seen != 0)]
     floor = max(float(np.percentile(pos, 10)) if pos.size else 1e-9, 1e-6 * (np.nanmedian(np.abs(v)) or 1.0), 1e-9)
     z = resid / np.maximum(scale, floor)
     z = np.where(np.isfinite(z), z, 0.0)
@@ -96,19 +109,21 @@ def scores(values: np.ndarray, period: int | None = None, scale_window: int | No
 
 
 def detect_series(values: np.ndarray, period: int | None = None, scale_window: int | None = None,
-                  reference: float = REFERENCE, smooth: int = SMOOTH, margin: float = MARGIN) -> list[Event]:
+                  reference: float = REFERENCE, smooth: int = SMOOTH, margin: float = MARGIN,
+                  exclude: np.ndarray | None = None) -> list[Event]:
     """Spikes and level shifts in one regularly sampled series (period = points per day, if known).
 
     The threshold is learned: never below Z_SPIKE, and above the largest smoothed |z| the reference part
     (the first `reference` share of the series) reaches, so a naturally spiky series is judged by its own
-    standard.
+    standard. Points in `exclude` (already explained) are judged but not learned from (see `scores`).
     """
     v = np.asarray(values, dtype=float)
     n = len(v)
     if n < 30:
         return []
-    zs, exp = scores(v, period, scale_window, smooth)
-    ref = np.abs(zs[: max(10, int(reference * n))])
+    zs, exp = scores(v, period, scale_window, smooth, exclude)
+    head = max(10, int(reference * n))
+    ref = np.abs(zs[:head] if exclude is None else zs[:head][~exclude[:head]])
     thr = max(Z_SPIKE, margin * float(np.quantile(ref, 0.999)) if ref.size else Z_SPIKE)
     spike = np.abs(zs) >= thr
     zc = np.clip(zs / thr * Z_SPIKE, -CLIP, CLIP)
@@ -135,8 +150,64 @@ def detect_series(values: np.ndarray, period: int | None = None, scale_window: i
     return events
 
 
+@dataclass
+class Found:
+    """An event of the workspace's metric path with its time window (grid start of its first point to the end
+    of its last one)."""
+
+    t0: datetime
+    t1: datetime
+    event: Event
+
+
+def judge_series(ts: pd.Series | pd.DatetimeIndex, values: np.ndarray, ref_since: datetime | None = None,
+                 ref_until: datetime | None = None,
+                 explained: list[tuple[datetime, datetime]] | tuple = ()) -> list[Found]:
+    """The workspace's metric path for one series, the one `detect` uses and benchmarks/bench_nab.py measures.
+
+    Minute series are judged on the median of the points logged in each 5 minutes (gaps stay empty: no data is
+    no evidence, so one odd point beside a gap is not stretched over it); expected values come from
+    `detect_series` with the workspace's smoothing (WS_SMOOTH) and margin (WS_MARGIN); the reference share is
+    the system's reference window [ref_since, ref_until) within the series (default: the workspace's default
+    window, the first 30% of the span, at most 7 days); points inside `explained` windows are judged but not
+    learned from. Only events with |z| >= ALERT_Z are returned (the queue policy)."""
+    raw = pd.Series(np.asarray(values, dtype=float), index=pd.to_datetime(ts, utc=True))
+    raw = raw[raw.index.notna()].sort_index()
+    raw = raw.groupby(level=0).mean()
+    if len(raw) < 30:
+        return []
+    step = raw.index.to_series().diff().median()
+    if pd.isna(step) or step <= pd.Timedelta(0):
+        return []
+    raw = raw[raw.index >= raw.index[-1] - max(step, pd.Timedelta(RESAMPLE)) * MAX_POINTS]
+    if step < pd.Timedelta(RESAMPLE):
+        raw = raw.resample(RESAMPLE).median()
+        step = pd.Timedelta(RESAMPLE)
+    grid = pd.date_range(raw.index[0], raw.index[-1], freq=step)
+    vals = raw.reindex(grid, method="nearest", tolerance=step / 2).to_numpy()
+    if ref_since is None or ref_until is None:
+        ref_since, ref_until = default_window(grid[0].to_pydatetime(), grid[-1].to_pydatetime())
+    span = max(grid[-1] - grid[0], pd.Timedelta(1))
+    ref_share = max(0.05, min(0.5, (pd.Timestamp(ref_until) - pd.Timestamp(ref_since)) / span))
+    period = int(round(pd.Timedelta(days=1) / step)) if step <= pd.Timedelta(hours=2) else None
+    exclude = None
+    if explained:
+        exclude = np.zeros(len(grid), dtype=bool)
+        ends = grid + step
+        for w0, w1 in explained:
+            exclude |= np.asarray((ends > pd.Timestamp(w0)) & (grid <= pd.Timestamp(w1)))
+    out = []
+    for e in detect_series(vals, period, reference=ref_share, smooth=WS_SMOOTH, margin=WS_MARGIN,
+                           exclude=exclude):
+        if abs(e.peak_z) >= ALERT_Z:
+            out.append(Found(grid[e.start].to_pydatetime(), (grid[e.end] + step).to_pydatetime(), e))
+    return out
+
+
 def detect(ctx: Ctx) -> list[Alert]:
-    """Anomalies in every metric series of the systems in scope, except those a flood alert explains."""
+    """Anomalies in every metric series of the systems in scope. An anomaly inside the window of an alert that
+    explains it (see metric_story.explaining_windows: a flood, a sweep) is cited in that alert's evidence rather
+    than raised again; any alert whose window holds an anomaly cites it; baselines leave explained windows out."""
     if not ctx.systems:
         return []
     out: list[Alert] = []
@@ -144,11 +215,26 @@ def detect(ctx: Ctx) -> list[Alert]:
         series = ctx.ws.rows("SELECT metric, coalesce(labels::VARCHAR, '') FROM metrics WHERE system_id = ? "
                              "AND ts >= ? AND ts <= ? GROUP BY ALL ORDER BY ALL", [s.system_id, s.ref_since,
                                                                                      s.until])
-        floods = [(a.window_start, a.window_end) for a in ctx.alerts if a.detector == "flood"
-                  and a.system_id == s.system_id]
+        if not series:
+            continue
+        explained = metric_story.explaining_windows(ctx, s)
+        mine = [a for a in ctx.alerts if a.system_id == s.system_id]
         found: list[Alert] = []
         for metric, labels in series:
-            found += _series(ctx, s, metric, labels, floods)
+            df = ctx.ws.df("SELECT ts, avg(value) AS v FROM metrics WHERE system_id = ? AND metric = ? "
+                           "AND coalesce(labels::VARCHAR, '') = ? AND ts <= ? GROUP BY ts ORDER BY ts",
+                           [s.system_id, metric, labels, s.until])
+            for f in judge_series(df["ts"], df["v"].to_numpy(), s.ref_since, s.ref_until,
+                                  [(w0, w1) for w0, w1, _ in explained]):
+                if f.t1 < s.since or f.t0 > s.until:
+                    continue
+                slack = timedelta(minutes=5)
+                owners = [a for w0, w1, a in explained if f.t0 <= w1 + slack and f.t1 >= w0 - slack]
+                holders = [a for a in mine if f.t0 <= a.window_end + slack and f.t1 >= a.window_start - slack]
+                for a in owners or holders:  # an explained event is cited by the alerts that explain it
+                    metric_story.cite(a, metric, labels, f.t0, f.t1, f.event, explained=a in owners)
+                if not owners:
+                    found.append(_alert(ctx, s, metric, labels, f, holders))
         out += _merge(found)
     return out
 
@@ -160,7 +246,7 @@ def _merge(alerts: list[Alert]) -> list[Alert]:
 
     out: list[Alert] = []
     group: list[Alert] = []
-    for a in sorted(alerts, key=lambda x: x.window_start) + [None]:
+    for a in sorted(alerts, key=lambda x: (x.window_start, x.metric or "")) + [None]:
         if a is not None and group and a.window_start <= max(g.window_end for g in group):
             group.append(a)
             continue
@@ -180,58 +266,34 @@ def _merge(alerts: list[Alert]) -> list[Alert]:
     return out
 
 
-def _series(ctx: Ctx, s, metric: str, labels: str, floods: list) -> list[Alert]:
-    df = ctx.ws.df("SELECT ts, avg(value) AS v FROM metrics WHERE system_id = ? AND metric = ? "
-                   "AND coalesce(labels::VARCHAR, '') = ? AND ts <= ? GROUP BY ts ORDER BY ts",
-                   [s.system_id, metric, labels, s.until])
-    if len(df) < 30:
-        return []
-    ts = pd.to_datetime(df["ts"], utc=True)
-    step = ts.diff().median()
-    if pd.isna(step) or step <= pd.Timedelta(0):
-        return []
-    raw = df.set_index(ts)["v"]
-    raw = raw[raw.index >= raw.index[-1] - max(step, pd.Timedelta(RESAMPLE)) * MAX_POINTS]
-    if step < pd.Timedelta(RESAMPLE):
-        raw = raw.resample(RESAMPLE).median()
-        step = pd.Timedelta(RESAMPLE)
-    grid = pd.date_range(raw.index[0], raw.index[-1], freq=step)
-    # the median of the points actually logged in each 5 minutes; gaps stay empty (no data is no evidence), so
-    # one odd point beside a gap (a quiet night: one request, one timeout) is not stretched over the gap
-    vals = raw.reindex(grid, method="nearest", tolerance=step / 2)
-    values = vals.to_numpy()
-    ref_share = max(0.05, min(0.5, (s.ref_until - s.ref_since) / max(grid[-1] - grid[0], pd.Timedelta(1))))
-    period = int(round(pd.Timedelta(days=1) / step)) if step <= pd.Timedelta(hours=2) else None
-    out = []
-    for e in detect_series(values, period, reference=ref_share, smooth=WS_SMOOTH, margin=WS_MARGIN):
-        t0, t1 = grid[e.start].to_pydatetime(), (grid[e.end] + step).to_pydatetime()
-        if t1 < s.since or t0 > s.until:
-            continue
-        if any(t0 <= f1 and t1 >= f0 for f0, f1 in floods) or abs(e.peak_z) < ALERT_Z:
-            continue
-        minutes = (t1 - t0).total_seconds() / 60
-        sev = "medium" if abs(e.peak_z) >= MEDIUM_Z and minutes >= MEDIUM_MINUTES and e.hot >= 3 else "low"
-        direction = "above" if e.peak_z > 0 else "below"
-        what = "a sustained shift" if e.kind == "level_shift" else "a spike"
-        who = principals_in_window(ctx, s, t0, t1, errors="error" in metric.lower())
-        behind = [w["principal"] for w in who if w["excess_share"] >= BEHIND_EXCESS]
-        summary = (f"{s.system_id} {metric} showed {what} {direction} its expected level between {fmt_ts(t0)} and "
-                   f"{fmt_ts(t1)} (peak {e.observed:.4g} vs {e.expected:.4g} expected, z={e.peak_z:.1f})"
-                   + (f"; {_share_text(who[0])} came from {behind[0]}" if behind else "") + ".")
-        out.append(Alert(
-            NAME, s.system_id, sev, t0, t1, summary,
-            {"metric": metric, "labels": labels or None, "kind": e.kind, "peak_z": e.peak_z, "z_threshold": e.threshold,
-             "principals": behind, "principals_in_window": who,
-             "points_over_threshold": e.hot,
-             "observed": e.observed, "expected": e.expected, "points": e.end - e.start + 1,
-             "thresholds": {"z_min": Z_SPIKE, "margin_over_reference": MARGIN, "smooth_points": SMOOTH,
-                            "cusum_k": CUSUM_K, "cusum_h": CUSUM_H, "alert_z": ALERT_Z,
-                            "smooth_points_in_workspace": WS_SMOOTH, "margin_in_workspace": WS_MARGIN,
-                            "medium_if": f"|z|>={MEDIUM_Z} for >={MEDIUM_MINUTES} min on >=3 points",
-                            "principal_named_if": f"its share of the window is >= {BEHIND_EXCESS:.0%} points "
-                                                  "above its share of the reference"}},
-            atlas=[], metric=metric, score=abs(e.peak_z), subject=labels or None))
-    return out
+def _alert(ctx: Ctx, s, metric: str, labels: str, f: Found, during: list[Alert]) -> Alert:
+    """A metric-only alert for one event no other alert explains."""
+    e, t0, t1 = f.event, f.t0, f.t1
+    minutes = (t1 - t0).total_seconds() / 60
+    sev = "medium" if abs(e.peak_z) >= MEDIUM_Z and minutes >= MEDIUM_MINUTES and e.hot >= 3 else "low"
+    direction = "above" if e.peak_z > 0 else "below"
+    what = "a sustained shift" if e.kind == "level_shift" else "a spike"
+    who = principals_in_window(ctx, s, t0, t1, errors="error" in metric.lower())
+    behind = [w["principal"] for w in who if w["excess_share"] >= BEHIND_EXCESS]
+    summary = (f"{s.system_id} {metric} showed {what} {direction} its expected level between {fmt_ts(t0)} and "
+               f"{fmt_ts(t1)} (peak {e.observed:.4g} vs {e.expected:.4g} expected, z={e.peak_z:.1f})"
+               + (f"; {_share_text(who[0])} came from {behind[0]}" if behind else "") + ".")
+    return Alert(
+        NAME, s.system_id, sev, t0, t1, summary,
+        {"metric": metric, "labels": labels or None, "kind": e.kind, "peak_z": e.peak_z, "z_threshold": e.threshold,
+         "principals": behind, "principals_in_window": who,
+         "points_over_threshold": e.hot,
+         "observed": e.observed, "expected": e.expected, "points": e.end - e.start + 1,
+         "during_alerts": [{"detector": a.detector, "alert_id": a.alert_id} for a in during],
+         "thresholds": {"z_min": Z_SPIKE, "margin_over_reference": MARGIN, "smooth_points": SMOOTH,
+                        "cusum_k": CUSUM_K, "cusum_h": CUSUM_H, "alert_z": ALERT_Z,
+                        "smooth_points_in_workspace": WS_SMOOTH, "margin_in_workspace": WS_MARGIN,
+                        "medium_if": f"|z|>={MEDIUM_Z} for >={MEDIUM_MINUTES} min on >=3 points",
+                        "principal_named_if": f"its share of the window is >= {BEHIND_EXCESS:.0%} points "
+                                              "above its share of the reference",
+                        "baseline_leaves_out": "windows of alerts whose decisions are >= "
+                                               f"{metric_story.EXPLAIN_SHARE:.0%} of the traffic there"}},
+        atlas=[], metric=metric, score=abs(e.peak_z), subject=labels or None)
 
 
 def principals_in_window(ctx: Ctx, s, t0, t1, *, errors: bool = False, top: int = 5) -> list[dict]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from workbench.detect.alerts import Alert
-from workbench.detect.common import fmt_ts
+from workbench.detect.common import fmt_ts, sample_where
 from workbench.detect.context import Ctx, SystemScope
 
 NAME = "evasion"
@@ -32,9 +32,9 @@ def weights(ctx: Ctx, s: SystemScope) -> dict[str, float]:
     """Bits of information in agreeing on each feature, from the reference window (collision probability)."""
     out = {}
     cols = ", ".join(f.col for f in s.features)
-    where = "WHERE in_ref" if s.n_ref >= 50 else ""
-    ctx.ws.execute(f"CREATE OR REPLACE TEMP TABLE _wsample AS SELECT {cols} FROM {s.table} {where} "
-                   f"USING SAMPLE {SAMPLE} ROWS")
+    scope, n = ("in_ref", s.n_ref) if s.n_ref >= 50 else ("true", s.n)
+    ctx.ws.execute(f"CREATE OR REPLACE TEMP TABLE _wsample AS SELECT {cols} FROM {s.table} "
+                   f"WHERE {scope} AND {sample_where(n, SAMPLE)}")
     for f in s.features:
         p = ctx.ws.scalar(f"SELECT sum(c * (c - 1)) / greatest(sum(c) * (sum(c) - 1), 1) FROM "
                           f"(SELECT count(*)::DOUBLE AS c FROM _wsample GROUP BY {f.col})")

@@ -10,7 +10,7 @@ import pandas as pd
 from workbench.errors import WorkbenchError
 from workbench.explain.loaders import LoadedModel
 from workbench.store import Workspace
-from workbench.store.sqltext import json_pointers, typed_items
+from workbench.store.sqltext import typed_json_fields
 
 META = ("decision_id", "ts", "model_version", "model_sha256", "score", "prediction")
 _P = "__wb_"  # prefix of the query's own columns; feature columns come back positional (__wb_f0, ...)
@@ -25,13 +25,13 @@ def catalog(ws: Workspace, system_id: str) -> dict[str, str]:
 def _columns(types: dict[str, str]) -> tuple[str, str, list[Any]]:
     """(inner SELECT item, outer SELECT items, parameter) reading the typed features of `d`, any names.
 
-    The names travel as JSON pointers in one parameter and come back as positional columns renamed in pandas,
-    so a feature name is never SQL text (see workbench.store.sqltext)."""
+    The names travel in one parameter (or quoted by workbench.store.sqltext) and come back as positional
+    columns renamed in pandas."""
     if not types:
         return "", "", []
-    items = typed_items(f"{_P}fl", types.values())
+    inner, items, param = typed_json_fields("d.features", types, f"{_P}fl")
     outer = "".join(f", {sql} AS {_P}f{i}" for i, sql in enumerate(items))
-    return f", json_extract_string(d.features, ?::VARCHAR[]) AS {_P}fl", outer, [json_pointers(types)]
+    return f", {inner} AS {_P}fl", outer, [param]
 
 
 def _meta(types: dict[str, str]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from workbench import audit
 from workbench.access import Actor, require
 from workbench.errors import WorkbenchError
+from workbench.explain import loaders
 from workbench.explain.loaders import LoadedModel, RefusedModel, load_bytes, sha256_bytes, sniff_format
 from workbench.store import Workspace
 
@@ -43,16 +44,39 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 def record_event(ws: Workspace, actor: Actor, event: str, reason: str, *, system_id: str | None = None,
                  version: str | None = None, sha256: str | None = None, path: str | None = None,
                  details: Any = None) -> None:
-    """Keep a refused load or registry conflict in model_events and the audit chain."""
+    """Keep a refused or failed load, or a registry conflict, in model_events and the audit chain."""
+    reason = reason[:2000]
     ws.execute(
         "INSERT INTO model_events(ts, actor, role, event, system_id, version, sha256, path, reason, details) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [datetime.now(UTC), actor.user, actor.role, event, system_id, version, sha256, path, reason,
          audit.canonical(details) if details is not None else None],
     )
-    action = "model.refused" if event.startswith("refused.") else "model.event"
+    action = "model.refused" if event.startswith("refused.") else \
+        "model.load_failed" if event.startswith("failed.") else "model.event"
     audit.record(ws, actor, action, f"{system_id}/{version}" if system_id else path,
                  {"event": event, "reason": reason, "sha256": sha256, "path": path})
+
+
+def _load_on_record(ws: Workspace, actor: Actor, data: bytes, fmt: str | None, name: str, where: dict[str, Any],
+                    allow_pickle: bool) -> tuple[str, LoadedModel, dict | None]:
+    """Sniff and load, recording every refusal and every failure in model_events and the audit chain."""
+    try:
+        fmt = fmt or sniff_format(data, name)
+        model, scan = load_bytes(data, fmt, allow_pickle=allow_pickle)
+        return fmt, model, scan
+    except RefusedModel as exc:
+        record_event(ws, actor, exc.event, str(exc), details=exc.scan, **where)
+        raise
+    except WorkbenchError as exc:
+        record_event(ws, actor, "failed.load", str(exc), details={"format": fmt}, **where)
+        raise
+    except Exception as exc:  # noqa: BLE001 - a library's parse error becomes one clear line, on record
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        reason = f"{name}: not a loadable {fmt or 'model'} file ({first})"
+        record_event(ws, actor, "failed.load", reason, details={"format": fmt, "error": type(exc).__name__},
+                     **where)
+        raise WorkbenchError(reason) from exc
 
 
 def _store_copy(ws: Workspace, data: bytes, sha: str) -> Path:
@@ -74,12 +98,22 @@ def add_model(ws: Workspace, actor: Actor, system_id: str, version: str, path: s
     """Register a model artifact: hash, sniff, load safely, keep a read-only copy, record who added it."""
     require(actor, "write:models")
     path = Path(path)
+    where: dict[str, Any] = {"system_id": system_id, "version": version, "sha256": None,
+                             "path": str(path.resolve())}
     try:
+        size = path.stat().st_size
+        if size > loaders.MAX_MODEL_BYTES:
+            reason = (f"{path.name} is {size >> 20} MiB, larger than the {loaders.MAX_MODEL_BYTES >> 20} MiB "
+                      "a model file may be; refused before reading it")
+            record_event(ws, actor, "refused.size", reason, details={"size": size}, **where)
+            raise WorkbenchError(reason)
         data = path.read_bytes()
     except OSError as exc:
-        raise WorkbenchError(f"{path}: cannot read model file ({exc.strerror or exc})") from exc
+        reason = f"{path}: cannot read model file ({exc.strerror or exc})"
+        record_event(ws, actor, "failed.read", reason, **where)
+        raise WorkbenchError(reason) from exc
     sha = sha256_bytes(data)
-    where = {"system_id": system_id, "version": version, "sha256": sha, "path": str(path.resolve())}
+    where["sha256"] = sha
     existing = _row(ws, system_id, version)
     if existing and existing["sha256"] != sha:
         kind = "refused.bom_mismatch" if existing["source"] == "bom" else "refused.hash_mismatch"
@@ -91,16 +125,7 @@ def add_model(ws: Workspace, actor: Actor, system_id: str, version: str, path: s
         if exist_ok:
             return existing
         raise WorkbenchError(f"{system_id} {version} is already registered (sha256 {sha[:12]}…)")
-    fmt = sniff_format(data, path.name)
-    try:
-        model, scan = load_bytes(data, fmt, allow_pickle=allow_pickle)
-    except RefusedModel as exc:
-        record_event(ws, actor, exc.event, str(exc), details=exc.scan, **where)
-        raise
-    except WorkbenchError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a library's parse error becomes one clear line
-        raise WorkbenchError(f"{path}: not a loadable {fmt} model ({str(exc).splitlines()[0]})") from exc
+    fmt, model, scan = _load_on_record(ws, actor, data, None, path.name, where, allow_pickle)
     stored = _store_copy(ws, data, sha)
     approved = bool(ws.scalar("SELECT count(*) FROM models WHERE sha256 = ? AND approved", [sha]))
     now = datetime.now(UTC)
@@ -134,6 +159,20 @@ def list_models(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
             except OSError:
                 r["verified"] = False
     audit.record(ws, actor, "read.models", None, {"rows": len(rows)})
+    return rows
+
+
+def list_events(ws: Workspace, actor: Actor, limit: int = 200, system_id: str | None = None
+                ) -> list[dict[str, Any]]:
+    """Refused and failed loads and registry conflicts, newest first."""
+    require(actor, "read:aggregates")
+    where, params = ("WHERE system_id = ?", [system_id]) if system_id else ("", [])
+    rows = ws.dicts(f"SELECT event_id, ts, actor, role, event, system_id, version, sha256, path, reason, details "
+                    f"FROM model_events {where} ORDER BY event_id DESC LIMIT ?", [*params, int(limit)])
+    for r in rows:
+        if isinstance(r.get("details"), str):
+            r["details"] = json.loads(r["details"])
+    audit.record(ws, actor, "read.model_events", system_id, {"rows": len(rows)})
     return rows
 
 
@@ -181,11 +220,8 @@ def load_model(ws: Workspace, actor: Actor, system_id: str, version: str) -> Loa
     with _LOADED_LOCK:
         model = _LOADED.get(actual)
     if model is None:
-        try:
-            model, _ = load_bytes(data, row["format"], allow_pickle=row["format"] in ("pickle", "joblib"))
-        except RefusedModel as exc:
-            record_event(ws, actor, exc.event, str(exc), details=exc.scan, **where)
-            raise
+        _, model, _ = _load_on_record(ws, actor, data, row["format"], stored.name, where,
+                                      row["format"] in ("pickle", "joblib"))
         with _LOADED_LOCK:
             _LOADED[actual] = model
     model.system_id, model.version = system_id, version

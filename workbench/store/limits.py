@@ -12,9 +12,17 @@ reports "Out of Memory", whatever the function. On top of that the cursor's `ope
 per-connection DuckDB setting) is half the allowance, so large joins, sorts and aggregates spill to disk before
 they reach the ceiling instead of failing.
 
-The ceiling is process-wide for the duration of the query: one limited query runs at a time per process
-(a lock), and another thread of the same process that allocates a lot during that window shares the allowance.
+The ceiling is process-wide while the query runs: concurrent limited queries each add their allowance, and
+another thread of the same process (another app session) that allocates a lot in that window shares it.
+Memory the allocator kept from earlier queries is reused without counting against the ceiling, so a query may
+touch somewhat more than its allowance (measured: +160 MB once after a 256 MB failure, then stable).
 Where RLIMIT_AS is unavailable (not Linux) only the DuckDB-level limit applies.
+
+What no in-process limit can do is interrupt one long function call: DuckDB checks for an interrupt between
+chunks. Calls that only allocate (repeat, printf widths, range lists) fail at the memory ceiling at once;
+`lpad`/`rpad` build their result a character at a time (~20 MB/s here) and run until the ceiling, and the
+quadratic string distances (levenshtein, damerau_levenshtein, editdist3) on megabyte-long strings run for
+minutes within a few MB. Stopping those needs the query in a separate process.
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ import duckdb
 
 from workbench.errors import WorkbenchError
 
-_RUN_LOCK = threading.Lock()  # one memory-limited query at a time: the ceiling is per process
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -65,6 +72,15 @@ def _mapped_bytes() -> int | None:
     return pages * resource.getpagesize()
 
 
+class _Ceiling:
+    """The process's address-space ceiling while limited queries run: the first one in sets it, each concurrent
+    one adds its allowance, the last one out restores the limit that was there before."""
+
+    lock = threading.Lock()
+    active = 0
+    saved: tuple[int, int] | None = None
+
+
 @contextmanager
 def address_space_ceiling(extra: int) -> Iterator[bool]:
     """While inside, the process may map at most `extra` more bytes (RLIMIT_AS); yields whether it is enforced."""
@@ -73,24 +89,37 @@ def address_space_ceiling(extra: int) -> Iterator[bool]:
     except ImportError:  # not a POSIX system
         yield False
         return
-    mapped = _mapped_bytes()
-    if mapped is None:
-        yield False
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    want = mapped + max(int(extra), 0)
-    for bound in (soft, hard):
-        if bound != resource.RLIM_INFINITY:
-            want = min(want, bound)
+    extra = max(int(extra), 0)
+    with _Ceiling.lock:
+        mapped = _mapped_bytes()
+        if mapped is None:
+            enforced = False
+        else:
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            saved = (soft, hard) if _Ceiling.active == 0 else _Ceiling.saved
+            want = (mapped if _Ceiling.active == 0 else max(soft, mapped)) + extra
+            for bound in saved:
+                if bound != resource.RLIM_INFINITY:
+                    want = min(want, bound)
+            try:
+                resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+                enforced = True
+            except (ValueError, OSError):
+                enforced = False
+            if enforced:
+                _Ceiling.active += 1
+                _Ceiling.saved = saved
     try:
-        resource.setrlimit(resource.RLIMIT_AS, (want, hard))
-    except (ValueError, OSError):
-        yield False
-        return
-    try:
-        yield True
+        yield enforced
     finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        if enforced:
+            with _Ceiling.lock:
+                _Ceiling.active -= 1
+                if _Ceiling.active == 0:
+                    resource.setrlimit(resource.RLIMIT_AS, _Ceiling.saved)
+                else:  # the others keep their allowances
+                    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+                    resource.setrlimit(resource.RLIMIT_AS, (max(soft - extra, _mapped_bytes() or 0), hard))
 
 
 def run_limited(
@@ -104,30 +133,29 @@ def run_limited(
 ) -> tuple[list[str], list[tuple], bool]:
     """Run one read on `cur` (a cursor of its own) inside a transaction that is rolled back, stopped after
     `timeout` seconds, cut after `max_rows`, and with at most `memory` more bytes: (columns, rows, truncated)."""
-    with _RUN_LOCK:
-        if memory:
-            cur.execute(f"SET operator_memory_limit = '{max(memory // 2, 16 << 20)}B'")
-        timer = threading.Timer(float(timeout), cur.interrupt)
-        timer.daemon = True
-        cur.execute("BEGIN TRANSACTION")
-        timer.start()  # the timer's thread exists before the ceiling is set
+    if memory:
+        cur.execute(f"SET operator_memory_limit = '{max(memory // 2, 16 << 20)}B'")
+    timer = threading.Timer(float(timeout), cur.interrupt)
+    timer.daemon = True
+    cur.execute("BEGIN TRANSACTION")
+    timer.start()  # the timer's thread exists before the ceiling is set
+    try:
+        with address_space_ceiling(memory) if memory else _nothing():
+            res = cur.execute(sql, params) if params is not None else cur.execute(sql)
+            rows = res.fetchmany(max_rows + 1)
+            cols = [d[0] for d in res.description] if res.description else []
+    except duckdb.InterruptException as exc:
+        raise WorkbenchError(f"query stopped after the {timeout:g} s time limit") from exc
+    except (duckdb.OutOfMemoryException, MemoryError) as exc:
+        limit = format_size(memory) if memory else "available"
+        raise WorkbenchError(f"query stopped: it needs more than the {limit} of memory ad-hoc SQL may use"
+                             ) from exc
+    finally:
+        timer.cancel()
         try:
-            with address_space_ceiling(memory) if memory else _nothing():
-                res = cur.execute(sql, params) if params is not None else cur.execute(sql)
-                rows = res.fetchmany(max_rows + 1)
-                cols = [d[0] for d in res.description] if res.description else []
-        except duckdb.InterruptException as exc:
-            raise WorkbenchError(f"query stopped after the {timeout:g} s time limit") from exc
-        except (duckdb.OutOfMemoryException, MemoryError) as exc:
-            limit = format_size(memory) if memory else "available"
-            raise WorkbenchError(f"query stopped: it needs more than the {limit} of memory ad-hoc SQL may use"
-                                 ) from exc
-        finally:
-            timer.cancel()
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
+            cur.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
     return cols, rows[:max_rows], len(rows) > max_rows
 
 

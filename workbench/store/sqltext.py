@@ -3,14 +3,17 @@
 Feature names, system ids, principals, metric names and labels come from the decision logs, which the callers
 under investigation write. Values always go to DuckDB as parameters. Where a statement needs a *name* (a column
 alias, a struct field), it goes through `quote_ident`; where DuckDB needs a constant string, `quote_literal`.
-JSON keys are read with `json_extract_string(json, $paths)` and JSON pointers (`json_pointer`) passed as a
-parameter, so any key (quotes, dots, `$`, brackets, `/`, `~`, unicode, the empty string, names that differ only
-in case) is data, never SQL or a JSON path.
+Typed JSON keys (`typed_json_fields`) are read with one parse per row: `json_transform` with its structure
+passed as a parameter, or - when names differ only in case, which a DuckDB struct cannot hold - with
+`json_extract_string` over JSON pointers passed as a parameter. Either way any key (quotes, dots, `$`, brackets,
+`/`, `~`, unicode, `Income` beside `income`) is data, never SQL or a JSON path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 SQL_TYPES = {"number": "DOUBLE", "bool": "BOOLEAN", "string": "VARCHAR"}
 
@@ -44,3 +47,16 @@ def typed_items(list_sql: str, kinds: Iterable[str]) -> list[str]:
         sql_type = SQL_TYPES.get(kind, "VARCHAR")
         out.append(item if sql_type == "VARCHAR" else f"TRY_CAST({item} AS {sql_type})")
     return out
+
+
+def typed_json_fields(json_sql: str, types: Mapping[str, str], alias: str) -> tuple[str, list[str], Any]:
+    """Read top-level keys of a JSON expression as their logged types, parsing it once per row.
+
+    Returns (expression to select `AS alias` in an inner query, SQL for each key on `alias` in the order of
+    `types`, the one parameter the expression takes). NULL where a key is missing or does not convert."""
+    names = list(types)
+    folded = {n.casefold() for n in names}
+    if names and all(names) and len(folded) == len(names):  # a struct: field names unique regardless of case
+        spec = json.dumps({n: SQL_TYPES.get(t, "VARCHAR") for n, t in types.items()})
+        return f"json_transform({json_sql}, ?)", [f"{alias}[{quote_literal(n)}]" for n in names], spec
+    return f"json_extract_string({json_sql}, ?::VARCHAR[])", typed_items(alias, types.values()), json_pointers(names)

@@ -13,7 +13,8 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.ingest.importers.common import metrics_importer
-from workbench.ingest.importers.openmetrics import LABEL_RE, labels_sql
+from workbench.ingest.importers.metric_rows import labels_sql
+from workbench.ingest.importers.openmetrics import LABEL_RE
 from workbench.ingest.reading import Reader, sql_str
 
 

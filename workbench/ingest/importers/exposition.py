@@ -18,9 +18,16 @@ _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _QSTR = r'"((?:[^"\\\n]|\\.)*)"'
 _LABEL = re.compile(r"[ \t]*(?:([a-zA-Z_][a-zA-Z0-9_]*)|" + _QSTR + r")[ \t]*=[ \t]*" + _QSTR + r"[ \t]*")
 _QNAME = re.compile(r"[ \t]*" + _QSTR + r"[ \t]*(?=[,}])")  # a quoted metric name inside the braces
-_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.IGNORECASE)
-_REAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.IGNORECASE | re.ASCII)
+_REAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+# The common shape, strictly (single spaces, unquoted names): one match instead of a scan; anything else takes
+# the general path, which also words the reasons.
+_LV = r'"(?:[^"\\\n]|\\.)*"'
+_LBL = r"[a-zA-Z_][a-zA-Z0-9_]*=" + _LV
+_FAST = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:" + _LBL + r"(?:," + _LBL + r")*,?)?)\})? ([^\s#]+)"
+                   r"(?: ([^\s#]+))?(?: #( \{.*))?")
+_FAST_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"')
 
 OM_ONLY_TYPES = {"gaugehistogram", "stateset", "info", "unknown"}
 TYPES = {"counter", "gauge", "histogram", "summary", "untyped"} | OM_ONLY_TYPES
@@ -83,7 +90,7 @@ def parse_number(text: str, what: str = "value") -> float:
 
 def seconds_us(text: str) -> tuple[int | None, str | None]:
     """An OpenMetrics timestamp (seconds, with fraction) as microseconds, or the reason it is not one."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         us = int(text) * 1_000_000
     elif _REAL.fullmatch(text):
         try:
@@ -101,7 +108,7 @@ def seconds_us(text: str) -> tuple[int | None, str | None]:
 def millis_us(text: str) -> tuple[int | None, str | None]:
     """A Prometheus 0.0.4 timestamp (integer milliseconds) as microseconds, or the reason it is not one."""
     body = text[1:] if text[:1] in "+-" else text
-    if not body.isdigit():
+    if not (body.isascii() and body.isdigit()):
         if _REAL.fullmatch(text):
             return None, (f"timestamp {text[:40]} is not whole milliseconds (Prometheus text format; an "
                           "OpenMetrics file, in seconds, ends with # EOF)")
@@ -169,6 +176,7 @@ class Exposition:
         self.types: dict[str, str] = {}
         self.openmetrics = False  # an # EOF, # UNIT, exemplar or OpenMetrics-only type was seen
         self.exemplars = 0
+        self._families: dict[str, tuple[str, str | None, str]] = {}  # sample name -> _family(), until a # TYPE
 
     def line(self, text: str) -> Sample | None:
         """Parse one line (without its newline); None for blank, comment and metadata lines."""
@@ -186,6 +194,7 @@ class Exposition:
         if kind == "EOF" and len(parts) == 2:
             self.openmetrics = True
             self.types = {}  # expositions written one after another: the next one starts afresh
+            self._families = {}
         elif kind == "UNIT":
             self.openmetrics = True
         elif kind == "TYPE":
@@ -196,9 +205,25 @@ class Exposition:
                 raise BadLine(f"unknown metric type {typ[:40]} in # TYPE")
             self.openmetrics |= typ in OM_ONLY_TYPES
             self.types[parts[2]] = typ
+            self._families = {}
         # HELP lines and any other comment are skipped
 
     def _sample(self, line: str) -> Sample:
+        fast = _FAST.fullmatch(line)
+        if fast is None:
+            return self._sample_general(line)
+        name, body, value, ts, exemplar = fast.groups()
+        labels = []
+        if body:
+            for key, val in _FAST_LABEL.findall(body):
+                labels.append((key, unescape(val) if "\\" in val else val))
+            if len(labels) > 1 and len({k for k, _ in labels}) < len(labels):
+                return self._sample_general(line)  # words the reason
+        if exemplar is not None:
+            self._exemplar(exemplar)
+        return Sample(name, self._family_checks(name, labels), parse_number(value), ts)
+
+    def _sample_general(self, line: str) -> Sample:
         m = _NAME.match(line)
         name = m.group() if m else None
         pos = m.end() if m else 0
@@ -247,6 +272,12 @@ class Exposition:
 
     def _family(self, name: str) -> tuple[str, str | None, str]:
         """(family name, declared type or None, suffix) of a sample name."""
+        found = self._families.get(name)
+        if found is None:
+            found = self._families[name] = self._find_family(name)
+        return found
+
+    def _find_family(self, name: str) -> tuple[str, str | None, str]:
         typ = self.types.get(name)
         if typ is not None:
             return name, typ, ""

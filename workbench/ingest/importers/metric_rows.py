@@ -40,8 +40,12 @@ class MetricRows:
             value: str | None = None, ts_text: str | None = None, ts_us: int | None = None,
             ts_error: str | None = None, alt_us: int | None = None, alt_error: str | None = None) -> None:
         """Add one row; a row with `error` is quarantined with that reason."""
-        self.rows.append((line, raw, error, system, metric, names, vals, value, ts_text, ts_us, ts_error,
-                          alt_us, alt_error))
+        self.append((line, raw, error, system, metric, names, vals, value, ts_text, ts_us, ts_error, alt_us,
+                     alt_error))
+
+    def append(self, row: tuple) -> None:
+        """Add one row given as a tuple in FIELDS order."""
+        self.rows.append(row)
         if len(self.rows) >= self.batch:
             self.flush()
 
@@ -65,8 +69,6 @@ class MetricRows:
         """Flush, then build `_mstage` (see workbench.ingest.metrics) from the rows and drop them."""
         self.flush()
         us, err = ("alt_us", "alt_error") if use_alt else ("ts_us", "ts_error")
-        entries = ("list_sort(list_filter(list_transform(range(CAST(len(names) AS BIGINT)), lambda i: "
-                   "{'k': names[i + 1], 'v': vals[i + 1]}), lambda e: e.k <> 'system_id'))")
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _mstage AS
             SELECT line, raw,
@@ -76,10 +78,17 @@ class MetricRows:
                 ts_text AS ts_raw,
                 CASE WHEN parse_error IS NULL THEN make_timestamp({us}) AT TIME ZONE 'UTC' END AS ts_typed,
                 coalesce(system_id, {sql_str(system) if system else 'NULL'}) AS system_id, metric, value_raw,
-                CASE WHEN len({entries}) > 0 THEN to_json(map_from_entries({entries}))::VARCHAR END AS labels
+                {labels_sql("names", "vals")} AS labels
             FROM {self.table}
         """)
         self.con.execute(f"DROP TABLE {self.table}")
+
+
+def labels_sql(names: str, values: str) -> str:
+    """SQL: JSON object (keys sorted, system_id left out) from two parallel label lists, NULL when empty."""
+    entries = (f"list_sort(list_filter(list_transform(range(CAST(len({names}) AS BIGINT)), lambda i: "
+               f"{{'k': {names}[i + 1], 'v': {values}[i + 1]}}), lambda e: e.k <> 'system_id'))")
+    return f"CASE WHEN len({entries}) > 0 THEN to_json(map_from_entries({entries}))::VARCHAR END"
 
 
 def number_text(x: float) -> str:

@@ -26,22 +26,16 @@ LABEL_RE = r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"'
 _SNIFF = re.compile(r"^(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?(\{.*\})?\s+[-+0-9.eEInfNa]+(\s+[-+0-9.eE]+)?(\s+#\s+\{.*)?\s*$")
 
 
-def labels_sql(names: str, values: str) -> str:
-    """SQL: JSON object (keys sorted, system_id left out) from two parallel label lists, NULL when empty."""
-    entries = (f"list_sort(list_filter(list_transform(range(CAST(len({names}) AS BIGINT)), lambda i: "
-               f"{{'k': {names}[i + 1], 'v': {values}[i + 1]}}), lambda e: e.k <> 'system_id'))")
-    return f"CASE WHEN len({entries}) > 0 THEN to_json(map_from_entries({entries}))::VARCHAR END"
-
-
 def stage(reader: Reader, path: Path, system: str | None, _mapping: dict[str, Any] | None) -> None:
     """Fill `_mstage` from one text exposition file."""
     parser = Exposition()
     rows = MetricRows(reader.con)
+    seen: dict[str | None, tuple] = {}
     opener = gzip.open if reader.compression == "gzip" else open
     with opener(path, "rb") as fh:
         for number, data in enumerate(fh, start=1):
             try:
-                text = data.decode("utf-8").rstrip("\r\n")
+                text = data.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError:
                 rows.add(number, data.decode("utf-8", errors="replace").rstrip("\r\n"), "line is not valid UTF-8")
                 continue
@@ -61,17 +55,20 @@ def stage(reader: Reader, path: Path, system: str | None, _mapping: dict[str, An
                     names.append(key)
                     vals.append(value)
             ts = sample.timestamp
-            sec, sec_err = seconds_us(ts) if ts is not None else (None, None)
-            ms, ms_err = millis_us(ts) if ts is not None else (None, None)
-            rows.add(number, text, None, sys_id, sample.name, names, vals, number_text(sample.value), ts,
-                     sec, sec_err, ms, ms_err)
+            times = seen.get(ts)
+            if times is None:  # the samples of one scrape share their timestamp: convert it once
+                if len(seen) > 4096:
+                    seen.clear()
+                times = seen[ts] = (*seconds_us(ts), *millis_us(ts)) if ts is not None else (None,) * 4
+            rows.append((number, text, None, sys_id, sample.name, names, vals, number_text(sample.value), ts,
+                         *times))
     # The time unit is the file's: seconds in OpenMetrics, milliseconds in the Prometheus text format.
     rows.finish(system, use_alt=not parser.openmetrics)
 
 
 def sniff(path: Path, head: str) -> bool:
     """Text whose first non-comment lines are exposition samples, or that carries # TYPE / # HELP / # EOF lines."""
-    text = head.lstrip()
+    text = head.lstrip().lstrip("\ufeff").lstrip()
     if not text or not (text[0] == "#" or text[0].isascii() and (text[0].isalpha() or text[0] in "_:")) \
             or "\x00" in head[:4096] or head.startswith("PAR1"):
         return False  # JSON, Parquet, protobuf and other binary files

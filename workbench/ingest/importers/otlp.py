@@ -32,7 +32,7 @@ from workbench.ingest.importers.metric_rows import MetricRows, number_text
 from workbench.ingest.reading import Reader
 
 KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
-_NUM = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|NaN|-?Infinity")
+_NUM = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|NaN|-?Infinity")
 
 
 class _Bad(ValueError):
@@ -50,7 +50,7 @@ def _num(v: Any, what: str) -> float:
 def _int(v: Any, what: str, unsigned: bool = True) -> int:
     if isinstance(v, int) and not isinstance(v, bool):
         out = v
-    elif isinstance(v, str) and re.fullmatch(r"-?\d+", v):
+    elif isinstance(v, str) and re.fullmatch(r"-?[0-9]+", v):
         out = int(v)
     else:
         raise _Bad(f"{what} is not an integer: {str(v)[:40]}")

@@ -22,7 +22,6 @@ CSV_FIELD = r'[ \t]*"(?:[^"]|"")*"[ \t]*|[^,"\r\n]*'
 CSV_RECORD = f"(?:{CSV_FIELD})(?:,(?:{CSV_FIELD}))*"
 EOL = r"\r?\n"
 CSV_TEXT = f"{CSV_RECORD}(?:{EOL}{CSV_RECORD})*"
-_QUOTED = r'^[ \t]*"'
 _STRAY = r'(^|[,\n])[ \t]*[^ \t,"\r\n][^,"\r\n]*"'  # a field that starts unquoted and has a quote
 _UNQUOTE = r'(?s)^[ \t]*"(.*)"[ \t]*$'
 
@@ -117,19 +116,23 @@ _MACROS = (
         ELSE 'text after a closing quote' END)""",
     f"""wb_csv_records(t) AS (list_filter(regexp_extract_all(t || chr(10), {_lit('(' + CSV_RECORD + ')' + EOL)}, 1),
         lambda r: trim(r) <> ''))""",
-    f"""wb_csv_unquote(f) AS (CASE WHEN regexp_matches(f, {_lit(_QUOTED)})
-        THEN replace(regexp_extract(f, {_lit(_UNQUOTE)}, 1), '""', '"') ELSE f END)""",
+    f"""wb_csv_unquote(f) AS (CASE WHEN strpos(f, '"') = 0 THEN f
+        ELSE replace(regexp_extract(f, {_lit(_UNQUOTE)}, 1), '""', '"') END)""",
     f"""wb_csv_fields(r) AS (list_transform(regexp_extract_all(r || ',', {_lit('(' + CSV_FIELD + '),')}, 1),
         lambda f: wb_csv_unquote(f)))""",
-    """wb_csv(t) AS (to_json(list_transform(wb_csv_records(t), lambda r: wb_csv_fields(r))))""",
+    # without a quote in the text, CSV is lines split at commas: the fast path gives the same lists
+    """wb_csv_rows(t) AS (CASE WHEN strpos(t, '"') = 0
+        THEN list_transform(wb_lines(t), lambda l: string_split(l, ','))
+        ELSE list_transform(wb_csv_records(t), lambda r: wb_csv_fields(r)) END)""",
+    """wb_csv(t) AS (to_json(wb_csv_rows(t)))""",
     # a response value: a JSON number when it reads as a finite number, else a string
     """wb_csv_value(v) AS (CASE
         WHEN regexp_full_match(trim(v), '-?(0|[1-9][0-9]*)([.][0-9]+)?([eE][-+]?[0-9]+)?') THEN trim(v)::JSON
         WHEN isfinite(TRY_CAST(trim(v) AS DOUBLE)) THEN to_json(CAST(trim(v) AS DOUBLE))
         ELSE to_json(trim(v)) END)""",
-    """wb_csv_out(t) AS (to_json(list_transform(wb_csv_records(t), lambda r:
-        CASE WHEN len(wb_csv_fields(r)) = 1 THEN wb_csv_value(wb_csv_fields(r)[1])
-             ELSE to_json(list_transform(wb_csv_fields(r), lambda v: wb_csv_value(v))) END)))""",
+    """wb_csv_out(t) AS (to_json(list_transform(wb_csv_rows(t),
+        lambda fs: CASE WHEN len(fs) = 1 THEN wb_csv_value(fs[1])
+                        ELSE to_json(list_transform(fs, lambda v: wb_csv_value(v))) END)))""",
     """wb_text(d, enc) AS (
         CASE WHEN upper(enc) = 'BASE64' THEN TRY(decode(from_base64(d))) ELSE d END)""",
 )
