@@ -16,9 +16,9 @@ Reported per detector:
   definition (Lavin & Ahmad 2015; NAB's sweeper): a detection inside a labelled window scores
   sigma(y) = 2 / (1 + e^(5y)) - 1 at its relative position y in the window (-1 at the left edge, 0 at the
   right), scaled so the left edge scores A_TP; only a window's earliest detection counts; a missed window
-  scores A_FN; a detection outside every window scores A_FP * -sigma(y) with y its distance past the previous
-  window's right edge in window widths (a full -A_FP... i.e. 0.11 when before any window or 3+ widths past);
-  detections in the probationary period (first 15% of a series, at most 750 rows) are ignored. The corpus
+  scores A_FN; a detection outside every window scores -A_FP * sigma(y) (between 0 and -0.11), y being its
+  distance past the previous window's right edge in window widths (-0.11 before any window or from 3 widths
+  past one on); detections in the probationary period (first 15% of a series, at most 750 rows) are ignored. The corpus
   total is normalised: 100 * (S - S_null) / (S_perfect - S_null), null = no detections, perfect = every window
   hit at its left edge.
 - window recall: labelled windows with at least one detection / all labelled windows;
@@ -100,8 +100,8 @@ def workspace_path(ts: pd.Series, values: np.ndarray) -> np.ndarray:
 
 
 def _step(ts: pd.Series) -> pd.Timedelta:
-    step = ts.diff().median()
-    return max(step, pd.Timedelta("5min")) if step < pd.Timedelta("5min") else step
+    """The bin the workspace path judges: 5 minutes for finer series, else the series' own step."""
+    return max(ts.diff().median(), pd.Timedelta("5min"))
 
 
 def defaults_path(ts: pd.Series, values: np.ndarray) -> np.ndarray:

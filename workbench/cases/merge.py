@@ -1,11 +1,12 @@
 """Merging two incidents about the same attack: the second is folded into the first, nothing is lost.
 
-Every evidence item of the merged incident is copied into the surviving one under a new evidence id, with its
-frozen rows, its file copy (shared, read-only), its original time, author and SHA-256 (so it still verifies);
-its observables marked or added by hand, tasks, playbooks and step progress are copied too; systems and ATLAS
-IDs are united. The merged incident itself is kept as it was (its own evidence, history and audit rows stay
-readable and verifiable), then closed with a note naming the survivor and ``merged_into`` set. Both incidents'
-audit chains record the merge. A merge closes an incident, so it needs ``close:incidents``.
+Every evidence item of the merged incident is copied into the surviving one under a new evidence id, with
+its frozen rows, its file copy (shared, read-only), its original time, author and SHA-256 (so it still
+verifies); its observables marked or added by hand, tasks, playbooks and step progress are copied too;
+systems and ATLAS IDs are united, the stricter TLP and PAP kept. The merged incident itself is kept as it
+was (its own evidence, history and audit rows stay readable and verifiable), then closed with a note naming
+the survivor and ``merged_into`` set. Both incidents' audit chains record the merge. A merge closes an
+incident, so it needs ``close:incidents``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from workbench import audit
 from workbench.access import Actor, require
 from workbench.cases import atlas as atlas_ids
-from workbench.cases.incidents import SEVERITIES, get_incident, require_incident
+from workbench.cases.incidents import PAP_LEVELS, SEVERITIES, TLP_LEVELS, get_incident, require_incident
 from workbench.cases.tasks import copy_tasks
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
@@ -91,6 +92,8 @@ def merge_incidents(
     now = datetime.now(UTC)
     why = (note or "").strip() or f"merged into {a}"
     severity = max(into["severity"], other["severity"], key=SEVERITIES.index)
+    tlp = max(into["tlp"], other["tlp"], key=TLP_LEVELS.index)  # the stricter marking wins
+    pap = max(into["pap"], other["pap"], key=PAP_LEVELS.index)
     systems = sorted(set(into["systems"] or []) | set(other["systems"] or []))
     atlas = atlas_ids.normalise([*(into["atlas"] or []), *(other["atlas"] or [])])
     with ws.transaction():
@@ -109,8 +112,8 @@ def merge_incidents(
         if other["description"]:
             description = (description + "\n\n" if description else "") + f"From {b}: {other['description']}"
         ws.execute(
-            "UPDATE incidents SET severity = ?, systems = ?, atlas = ?, description = ?, updated_at = ? "
-            "WHERE incident_id = ?", [severity, systems, atlas, description, now, a])
+            "UPDATE incidents SET severity = ?, systems = ?, atlas = ?, description = ?, tlp = ?, pap = ?, "
+            "updated_at = ? WHERE incident_id = ?", [severity, systems, atlas, description, tlp, pap, now, a])
         ws.execute("UPDATE incidents SET status = 'closed', closed_at = ?, updated_at = ?, merged_into = ? "
                    "WHERE incident_id = ?", [now, now, a, b])
         ws.execute("INSERT INTO incident_status VALUES (?, ?, ?, ?, ?, 'closed', ?)",

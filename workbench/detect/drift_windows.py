@@ -217,15 +217,9 @@ class Binned:
     counts: np.ndarray | None = None  # windows x bins, rows in plan.windows order
 
 
-def _ref_values(p: Plan, col: str) -> str:
-    inner = (f"SELECT {col} AS v FROM {p.src} WHERE ts >= {lit(p.ref_t0)} AND ts < {lit(p.ref_t1)} "
-             f"AND {col} IS NOT NULL")
-    return f"(SELECT * FROM ({inner}) USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE ({SEED}))" \
-        if p.n_ref > SAMPLE_ROWS else f"({inner})"
-
-
-def bins(ctx: Ctx, p: Plan, t: Target) -> Binned | None:
-    """A target's bins from the reference: quantiles for numbers, its frequent values for categories."""
+def bins(ctx: Ctx, p: Plan, t: Target, ref: str) -> Binned | None:
+    """A target's bins from its reference values (column `ref` of the `_dwr` sample): quantiles for numbers, its
+    frequent values for categories."""
     ws = ctx.ws
     if t.type == "number":
         col = f"{t.col}::DOUBLE"
@@ -233,7 +227,7 @@ def bins(ctx: Ctx, p: Plan, t: Target) -> Binned | None:
         edge_levels = [i / nb for i in range(1, nb)]
         mid_levels = [(i + 0.5) / nb for i in range(nb)]
         row = ws.one(f"SELECT quantile_disc(v, {edge_levels}), quantile_disc(v, {mid_levels}), stddev_pop(v), "
-                     f"median(v) FROM {_ref_values(p, col)} WHERE isfinite(v)")
+                     f"median(v) FROM (SELECT {ref}::DOUBLE AS v FROM _dwr) WHERE isfinite(v)")
         if not row or row[0] is None:
             return None
         edges = sorted({float(e) for e in row[0]})
@@ -251,7 +245,8 @@ def bins(ctx: Ctx, p: Plan, t: Target) -> Binned | None:
         return Binned(t, expr, labels, np.maximum.accumulate(centers), scale,
                       float(row[3]) if row[3] is not None else None)
     col = f"{t.col}::VARCHAR"
-    rows = ws.rows(f"SELECT v, count(*) AS c FROM {_ref_values(p, col)} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1000")
+    rows = ws.rows(f"SELECT {ref}::VARCHAR AS v, count(*) AS c FROM _dwr WHERE {ref} IS NOT NULL GROUP BY 1 "
+                   f"ORDER BY 2 DESC, 1 LIMIT 1000")
     total = sum(c for _, c in rows)
     if not total:
         return None
@@ -267,9 +262,18 @@ def binned(ctx: Ctx, p: Plan, targets: list[Target]) -> list[Binned]:
     Also sets p.windows['same_version']: the share of each window's decisions made by a model version that the
     reference holds (at least 1% of it)."""
     ws = ctx.ws
-    out = [b for b in (bins(ctx, p, t) for t in targets) if b is not None]
-    versions = [r[0] for r in ws.rows(f"SELECT model_version FROM {p.src} WHERE ts >= {lit(p.ref_t0)} AND ts < "
-                                      f"{lit(p.ref_t1)} GROUP BY 1 HAVING count(*) >= {0.01 * max(p.n_ref, 1)}")]
+    # the reference values of every target, one seeded reservoir sample of rows above SAMPLE_ROWS (one pass)
+    ref = (f"SELECT model_version{''.join(f', {t.col} AS r{i}' for i, t in enumerate(targets))} FROM {p.src} "
+           f"WHERE ts >= {lit(p.ref_t0)} AND ts < {lit(p.ref_t1)}")
+    if p.n_ref > SAMPLE_ROWS:
+        ref = f"SELECT * FROM ({ref}) USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE ({SEED})"
+    ws.execute(f"CREATE OR REPLACE TEMP TABLE _dwr AS {ref}")
+    try:
+        out = [b for b in (bins(ctx, p, t, f"r{i}") for i, t in enumerate(targets)) if b is not None]
+        versions = [r[0] for r in ws.rows("SELECT model_version FROM _dwr GROUP BY 1 "
+                                          "HAVING count(*) >= 0.01 * (SELECT count(*) FROM _dwr)")]
+    finally:
+        ws.execute("DROP TABLE IF EXISTS _dwr")
     cols = "".join(f", ({b.expr})::SMALLINT AS b{i}" for i, b in enumerate(out))
     ws.execute(f"CREATE OR REPLACE TEMP TABLE _dwx AS SELECT w, list_contains(?::VARCHAR[], model_version) AS same"
                f"{cols} FROM {p.src} WHERE ts >= {lit(p.ref_t0)}", [versions])
@@ -277,16 +281,12 @@ def binned(ctx: Ctx, p: Plan, targets: list[Target]) -> list[Binned]:
         index = {int(w): i for i, w in enumerate(p.windows["w"])}
         share = dict(ws.rows("SELECT w, avg(same::INTEGER) FROM _dwx GROUP BY w"))
         p.windows["same_version"] = [float(share.get(int(w), 1.0)) for w in p.windows["w"]]
-        if out:
-            rows = np.array(ws.rows(f"SELECT replace(k, 'b', '')::INTEGER, w, bin, count(*) FROM "
-                                    f"(UNPIVOT _dwx ON {', '.join(f'b{i}' for i in range(len(out)))} "
-                                    f"INTO NAME k VALUE bin) GROUP BY ALL"), dtype=np.int64).reshape(-1, 4)
-            for i, b in enumerate(out):
-                b.counts = np.zeros((len(p.windows), len(b.labels)))
-                mine = rows[rows[:, 0] == i]
-                pos = np.array([index.get(int(w), -1) for w in mine[:, 1]], dtype=np.int64)
-                keep = pos >= 0
-                np.add.at(b.counts, (pos[keep], mine[keep, 2]), mine[keep, 3])
+        for i, b in enumerate(out):
+            rows = np.array(ws.rows(f"SELECT w, b{i}, count(*) FROM _dwx GROUP BY ALL"), dtype=np.int64).reshape(-1, 3)
+            b.counts = np.zeros((len(p.windows), len(b.labels)))
+            pos = np.array([index.get(int(w), -1) for w in rows[:, 0]], dtype=np.int64)
+            keep = pos >= 0
+            np.add.at(b.counts, (pos[keep], rows[keep, 1]), rows[keep, 2])
     finally:
         ws.execute("DROP TABLE IF EXISTS _dwx")
     return out

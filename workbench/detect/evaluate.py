@@ -1,23 +1,33 @@
-"""Score stored alerts against a ground-truth file (the sample's format): per incident and false alerts.
+"""Score stored alerts against a ground-truth file (the sample's format): per incident, overall, false alerts.
 
-Attribution: an alert belongs to the incident (same system) whose labelled decisions it shares most;
-an alert sharing none belongs to an incident of its own type whose time window it overlaps; otherwise it
-is a false alert. Per incident, the decisions of all alerts attributed to it are compared with the labelled
-decisions (precision and recall); `detected` means an alert of the incident's own detector was attributed.
+Credit: an alert counts for an incident (same system) only through what it names:
+1. decisions: the incident whose labelled decisions it shares most;
+2. else a principal: an incident whose principals include one the alert names (`principal` or
+   `evidence.principals`) and whose window overlaps the alert's (within CREDIT_SLACK);
+3. else, for an incident with neither decisions nor principals (drift), its feature: the alert names the
+   incident's feature and its window overlaps the incident's.
+A same-type alert that merely overlaps an incident's window earns nothing: it is a false alert. Per incident,
+the decisions of all alerts credited to it are compared with the labelled decisions (precision and recall);
+`detected` means an alert of the incident's own detector was credited. Overall: alert precision (credited /
+all alerts), incident recall (detected / incidents), time to detect, and false alerts per day of data. A clean
+variant (no incidents) gives false alerts per day on ordinary traffic.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import statistics
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from workbench import audit
 from workbench.access import Actor, require
-from workbench.detect.alerts import fetch, severity_at_least
+from workbench.detect.alerts import SEVERITIES, fetch, severity_at_least
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
+
+CREDIT_SLACK = timedelta(hours=1)
 
 TYPE_DETECTOR = {"extraction": "extraction", "evasion": "evasion", "backdoor": "backdoor",
                  "unregistered_artifact": "artifact", "dos_flood": "flood", "stolen_credential": "credential",
@@ -47,8 +57,58 @@ def _overlap(a0: datetime, a1: datetime, b0: datetime, b1: datetime) -> float:
     return max(0.0, (min(a1, b1) - max(a0, b0)).total_seconds())
 
 
+def _named(alert: dict[str, Any]) -> set[str]:
+    """The principals an alert names: its principal and the list in its evidence."""
+    names = {alert["principal"]} if alert.get("principal") else set()
+    listed = (alert.get("evidence") or {}).get("principals")
+    if isinstance(listed, list):
+        names |= {str(p) for p in listed if p}
+    return names
+
+
+def _near(a: dict[str, Any], inc: dict[str, Any], slack: timedelta = CREDIT_SLACK) -> float:
+    """Seconds of overlap between an alert's and an incident's windows, widened by `slack` (0: none)."""
+    return _overlap(a["_t0"] - slack, a["_t1"] + slack, inc["_t0"], inc["_t1"]) or (
+        1e-6 if a["_t0"] - slack <= inc["_t1"] and a["_t1"] + slack >= inc["_t0"] else 0.0)
+
+
+def credit(alert: dict[str, Any], incidents: list[dict[str, Any]]) -> tuple[int | None, str | None]:
+    """The incident an alert is credited to (index) and how: 'decisions', 'principal', 'feature' or none."""
+    same = [(i, inc) for i, inc in enumerate(incidents) if inc["system_id"] == alert["system_id"]]
+    best, best_n = None, 0
+    for i, inc in same:
+        n = len(alert["_ids"] & inc["_ids"])
+        if n > best_n:
+            best, best_n = i, n
+    if best is not None:
+        return best, "decisions"
+    names = _named(alert)
+    scored = [(_near(alert, inc), i) for i, inc in same if names & set(inc.get("principals") or [])]
+    scored = [x for x in scored if x[0] > 0]
+    if scored:
+        return max(scored)[1], "principal"
+    feats = [(_near(alert, inc, timedelta(0)), i) for i, inc in same
+             if not inc["_ids"] and not inc.get("principals") and inc.get("feature")
+             and alert.get("feature") == inc["feature"]]
+    feats = [x for x in feats if x[0] > 0]
+    if feats:
+        return max(feats)[1], "feature"
+    return None, None
+
+
+def _days(ws: Workspace, data: dict[str, Any]) -> float:
+    """Days of data the truth file covers (else the span of the workspace's decisions)."""
+    t0, t1 = _ts(data.get("start")), _ts(data.get("end"))
+    if t0 is None or t1 is None:
+        t0, t1 = ws.one("SELECT min(ts), max(ts) FROM decisions") or (None, None)
+    if t0 is None or t1 is None:
+        return 0.0
+    return max((t1 - t0).total_seconds() / 86400, 1 / 24)
+
+
 def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) -> dict[str, Any]:
-    """Per-incident precision/recall, principal/feature/window found, time to detect; false alerts."""
+    """Per-incident precision/recall, principal/feature/window found, time to detect; overall precision, recall,
+    time to detect and false alerts per day."""
     require(actor, "read:decisions")
     data = truth if isinstance(truth, dict) else load_truth(truth)
     alerts = fetch(ws, with_decisions=True, actor=actor)
@@ -62,22 +122,9 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
         inc["_t0"], inc["_t1"] = _ts(inc["start"]), _ts(inc["end"])
         incidents.append(inc)
     owner: dict[str, int | None] = {}
+    how: dict[str, str | None] = {}
     for a in alerts:
-        best, best_n = None, 0
-        for i, inc in enumerate(incidents):
-            if inc["system_id"] == a["system_id"]:
-                n = len(a["_ids"] & inc["_ids"])
-                if n > best_n:
-                    best, best_n = i, n
-        if best is None:
-            best_t = 0.0
-            for i, inc in enumerate(incidents):
-                if inc["system_id"] == a["system_id"] and TYPE_DETECTOR.get(inc["type"]) == a["detector"]:
-                    t = _overlap(a["_t0"], a["_t1"], inc["_t0"], inc["_t1"]) or (1e-6 if a["_t0"] <= inc["_t1"]
-                                                                              and a["_t1"] >= inc["_t0"] else 0)
-                    if t > best_t:
-                        best, best_t = i, t
-        owner[a["alert_id"]] = best
+        owner[a["alert_id"]], how[a["alert_id"]] = credit(a, incidents)
     rows = []
     for i, inc in enumerate(incidents):
         mine = [a for a in alerts if owner[a["alert_id"]] == i]
@@ -86,17 +133,15 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
         tp = len(pred & inc["_ids"])
         has_ids = bool(inc["_ids"])
         principals = set(inc.get("principals") or [])
-        named = {a["principal"] for a in mine if a["principal"]}
-        for a in mine:
-            listed = (a.get("evidence") or {}).get("principals")
-            if isinstance(listed, list):
-                named |= {str(p) for p in listed}
+        named = set().union(*[_named(a) for a in mine]) if mine else set()
         first = min((a["_t0"] for a in own), default=None)
-        row = {
+        first_any = min((a["_t0"] for a in mine), default=None)
+        rows.append({
             "id": inc.get("id"), "type": inc["type"], "system_id": inc["system_id"], "start": inc["start"],
-            "end": inc["end"], "detected": bool(own), "alerts": len(mine),
+            "end": inc["end"], "detected": bool(own), "found": bool(mine), "alerts": len(mine),
             "detectors": sorted({a["detector"] for a in mine}),
-            "truth_decisions": len(inc["_ids"]), "alert_decisions": len(pred),
+            "credited_by": sorted({how[a["alert_id"]] for a in mine}),
+            "truth_decisions": len(inc["_ids"]), "alert_decisions": len(pred), "shared_decisions": tp,
             "precision": (tp / len(pred) if pred else None) if has_ids else None,
             "recall": (tp / len(inc["_ids"])) if has_ids else None,
             "principal_named": (bool(principals & named) if principals else None),
@@ -104,10 +149,9 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
             "window_found": (any(_overlap(a["_t0"], a["_t1"], inc["_t0"], inc["_t1"]) > 0 for a in own)
                              if inc["type"] == "dos_flood" else None),
             "time_to_detect_s": (max(0.0, (first - inc["_t0"]).total_seconds()) if first else None),
-            "severity": max((a["severity"] for a in own), default=None,
-                            key=lambda s: ["low", "medium", "high", "critical"].index(s)),
-        }
-        rows.append(row)
+            "time_to_first_alert_s": (max(0.0, (first_any - inc["_t0"]).total_seconds()) if first_any else None),
+            "severity": max((a["severity"] for a in own), default=None, key=SEVERITIES.index),
+        })
     false = [a for a in alerts if owner[a["alert_id"]] is None]
     systems = sorted({a["system_id"] for a in alerts} | set(data.get("systems") or []))
     by_type: dict[str, dict[str, Any]] = {}
@@ -121,15 +165,31 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
     for t in by_type.values():
         t["precision"] = sum(t["precision"]) / len(t["precision"]) if t["precision"] else None
         t["recall"] = sum(t["recall"]) / len(t["recall"]) if t["recall"] else None
+    days = _days(ws, data)
+    ttd = [r["time_to_detect_s"] for r in rows if r["time_to_detect_s"] is not None]
+    loud = [a for a in false if severity_at_least(a["severity"], "medium")]
+    summary = {
+        "incidents": len(rows), "detected": sum(r["detected"] for r in rows),
+        "found_by_any_alert": sum(r["found"] for r in rows),
+        "recall": (sum(r["detected"] for r in rows) / len(rows)) if rows else None,
+        "alerts": len(alerts), "credited_alerts": len(alerts) - len(false),
+        "precision": ((len(alerts) - len(false)) / len(alerts)) if alerts else None,
+        "time_to_detect_median_s": statistics.median(ttd) if ttd else None,
+        "time_to_detect_max_s": max(ttd) if ttd else None,
+        "days": days, "false_alerts": len(false), "false_alerts_medium_plus": len(loud),
+        "false_alerts_per_day": (len(false) / days) if days else None,
+        "false_alerts_medium_plus_per_day": (len(loud) / days) if days else None,
+    }
     result = {
-        "truth_clean": bool(data.get("clean")), "incidents": rows, "by_type": by_type,
+        "truth_clean": bool(data.get("clean")), "summary": summary, "incidents": rows, "by_type": by_type,
         "false_alerts": [{k: a[k] for k in ("alert_id", "detector", "system_id", "severity", "window_start",
                                             "window_end", "principal", "feature", "metric", "summary")}
                          | {"decisions": len(a["_ids"])} for a in false],
-        "false_alerts_medium_plus_by_system": {s: sum(1 for a in false if a["system_id"] == s
-                                                      and severity_at_least(a["severity"], "medium"))
-                                               for s in systems},
+        "false_alerts_medium_plus_by_system": {s: sum(1 for a in loud if a["system_id"] == s) for s in systems},
         "alerts_total": len(alerts),
+        "credit_rule": "shared decisions, else a named principal within the incident's window "
+                       f"(+/- {CREDIT_SLACK}), else (drift) the named feature within its window",
     }
-    audit.record(ws, actor, "detect.eval", None, {"incidents": len(rows), "false_alerts": len(false)})
+    audit.record(ws, actor, "detect.eval", None, {"incidents": len(rows), "false_alerts": len(false),
+                                                  "clean": bool(data.get("clean"))})
     return result
