@@ -7,7 +7,7 @@ import streamlit as st
 
 from workbench import charts
 from workbench import decision_sample as sampling
-from workbench.ui import cached, connection, lib, widgets
+from workbench.ui import cached, connection, evidence_widgets, lib, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
 
@@ -162,3 +162,4 @@ with st.expander("Replay under another model version"), shown("Replay"):
                 out = cached.call("workbench.explain", "replay", actor, system, [decision_id], version,
                                   feature="Replay")
             st.dataframe(pd.DataFrame(out) if not isinstance(out, pd.DataFrame) else out, hide_index=True)
+evidence_widgets.freeze_explanation(actor, system, (globals().get("expl") or [None])[0])  # SHAP view

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench import charts
-from workbench.ui import cached, lib, widgets
+from workbench.ui import cached, evidence_widgets, lib, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
 
@@ -109,3 +109,4 @@ with shown("Attribution drift"):
         st.dataframe(ad, hide_index=True)
         st.caption(f"{ad.attrs.get('alert_n', len(ids))} decisions vs {ad.attrs.get('reference_n', '?')} reference "
                    f"decisions · method {', '.join(ad.attrs.get('method', []))}")
+evidence_widgets.freeze_drift_page(actor, system, globals().get("one"), globals().get("target"), globals().get("ad"))

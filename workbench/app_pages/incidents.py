@@ -1,4 +1,5 @@
-"""Incidents: list and detail (timeline, evidence, playbook checklist, notes, status, report download)."""
+"""Incidents: list and detail (owner, TLP/PAP, timeline, evidence and file uploads, observables with their
+sightings, tasks, playbook checklist, notes, status, merge, report download)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import streamlit as st
 
 from workbench import charts
 from workbench.cases.evidence_size import size_text
-from workbench.ui import cached, connection, widgets
+from workbench.ui import cached, case_panels, connection, evidence_widgets, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context, require_page
 
@@ -17,6 +18,9 @@ require_page(actor, "read:incidents", "see incidents")
 INC = "workbench.cases.incidents"
 EVI = "workbench.cases.evidence"
 PB = "workbench.cases.playbooks"
+TLP = ["clear", "green", "amber", "amber+strict", "red"]
+PAP = ["clear", "green", "amber", "red"]
+TLP_COLOURS = {"clear": "gray", "green": "green", "amber": "orange", "amber+strict": "orange", "red": "red"}
 PHASE_TITLES = {"preparation": "Preparation", "detection": "Detection & Analysis", "containment": "Containment",
                 "recovery": "Eradication & Recovery", "post-incident": "Post-Incident Activity"}
 PAGE_ALIASES = {"overview": "overview", "alerts": "triage", "triage": "triage", "explain": "decisions",
@@ -79,6 +83,16 @@ with shown("Incident"):
 if not inc:
     st.stop()
 st.subheader(f"{inc['incident_id']} · {inc['title']}")
+tlp, pap = inc.get("tlp") or "amber", inc.get("pap") or "amber"
+st.markdown(f":{TLP_COLOURS[tlp]}-badge[TLP:{tlp.upper()}] :{TLP_COLOURS[pap]}-badge[PAP:{pap.upper()}]")
+if inc.get("merged_into"):
+    st.info(f"Merged into {inc['merged_into']}: its evidence, observables and tasks were copied there.",
+            icon=":material/call_merge:")
+    if st.button(f"Go to {inc['merged_into']}", key="inc_go_merged", type="tertiary", icon=":material/link:"):
+        st.session_state["inc_selected"] = inc["merged_into"]
+        st.rerun()
+if inc.get("merged_from"):
+    st.caption(f"Merged from {', '.join(inc['merged_from'])}.")
 st.markdown(f"{widgets.severity_badge(inc['severity'])} · status **{inc['status']}** · owner "
             f"{inc.get('owner') or '—'} · systems {', '.join(inc.get('systems') or []) or '—'} · ATLAS "
             f"{', '.join(inc.get('atlas') or []) or '—'}")
@@ -95,7 +109,27 @@ if actor.can("write:incidents") and inc.get("allowed_next"):
                 cached.fresh(INC, "set_status", actor, incident_id, nxt, note or None)
                 _refresh()
 
-t_time, t_evi, t_pb, t_notes, t_rep = st.tabs(["Timeline", "Evidence", "Playbook", "Notes", "Report"])
+if actor.can("write:incidents") and inc["status"] != "closed":
+    with st.expander("Owner, TLP and PAP", icon=":material/person:"), st.form("inc_case"):
+        people = cached.call(INC, "assignable_users", actor) if cached.has(INC, "assignable_users") else []
+        people = list(dict.fromkeys([*([inc["owner"]] if inc.get("owner") else []), *people]))
+        c1, c2, c3 = st.columns(3)
+        owner = c1.selectbox("Owner", ["(nobody)", *people], key="inc_owner",
+                             index=(people.index(inc["owner"]) + 1) if inc.get("owner") in people else 0)
+        new_tlp = c2.selectbox("TLP", TLP, index=TLP.index(tlp), key="inc_tlp",
+                               help="Who may see it: clear (anyone) … red (named recipients only).")
+        new_pap = c3.selectbox("PAP", PAP, index=PAP.index(pap), key="inc_pap",
+                               help="What may be done with it: clear (anything) … red (no action that shows).")
+        if st.form_submit_button("Save", key="inc_case_save"):
+            with shown("Owner and marking"):
+                who = None if owner == "(nobody)" else owner
+                if who != inc.get("owner"):
+                    cached.fresh(INC, "assign", actor, incident_id, who)
+                cached.fresh(INC, "mark", actor, incident_id, tlp=new_tlp, pap=new_pap)
+                _refresh()
+
+t_time, t_evi, t_obs, t_task, t_pb, t_notes, t_rep = st.tabs(
+    ["Timeline", "Evidence", "Observables", "Tasks", "Playbook", "Notes", "Report"])
 with t_time, shown("Timeline"):
     tl = cached.call("workbench.cases.timeline", "build_timeline", actor, incident_id, feature="Timeline")
     st.plotly_chart(charts.incident_timeline(tl), key="inc_tl_chart")
@@ -112,12 +146,20 @@ with t_evi, shown("Evidence"):
                             "event_start", "event_end", "sha256", "store_path") if c in items.columns]
         st.dataframe(items[cols + [c for c in items.columns if c not in cols]], hide_index=True,
                      key="inc_evidence_table")
+    if inc["status"] != "closed":
+        evidence_widgets.upload_evidence(actor, incident_id, key="inc_upload")
     if st.button("Re-hash the frozen evidence", key="inc_verify_evi"):
         res = pd.DataFrame(cached.fresh(EVI, "verify_evidence", actor, incident_id))
         bad = res[~res.get("ok", pd.Series(True, index=res.index)).astype(bool)] if not res.empty else res
         (st.success if bad.empty else st.error)(
             f"{len(res) - len(bad)} of {len(res)} items match their recorded SHA-256.")
         st.dataframe(res, hide_index=True)
+
+with t_obs, shown("Observables"):
+    case_panels.observables(actor, inc)
+
+with t_task, shown("Tasks"):
+    case_panels.tasks(actor, inc)
 
 with t_pb, shown("Playbook"):
     books = cached.need(PB, "load_playbooks", "Playbooks")()
@@ -187,3 +229,7 @@ with t_rep, shown("Report"):
         mime = {"html": "text/html", "md": "text/markdown", "pdf": "application/pdf"}[rep[1]]
         st.download_button(f"Download {incident_id}.{rep[1]}", rep[2], file_name=f"{incident_id}.{rep[1]}",
                            mime=mime, type="primary", key="inc_rep_dl", icon=":material/download:")
+
+if actor.can("close:incidents") and inc["status"] != "closed":
+    with st.expander("Merge another incident into this one", icon=":material/call_merge:"), shown("Merge"):
+        case_panels.merge(actor, inc, incidents)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench import charts
-from workbench.ui import cached, connection, widgets
+from workbench.ui import cached, connection, evidence_widgets, incident_widgets, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
 
@@ -123,15 +123,8 @@ with head[1]:
 
 acts = st.columns(3)
 if actor.can("write:incidents"):
-    if acts[0].button("Open incident", type="primary", icon=":material/add_alert:", key="tr_open_inc"):
-        with shown("Open incident"):
-            title = str(alert.get("summary") or f"{alert.get('detector')} on {alert.get('system_id')}")[:200]
-            inc = cached.fresh("workbench.cases.incidents", "create_incident", actor, title,
-                               str(alert.get("severity") or "medium").lower(), alert_ids=[alert_id],
-                               feature="Incidents")
-            connection.data_changed()
-            st.session_state["inc_selected"] = inc["incident_id"]
-            st.switch_page("app_pages/incidents.py")
+    with acts[0]:
+        incident_widgets.open_from_alert(actor, alert)  # title asked for; warns when already in an open incident
     with acts[1], shown("Add to incident"):
         open_incs = cached.call("workbench.cases.incidents", "list_incidents", actor, open_only=True,
                                 feature="Incidents")
@@ -189,3 +182,4 @@ with t_met:
                           since=start - pad, until=end + pad, feature="Metric window")
         st.plotly_chart(charts.metric_timeline(met, pd.DataFrame(
             [{"start": start, "end": end, "severity": alert.get("severity")}])), key="tr_met_chart")
+evidence_widgets.freeze_alert_metrics(actor, alert)  # the metrics view, frozen as incident evidence

@@ -137,21 +137,40 @@ def baseline_clear(system: Annotated[str, typer.Option("--system", help="The sys
 
 @app.command("eval")
 def eval_cmd(truth: Annotated[Path, typer.Option("--truth", help="ground_truth.json of a sample.")],
+             clean_db: Annotated[Path | None, typer.Option(
+                 "--clean-db", help="A second workspace built from the sample's clean variant (same traffic, no "
+                                    "incidents): its alerts are all false, reported per day.")] = None,
+             clean_truth: Annotated[Path | None, typer.Option(
+                 "--clean-truth", help="The clean variant's ground_truth.json (its span gives the days; "
+                                       "default: the clean workspace's decisions).")] = None,
              db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
-    """Score the stored alerts against labelled incidents: precision, recall, principal, time to detect."""
-    from workbench.detect.evaluate import evaluate
+    """Score the stored alerts against labelled incidents: precision, recall, time to detect, false alerts per day
+    (and on the clean variant with --clean-db)."""
+    from workbench.detect.evaluate import evaluate, load_truth
+    from workbench.errors import WorkbenchError
 
+    if clean_truth is not None and clean_db is None:
+        raise WorkbenchError("--clean-truth goes with --clean-db, the workspace built from the clean variant")
     ws = workspace(db, create=False)
     res = evaluate(ws, actor(ws, user), truth)
+    clean = None
+    if clean_db is not None:
+        data = load_truth(clean_truth) if clean_truth else {"clean": True, "incidents": []}
+        if data["incidents"]:
+            raise WorkbenchError(f"{clean_truth} lists incidents: it is not a clean variant")
+        cws = workspace(clean_db, create=False)
+        clean = evaluate(cws, actor(cws, user), data | {"clean": True})
+        res["clean"] = clean
     if json_:
         emit_json([res])
         return
     rows = [r | {"precision": _pct(r["precision"]), "recall": _pct(r["recall"]),
                  "ttd": None if r["time_to_detect_s"] is None else f"{r['time_to_detect_s'] / 60:.0f} min",
                  "named": _flag(r["principal_named"]), "feat": _flag(r["feature_named"]),
-                 "window": _flag(r["window_found"])} for r in res["incidents"]]
+                 "window": _flag(r["window_found"]), "credit": ", ".join(r["credited_by"])}
+            for r in res["incidents"]]
     table(rows, ["id", "type", "system_id", "detected", "precision", "recall", "named", "feat", "window", "ttd",
-                 "severity", "detectors"], title="incidents")
+                 "severity", "detectors", "credit"], title="incidents")
     types = [{"type": k, "incidents": v["incidents"], "detected": v["detected"], "precision": _pct(v["precision"]),
               "recall": _pct(v["recall"])} for k, v in res["by_type"].items()]
     if types:
@@ -160,6 +179,24 @@ def eval_cmd(truth: Annotated[Path, typer.Option("--truth", help="ground_truth.j
           title=f"{len(res['false_alerts'])} false alert(s)")
     typer.echo("false alerts of medium or higher severity per system: "
                + ", ".join(f"{k} {v}" for k, v in res["false_alerts_medium_plus_by_system"].items()))
+    typer.echo(_overall("incident sample", res["summary"]))
+    if clean is not None:
+        table(clean["false_alerts"], ["alert_id", "severity", "detector", "system_id", "window_start", "summary"],
+              title=f"clean variant: {len(clean['false_alerts'])} false alert(s)")
+        typer.echo(_overall("clean variant", clean["summary"]))
+    typer.echo(f"credit: {res['credit_rule']}")
+
+
+def _overall(name: str, s: dict) -> str:
+    """One line of overall figures."""
+    ttd = s["time_to_detect_median_s"]
+    per_day = s["false_alerts_per_day"]
+    loud = s["false_alerts_medium_plus_per_day"]
+    return (f"{name}: precision {_pct(s['precision']) or '-'} ({s['credited_alerts']} of {s['alerts']} alerts "
+            f"credited), recall {_pct(s['recall']) or '-'} ({s['detected']} of {s['incidents']} incidents), "
+            f"median time to detect {'-' if ttd is None else f'{ttd / 60:.0f} min'}, "
+            f"false alerts per day {'-' if per_day is None else f'{per_day:.2f}'} "
+            f"(medium or higher {'-' if loud is None else f'{loud:.2f}'}) over {s['days']:.1f} days")
 
 
 def _pct(v: float | None) -> str | None:

@@ -186,6 +186,7 @@ def check(reader: Reader) -> None:
 def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
     """Quarantine bad points, insert each new point once (system, metric, labels, ts), return the counts."""
     con = reader.con
+    _mark_conflicts(con, source_id)
     total, bad = con.execute("SELECT count(*), count(reason) FROM _mchecked").fetchone()
     if bad:
         if reader.fmt == "csv":
@@ -214,6 +215,30 @@ def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
     quarantined = bad + len(reader.rejects)
     return {"rows_read": read, "rows_loaded": loaded, "duplicates": read - quarantined - loaded,
             "rows_quarantined": quarantined}
+
+
+_KEY = "system_id, metric, coalesce(labels::VARCHAR, ''), ts"
+
+
+def _mark_conflicts(con, source_id: int) -> None:
+    """A second point for a (system, metric, labels, ts) with another value is quarantined, not dropped."""
+    con.execute(f"""
+        UPDATE _mchecked SET reason = c.why FROM (
+            SELECT rid, 'conflicting duplicate: value ' || value || ' differs from the ' || kept
+                        || ' kept (source {int(source_id)}, line ' || kept_line || ')' AS why
+            FROM (SELECT rowid AS rid, value, row_number() OVER w AS rk, first_value(value) OVER w AS kept,
+                         first_value(line) OVER w AS kept_line
+                  FROM _mchecked WHERE reason IS NULL
+                  WINDOW w AS (PARTITION BY {_KEY} ORDER BY line))
+            WHERE rk > 1 AND value IS DISTINCT FROM kept
+            UNION ALL
+            SELECT v.rowid, 'conflicting duplicate: value ' || v.value || ' differs from the ' || m.value
+                            || ' kept (source ' || m.source_id || ', line ' || m.source_line || ')'
+            FROM _mchecked v JOIN metrics m
+              ON m.system_id = v.system_id AND m.metric = v.metric AND m.ts = v.ts
+             AND coalesce(m.labels::VARCHAR, '') = coalesce(v.labels::VARCHAR, '')
+            WHERE v.reason IS NULL AND m.value IS DISTINCT FROM v.value
+        ) c WHERE _mchecked.rowid = c.rid""")
 
 
 def span(con, source_id: int) -> tuple[list[str], object, object]:
