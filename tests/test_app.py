@@ -297,3 +297,66 @@ def test_no_module_shadows_an_imported_package() -> None:
             clashes.append(f"{name} (standard library)")
     assert not clashes, clashes
     assert importlib.util.find_spec("workbench.streamlit_app") is not None
+
+
+# -- Triage -> Decisions: exactly an alert's decisions (issue 13) ------------------------------------------------
+def _alert_of(db: Path, detector: str) -> dict:
+    from workbench.detect import get_alert, list_alerts
+
+    with open_workspace(db) as ws:
+        aid = next(a["alert_id"] for a in list_alerts(ws, local_admin()) if a["detector"] == detector)
+        return get_alert(ws, local_admin(), aid)
+
+
+def _explain_from_triage(at: AppTest, alert_id: str) -> AppTest:
+    at.switch_page("app_pages/triage.py")
+    at.session_state["tr_alert"] = alert_id
+    at.run()
+    _clean(at, "triage")
+    at.button(key="tr_explain").click().run()
+    _clean(at, "decisions from triage")
+    at.switch_page("app_pages/decisions.py")  # AppTest reruns the page it was last sent to
+    return at
+
+
+def test_triage_explain_shows_exactly_the_alerts_decisions(demo_db: Path) -> None:
+    alert = _alert_of(demo_db, "backdoor")
+    ids = sorted(alert["decision_ids"])
+    at = _explain_from_triage(_app().run(), alert["alert_id"])
+    assert at.title[0].value == "Decisions"
+    assert at.text_input(key="dec_principal").value == "", "no principal pre-filled"
+    assert any(f"exactly its {len(ids)} decisions" in i.value for i in at.info)
+    table = next(df.value for df in at.dataframe if "decision_id" in df.value.columns)
+    assert sorted(table["decision_id"].astype(str)) == ids, "the last decision at the window end is included"
+
+
+def test_freezing_from_an_alert_freezes_exactly_its_set(demo_db: Path) -> None:
+    from workbench.cases import incidents
+
+    alert = _alert_of(demo_db, "flood")
+    with open_workspace(demo_db) as ws:
+        iid = incidents.create_incident(ws, local_admin(), "Flood", "high")["incident_id"]
+    at = _explain_from_triage(_app().run(), alert["alert_id"])
+    at.number_input(key="dec_limit").set_value(100).run()  # the table shows a sample of the alert's decisions
+    _clean(at, "decisions, 100 rows")
+    at.selectbox(key="dec_inc").select(iid).run()
+    button = at.button(key="dec_add")
+    assert button.label == f"Add the alert's {len(alert['decision_ids']):,} decisions"
+    button.click().run()
+    _clean(at, "freeze")
+    with open_workspace(demo_db) as ws:
+        frozen = [r[0] for r in ws.rows("SELECT decision_id FROM evidence_decisions d JOIN evidence e "
+                                        "USING (evidence_id) WHERE e.incident_id = ? ORDER BY 1", [iid])]
+    assert frozen == sorted(alert["decision_ids"])
+
+
+def test_triage_header_names_every_principal(demo_db: Path) -> None:
+    alert = _alert_of(demo_db, "flood")
+    named = alert["evidence"]["principals"]
+    at = _app().run()
+    at.switch_page("app_pages/triage.py")
+    at.session_state["tr_alert"] = alert["alert_id"]
+    at.run()
+    _clean(at, "triage")
+    head = next(m.value for m in at.markdown if "system `" in m.value)
+    assert all(f"`{p}`" in head for p in named), head

@@ -280,6 +280,9 @@ def test_the_windows_table_holds_the_alerts_figures(open_ws):
     assert live["run_id"].isna().all()
     assert set(live.loc[live["verdict"] == "drift", "target"]) == set(table.loc[table["verdict"] == "drift",
                                                                                 "target"])
+    daily = drift.windows(ws, local_admin(), "claims-triage", "day")  # other windows on request
+    assert (daily["window_rule"] == "1 day").all()
+    assert "claim_amount" in set(daily.loc[daily["verdict"] == "drift", "target"])
 
 
 def test_same_workspace_same_drift_results(open_ws):

@@ -440,3 +440,19 @@ def test_unusable_feature_names_are_quarantined(ws: Workspace, admin, tmp_path: 
     assert rc.error == (f'{csv.absolute()}: column "features.bad?" names an unusable feature (control or '
                         'invisible characters); rename it')
     assert ws.scalar("SELECT count(*) FROM sources WHERE path LIKE '%n.csv'") == 0
+
+
+def test_conflicting_metric_points_are_kept_in_quarantine(ws: Workspace, admin, tmp_path: Path) -> None:
+    def point(minute: int, value: float) -> str:
+        return json.dumps({"ts": f"2026-10-01T10:{minute:02d}:00Z", "system_id": "s", "metric": "err",
+                           "labels": {"pod": "a"}, "value": value}) + "\n"
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text(point(0, 0.1) + point(1, 0.2) + point(0, 0.1) + point(0, 0.9))
+    b.write_text(point(1, 0.2) + point(1, 0.25) + point(2, 0.3))
+    r1, r2 = ingest(ws, admin, [a, b])
+    assert [(r.rows_read, r.rows_loaded, r.duplicates, r.rows_quarantined) for r in (r1, r2)] == [
+        (4, 2, 1, 1), (3, 1, 1, 1)]
+    assert ws.rows("SELECT source_id, line, reason FROM quarantine ORDER BY ALL") == [
+        (1, 4, "conflicting duplicate: value 0.9 differs from the 0.1 kept (source 1, line 1)"),
+        (2, 2, "conflicting duplicate: value 0.25 differs from the 0.2 kept (source 1, line 2)")]

@@ -168,7 +168,8 @@ DRIFT_VERDICT_STYLE = {"pass": ("#2563eb", "circle"), "over": ("#ca8a04", "diamo
 def drift_test(df: pd.DataFrame, title: str | None = None) -> go.Figure:
     """One drift test of one target per window, as the detector judged it (rows of detect.drift.windows for one
     target and test): the statistic, its threshold (dashed), the reference windows shaded, and a marker per
-    verdict (pass, over the threshold once, drift = an alert's windows); box-select a period."""
+    verdict of the window (pass, over: some test over its threshold once, drift: an alert's windows; a window's
+    verdict comes from all its tests, the hover says whether this one was over); box-select a period."""
     if df is None or df.empty:
         return empty("No drift judged for this choice")
     d = df.sort_values("window_start")
@@ -190,10 +191,16 @@ def drift_test(df: pd.DataFrame, title: str | None = None) -> go.Figure:
             x=part["window_start"], y=part["statistic"], name=verdict, mode="markers",
             marker=dict(color=color, symbol=symbol, size=11 if verdict == "drift" else 8,
                         line=dict(width=2 if verdict == "drift" else 1, color=color)),
-            customdata=part[["n", "threshold"]].to_numpy(),
-            hovertemplate="%{x|%Y-%m-%d %H:%M}<br>statistic %{y:.4g}<br>threshold %{customdata[1]:.4g}"
-                          f"<br>%{{customdata[0]:,}} decisions<br>{verdict}<extra></extra>"))
+            customdata=pd.DataFrame({"n": part["n"], "thr": part["threshold"],
+                                     "this": (part["statistic"] > part["threshold"]).map(
+                                         {True: "over", False: "under"})}).to_numpy(),
+            hovertemplate="%{x|%Y-%m-%d %H:%M}<br>statistic %{y:.4g} (%{customdata[2]} this test's threshold "
+                          "%{customdata[1]:.4g})" f"<br>%{{customdata[0]:,}} decisions<br>window: {verdict}"
+                          "<extra></extra>"))
     fig.update_yaxes(title_text=str(d["test"].iloc[0]) if "test" in d else None, rangemode="tozero")
+    top, bar = d["statistic"].max(), d["threshold"].max()
+    if bar > 0 and top > 10 * bar and (d["statistic"] > 0).all():  # a strong drift would flatten the bar
+        fig.update_yaxes(type="log", rangemode="normal")
     return _layout(fig, title, height=340)
 
 

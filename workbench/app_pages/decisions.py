@@ -15,11 +15,12 @@ SAMPLE_MODES = {"even": "Sample evenly", "newest": "Newest", "oldest": "Oldest"}
 ws, actor = context()
 st.title("Decisions")
 incoming = st.session_state.pop("dec_preset", None)
-if incoming:  # a new scope from Triage: an alert's decisions
+if incoming:  # a new scope from Triage: exactly an alert's decisions (their ids, no principal, no time window)
     st.session_state["dec_scope"] = incoming
     st.session_state["dec_system"] = incoming.get("system")
-    st.session_state["dec_principal"] = incoming.get("principal") or ""
+    st.session_state["dec_principal"] = ""
 preset = st.session_state.get("dec_scope") or {}
+scoped_ids = [str(i) for i in preset.get("decision_ids") or []]
 
 summary = None
 with shown("Workspace summary"):
@@ -35,9 +36,10 @@ if not actor.can("read:decisions"):
 
 if preset:
     c1, c2 = st.columns([5, 1])
-    c1.info(f"Scoped to the decisions of alert {preset.get('alert_id')} "
-            f"({len(preset.get('decision_ids') or [])} decisions, {preset.get('start')} → {preset.get('end')}).",
-            icon=":material/filter_alt:")
+    named = preset.get("principals") or []
+    c1.info(f"Scoped to the decisions of alert {preset.get('alert_id')}: exactly its {len(scoped_ids):,} "
+            f"decisions ({preset.get('start')} → {preset.get('end')}, both ends included"
+            + (f"; principals {', '.join(named)}" if named else "") + ").", icon=":material/filter_alt:")
     if c2.button("Clear scope", key="dec_clear_scope"):
         st.session_state.pop("dec_scope", None)
         st.rerun()
@@ -60,8 +62,10 @@ with st.container(border=True):
                         help="More matches than Max rows: show an even sample across the whole window "
                              "(every n-th decision in time order), or the newest or oldest ones.")
 
-start = preset.get("start") or (window[0] if window else None)
-end = preset.get("end") or (window[1] if window else None)
+# an alert's scope is its decision ids; a time window on top would drop its last decision (the window's end is
+# that decision's own time and the search's end is exclusive)
+start = None if scoped_ids else (window[0] if window else None)
+end = None if scoped_ids else (window[1] if window else None)
 found = None
 with shown("Search"):
     try:
@@ -74,7 +78,7 @@ with shown("Search"):
                         until=end, principal=pattern or None, prediction=prediction.strip() or None,
                         score_min=score[0] if score[0] > 0 else None, score_max=score[1] if score[1] < 1 else None,
                         feature_filters=tuple(conditions),
-                        decision_ids=tuple(preset.get("decision_ids") or ()) or None,
+                        decision_ids=tuple(scoped_ids) or None,
                         limit=int(limit), mode=mode, feature="Decision search")
 if found is None:
     st.stop()
@@ -111,15 +115,21 @@ if actor.can("write:incidents"):
             st.caption("No open incident; open one from Triage or the Incidents page.")
         else:
             target = st.selectbox("Incident", [i["incident_id"] for i in incs], key="dec_inc")
-            if sampled:
+            # unnarrowed, an alert's scope freezes the alert's whole set, however many rows the table shows
+            whole = bool(scoped_ids) and not (pattern or prediction.strip() or conditions or ids
+                                              or score != (0.0, 1.0)) and found["total"] == len(set(scoped_ids))
+            to_freeze = sorted(set(scoped_ids)) if whole else table["decision_id"].astype(str).tolist()
+            if sampled and not whole:
                 st.caption(f"These are {len(table):,} of {found['total']:,} matching decisions "
                            f"({sampling.MODE_TEXT[found['mode']]}): narrow the filters to freeze exactly the "
                            "ones you mean.")
-            if st.button(f"Add {len(table):,} decisions", key="dec_add"):
+            label = (f"Add the alert's {len(to_freeze):,} decisions" if whole
+                     else f"Add {len(to_freeze):,} decisions")
+            if st.button(label, key="dec_add"):
                 res = cached.fresh("workbench.cases.evidence", "add_decision_set", actor, target, system,
-                                   table["decision_id"].astype(str).tolist(), feature="Evidence")
+                                   to_freeze, feature="Evidence")
                 connection.data_changed()
-                st.success(f"Frozen in {target}: {res.get('item_count', len(table))} decisions, "
+                st.success(f"Frozen in {target}: {res.get('item_count', len(to_freeze))} decisions, "
                            f"sha256 {str(res.get('sha256', ''))[:12]}…")
 
 rows = widgets.selected_rows(sel)

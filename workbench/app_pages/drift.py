@@ -53,7 +53,8 @@ with shown("Drift tests"):
         verdicts = drift_lib.summary(table)
         st.dataframe(verdicts, hide_index=True, key="dr_summary",
                      column_config={"result": st.column_config.TextColumn("result", help="drift: an alert; "
-                                    "watch: a window over its threshold that did not last; pass: none over")})
+                                    "watch: a window over its threshold that did not last; pass: none over"),
+                                    "first_drift": st.column_config.DatetimeColumn(format="YYYY-MM-DD")})
         t1, t2 = st.columns([1, 1])
         targets = verdicts["target"].tolist()
         target = t1.selectbox("Feature or output", targets, key="dr_target")
@@ -69,7 +70,10 @@ with shown("Drift tests"):
                                 values=["statistic", "threshold"]).reset_index()
         wide.columns = [" ".join(str(c) for c in col if c).strip() if isinstance(col, tuple) else col
                         for col in wide.columns]
-        st.dataframe(wide.sort_values("window_start", ascending=False), hide_index=True, key="dr_windows_table")
+        st.dataframe(wide.sort_values("window_start", ascending=False), hide_index=True, key="dr_windows_table",
+                     column_config={"window_start": st.column_config.DatetimeColumn("window",
+                                                                                    format="YYYY-MM-DD HH:mm"),
+                                    "n": st.column_config.NumberColumn("decisions")})
 
 st.subheader("Attribution drift")
 st.caption("How the model reasoned on a set of decisions (an alert's, or a period's) against normal decisions of "

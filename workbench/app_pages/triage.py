@@ -10,6 +10,14 @@ from workbench.ui import cached, connection, evidence_widgets, incident_widgets,
 from workbench.ui.errors import shown
 from workbench.ui.state import context
 
+
+def alert_principals(a: dict) -> list[str]:
+    """Every principal an alert names: its principal first, then those listed in its evidence."""
+    listed = (a.get("evidence") or {}).get("principals") if isinstance(a.get("evidence"), dict) else None
+    names = [a["principal"]] if isinstance(a.get("principal"), str) and a["principal"] else []
+    return list(dict.fromkeys(names + [str(x) for x in (listed or []) if x]))
+
+
 ws, actor = context()
 st.title("Triage")
 ALERTS = "workbench.detect.alerts"
@@ -33,6 +41,7 @@ if alerts.empty:
     st.stop()
 
 alerts = alerts.drop(columns=["decision_ids"], errors="ignore")
+alerts["principals"] = [", ".join(alert_principals(r)) for r in alerts.to_dict("records")]
 for col in ("window_start", "window_end", "first_seen", "last_seen"):
     if col in alerts.columns:
         alerts[col] = pd.to_datetime(alerts[col], utc=True, format="ISO8601")
@@ -70,7 +79,7 @@ elif picked_range:
     view = view[(view["start"] >= picked_range[0]) & (view["start"] <= picked_range[1])]
 widgets.narrowed_note(picked_range, "queue")
 
-shown_cols = [c for c in ("alert_id", "severity", "detector", "system_id", "summary", "principal", "feature",
+shown_cols = [c for c in ("alert_id", "severity", "detector", "system_id", "summary", "principals", "feature",
                           "metric", "start", "window_end", "n_decisions", "status") if c in view.columns]
 queue = view.sort_values("start", ascending=False)[shown_cols].reset_index(drop=True)
 st.caption(f"{len(queue):,} of {len(alerts):,} alerts")
@@ -94,11 +103,13 @@ if not alert:
     st.warning(f"Alert {alert_id} is gone (detectors re-ran?). Pick another from the queue.")
     st.stop()
 
+principals = alert_principals(alert)
 head = st.columns([3, 2])
 with head[0]:
     st.subheader(f"{alert_id} · {alert.get('detector', '')}")
+    who = ", ".join(f"`{p}`" for p in principals)
     st.markdown(f"{widgets.severity_badge(alert.get('severity'))} · system `{alert.get('system_id')}`"
-                + (f" · principal `{alert['principal']}`" if alert.get("principal") else ""))
+                + (f" · {'principals' if len(principals) > 1 else 'principal'} {who}" if principals else ""))
     st.markdown(f"**{alert.get('summary', '')}**")
     st.caption(f"Window {alert.get('window_start')} → {alert.get('window_end')} · status {alert.get('status')}"
                + (f" · {len(alert.get('decision_ids') or [])} decisions" if alert.get("decision_ids") else ""))
@@ -140,10 +151,12 @@ else:
     acts[0].caption(f"Your role ({actor.role}) cannot open incidents.")
 if actor.can("read:decisions") and acts[2].button("Explain its decisions", icon=":material/psychology:",
                                                   key="tr_explain"):
+    # exactly the alert's decisions: no principal filter (an alert may name several) and no time window (its
+    # end is the last decision's own time, which an end-exclusive window would drop)
     st.session_state["dec_preset"] = {"alert_id": alert_id, "system": alert.get("system_id"),
-                                      "principal": alert.get("principal"),
                                       "start": alert.get("window_start"), "end": alert.get("window_end"),
-                                      "decision_ids": list(alert.get("decision_ids") or [])[:2000]}
+                                      "principals": principals,
+                                      "decision_ids": list(alert.get("decision_ids") or [])}
     st.switch_page("app_pages/decisions.py")
 
 t_dec, t_act, t_met = st.tabs(["Decisions", "Principal activity", "Metrics around it"])
@@ -165,15 +178,17 @@ with t_dec:
             st.dataframe(dec, hide_index=True)
 with t_act:
     with shown("Principal activity"):
-        if alert.get("principal"):
+        if principals:
+            one = principals[0] if len(principals) == 1 else st.selectbox(
+                "Principal", principals, key="tr_act_principal")
             act = cached.call("workbench.explore", "principal_activity", actor, alert.get("system_id"),
-                              alert["principal"], bucket="1 hour", feature="Principal activity")
+                              one, bucket="1 hour", feature="Principal activity")
             st.plotly_chart(charts.activity(act.rename(columns={"decisions": "n"}),
                                             (alert.get("window_start"), alert.get("window_end")),
-                                            title=f"Decisions per hour by {alert['principal']}"), key="tr_act_chart")
+                                            title=f"Decisions per hour by {one}"), key="tr_act_chart")
             st.dataframe(act, hide_index=True)
         else:
-            st.caption("This alert is not about one principal.")
+            st.caption("This alert names no principal.")
 with t_met:
     with shown("Metrics"):
         start, end = pd.Timestamp(alert.get("window_start")), pd.Timestamp(alert.get("window_end"))

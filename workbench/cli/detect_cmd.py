@@ -151,13 +151,13 @@ def eval_cmd(truth: Annotated[Path, typer.Option("--truth", help="ground_truth.j
 
     if clean_truth is not None and clean_db is None:
         raise WorkbenchError("--clean-truth goes with --clean-db, the workspace built from the clean variant")
+    data = load_truth(clean_truth) if clean_truth else {"clean": True, "incidents": []}
+    if data["incidents"]:
+        raise WorkbenchError(f"{clean_truth} lists incidents: it is not a clean variant")
     ws = workspace(db, create=False)
     res = evaluate(ws, actor(ws, user), truth)
     clean = None
     if clean_db is not None:
-        data = load_truth(clean_truth) if clean_truth else {"clean": True, "incidents": []}
-        if data["incidents"]:
-            raise WorkbenchError(f"{clean_truth} lists incidents: it is not a clean variant")
         cws = workspace(clean_db, create=False)
         clean = evaluate(cws, actor(cws, user), data | {"clean": True})
         res["clean"] = clean

@@ -136,55 +136,78 @@ def csv_header(path: Path, with_size: bool = False):
     return (names, delim, len(raw)) if with_size else (names, delim)
 
 
-def read_line_at(path: Path, position: int, keep: int) -> tuple[str, int, str, int | None] | None:
-    """The line DuckDB reported at `position` (its start + 1): (text cut to `keep` characters with undecodable bytes
-    as \\xNN, its size in bytes, its SHA-256, the 1-based byte of its first invalid UTF-8 or None).
+def read_lines_at(path: Path, positions: list[int], keep: int) -> dict[int, tuple[str, int, str, int | None]]:
+    """The lines DuckDB reported at these positions (a line's start + 1), each as (its text cut to `keep` characters
+    with undecodable bytes as \\xNN, its size in bytes, its SHA-256, the 1-based byte of its first invalid UTF-8 or
+    None). A position where no line starts is left out.
 
-    None when no line starts there. Reads one block at a time, so a line of any length costs no memory.
+    One forward pass (a gzip file is decompressed once), one block at a time: a line of any length costs no memory.
     """
+    out: dict[int, tuple[str, int, str, int | None]] = {}
     opener = gzip.open if is_gzip(path) else open
+    try:
+        with opener(path, "rb") as fh:
+            buf, at = b"", 0  # bytes read and not yet consumed, and the file offset of their first byte
+            for pos in sorted(set(positions)):
+                lo = max(0, pos - 2)
+                if lo < at:
+                    continue  # inside a line already read: not a line start
+                if lo < at + len(buf):
+                    buf = buf[lo - at:]
+                else:
+                    fh.seek(lo)  # forward only
+                    buf = b""
+                at = lo
+                while len(buf) < 2 and (more := fh.read(1 << 20)):
+                    buf += more
+                if pos < 2:
+                    start = 0
+                elif buf[1:2] == b"\n":  # the line starts at `pos`
+                    start = pos
+                elif buf[:1] == b"\n":  # ... or one byte before it
+                    start = pos - 1
+                else:
+                    continue
+                buf, at = buf[start - at:], start
+                found, buf, at = _read_line(fh, buf, at, keep)
+                out[pos] = found
+    except (OSError, EOFError, zlib.error):
+        pass
+    return out
+
+
+def _read_line(fh, buf: bytes, at: int, keep: int) -> tuple[tuple[str, int, str, int | None], bytes, int]:
+    """Consume one line from buf + fh: its description (see read_lines_at), the bytes left and their offset."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     h = hashlib.sha256()
     head = bytearray()
     size, bad_byte = 0, None
-    try:
-        with opener(path, "rb") as fh:
-            fh.seek(max(0, position - 2))
-            window = fh.read(2) if position >= 2 else fh.read(1)
-            if position < 2:
-                block = window
-            elif window[1:2] == b"\n":  # the line starts at `position`
-                block = b""
-            elif window[:1] == b"\n":  # ... or one byte before it
-                block = window[1:]
-            else:
-                return None
-            while True:
-                cut = block.find(b"\n")
-                part = block if cut < 0 else block[:cut].removesuffix(b"\r")
-                if bad_byte is None:
-                    try:
-                        decoder.decode(part)
-                    except UnicodeDecodeError as exc:
-                        bad_byte = size + exc.start + 1
-                h.update(part)
-                if len(head) < 4 * keep:
-                    head += part[: 4 * keep - len(head)]
-                size += len(part)
-                if cut >= 0:
-                    break
-                block = fh.read(1 << 20)
-                if not block:
-                    break
-            if bad_byte is None:
-                try:
-                    decoder.decode(b"", final=True)
-                except UnicodeDecodeError:
-                    bad_byte = size
-    except (OSError, EOFError, zlib.error):
-        return None
+    while True:
+        cut = buf.find(b"\n")
+        part = buf if cut < 0 else buf[:cut].removesuffix(b"\r")
+        if bad_byte is None:
+            try:
+                decoder.decode(part)
+            except UnicodeDecodeError as exc:
+                bad_byte = size + exc.start + 1
+        h.update(part)
+        if len(head) < 4 * keep:
+            head += part[: 4 * keep - len(head)]
+        size += len(part)
+        if cut >= 0:
+            buf, at = buf[cut + 1:], at + cut + 1
+            break
+        at += len(buf)
+        buf = fh.read(1 << 20)
+        if not buf:
+            break
+    if bad_byte is None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            bad_byte = size
     text = bytes(head).decode("utf-8", errors="backslashreplace")[:keep]
-    return text, size, h.hexdigest(), bad_byte
+    return (text, size, h.hexdigest(), bad_byte), buf, at
 
 
 def detect_format(path: Path) -> str:

@@ -217,27 +217,25 @@ def load(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
             "rows_quarantined": quarantined}
 
 
-_KEY = "system_id, metric, coalesce(labels::VARCHAR, ''), ts"
-
-
 def _mark_conflicts(con, source_id: int) -> None:
     """A second point for a (system, metric, labels, ts) with another value is quarantined, not dropped."""
+    # The point kept is the one already in the workspace, else the first in the file.
     con.execute(f"""
         UPDATE _mchecked SET reason = c.why FROM (
             SELECT rid, 'conflicting duplicate: value ' || value || ' differs from the ' || kept
-                        || ' kept (source {int(source_id)}, line ' || kept_line || ')' AS why
-            FROM (SELECT rowid AS rid, value, row_number() OVER w AS rk, first_value(value) OVER w AS kept,
-                         first_value(line) OVER w AS kept_line
-                  FROM _mchecked WHERE reason IS NULL
-                  WINDOW w AS (PARTITION BY {_KEY} ORDER BY line))
-            WHERE rk > 1 AND value IS DISTINCT FROM kept
-            UNION ALL
-            SELECT v.rowid, 'conflicting duplicate: value ' || v.value || ' differs from the ' || m.value
-                            || ' kept (source ' || m.source_id || ', line ' || m.source_line || ')'
-            FROM _mchecked v JOIN metrics m
-              ON m.system_id = v.system_id AND m.metric = v.metric AND m.ts = v.ts
-             AND coalesce(m.labels::VARCHAR, '') = coalesce(v.labels::VARCHAR, '')
-            WHERE v.reason IS NULL AND m.value IS DISTINCT FROM v.value
+                        || ' kept (source ' || kept_source || ', line ' || kept_line || ')' AS why
+            FROM (SELECT v.rowid AS rid, v.value,
+                         CASE WHEN m.ts IS NULL THEN first_value(v.value) OVER w ELSE m.value END AS kept,
+                         CASE WHEN m.ts IS NULL THEN {int(source_id)} ELSE m.source_id END AS kept_source,
+                         CASE WHEN m.ts IS NULL THEN first_value(v.line) OVER w ELSE m.source_line END AS kept_line,
+                         m.ts IS NOT NULL OR row_number() OVER w > 1 AS dup
+                  FROM _mchecked v LEFT JOIN metrics m
+                    ON m.system_id = v.system_id AND m.metric = v.metric AND m.ts = v.ts
+                   AND coalesce(m.labels::VARCHAR, '') = coalesce(v.labels::VARCHAR, '')
+                  WHERE v.reason IS NULL
+                  WINDOW w AS (PARTITION BY v.system_id, v.metric, coalesce(v.labels::VARCHAR, ''), v.ts
+                               ORDER BY v.line))
+            WHERE dup AND value IS DISTINCT FROM kept
         ) c WHERE _mchecked.rowid = c.rid""")
 
 

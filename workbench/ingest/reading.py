@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from workbench.ingest.files import csv_header, is_gzip, read_line_at
+from workbench.ingest.files import csv_header, is_gzip, read_lines_at
 from workbench.ingest.limits import MAX_LINE, RAW_CAP
 
 # Every physical line of a text file, in file order and read in parallel (blank lines come back as NULL).
@@ -154,26 +154,29 @@ class Reader:
         self.con.execute("DROP TABLE _rej_lines")
 
     def _take_rejects(self, table: str) -> list[tuple]:
-        """The rejected lines of the last scan into `table` as quarantine rows; drops the rejects tables."""
+        """The rejected lines of the last scan into `table` as quarantine rows; drops the rejects tables.
+
+        A line too long or not UTF-8 is read back from the file (all of them in one pass) for its bytes and hash.
+        """
         bad = self.con.execute(_REJECTS_SQL.format(table=table)).fetchall()
         self.con.execute(f"DROP TABLE IF EXISTS {table}")
         self.con.execute(f"DROP TABLE IF EXISTS {table}_scan")
-        return [self._reject_row(*row) for row in bad]
-
-    def _reject_row(self, line: int, position: int | None, kept: str | None, why: str | None,
-                    unreadable: bool) -> tuple:
-        """One parser reject; a line too long or not UTF-8 is read back from the file for its bytes and hash."""
-        found = read_line_at(self.path, position, RAW_CAP) if unreadable and position else None
-        if found is None:
-            return int(line), kept, csv_reason(why)
-        text, size, digest, bad_byte = found
-        if size > MAX_LINE:
-            reason = f"line too long: {size:,} bytes (the limit is {MAX_LINE >> 20} MiB)"
-        elif bad_byte is not None:
-            reason = f"invalid UTF-8 at byte {bad_byte:,} of the line"
-        else:
-            reason = csv_reason(why)
-        return int(line), text, reason, size, digest
+        found = read_lines_at(self.path, [pos for _, pos, _, _, unreadable in bad if unreadable and pos], RAW_CAP)
+        out = []
+        for line, position, kept, why, unreadable in bad:
+            got = found.get(position) if unreadable else None
+            if got is None:
+                out.append((int(line), kept, csv_reason(why)))
+                continue
+            text, size, digest, bad_byte = got
+            if size > MAX_LINE:
+                reason = f"line too long: {size:,} bytes (the limit is {MAX_LINE >> 20} MiB)"
+            elif bad_byte is not None:
+                reason = f"invalid UTF-8 at byte {bad_byte:,} of the line"
+            else:
+                reason = csv_reason(why)
+            out.append((int(line), text, reason, size, digest))
+        return out
 
     def csv_to_table(self, path: Path, table: str) -> list[str]:
         """Read a CSV as text columns into a temp table with a `_line` column; keep the parser's rejects."""
