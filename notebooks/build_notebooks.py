@@ -81,22 +81,23 @@ def _nb(name: str, title: str, intro: str, params: str, cells: list[tuple[str, s
 
 # -- post-incident forensics ---------------------------------------------------------------------------------
 FORENSICS = [
-    ("md", "## 1. The incident\nThe incident named in the parameters, else the newest open one, else one opened "
-           "now from the most severe alert that names a principal."),
+    ("md", "## 1. The incident\nThe incident named in the parameters; else one opened now from the alert named in "
+           "the parameters; else the newest open incident; else one opened from the most severe (then newest) "
+           "alert."),
     ("code", """\
-from workbench.detect import list_alerts
+from workbench.detect import get_alert, list_alerts
 
 if INCIDENT_ID is None:
     open_incidents = cases.list_incidents(ws, actor, open_only=True)
-    if open_incidents:
+    if ALERT_ID is None and open_incidents:
         INCIDENT_ID = open_incidents[0]["incident_id"]
     else:
-        alerts = [a for a in list_alerts(ws, actor) if a["principal"] and a["severity"] in ("critical", "high")]
-        if not alerts:
-            raise SystemExit("no incident and no alert naming a principal: nothing to investigate")
-        a = alerts[0]
+        a = get_alert(ws, actor, ALERT_ID) if ALERT_ID else next(iter(list_alerts(ws, actor)), None)
+        if a is None:
+            raise SystemExit("no incident and no alert: nothing to investigate")
+        who = a["principal"] or ", ".join((a["evidence"] or {}).get("principals") or []) or a["system_id"]
         INCIDENT_ID = cases.create_incident(
-            ws, actor, f"{a['detector']}: {a['principal']} on {a['system_id']}", a["severity"],
+            ws, actor, f"{a['detector']}: {who} on {a['system_id']}", a["severity"],
             alert_ids=[a["alert_id"]], description="opened from the forensics notebook")["incident_id"]
 incident = cases.get_incident(ws, actor, INCIDENT_ID)
 {k: incident[k] for k in ("incident_id", "title", "severity", "status", "systems", "atlas")}"""),
@@ -110,8 +111,6 @@ incident_timeline(timeline)"""),
     ("md", "## 3. Scope of impact\nEvery decision the incident's alerts and decision sets implicate, read through "
            "the library (audited, masked for roles without personal-data rights)."),
     ("code", """\
-from workbench.detect import get_alert
-
 items = cases.list_evidence(ws, actor, INCIDENT_ID, with_content=True)
 alerts = [get_alert(ws, actor, e["ref"]) for e in items if e["kind"] == "alert"]
 ids = {d for a in alerts for d in a["decision_ids"]}
@@ -120,7 +119,36 @@ for e in items:
         ids |= set(cases.evidence.snapshot(ws, actor, e["evidence_id"])["decision_id"])
 SYSTEM = (alerts[0]["system_id"] if alerts else incident["systems"][0])
 decisions = explore.get_decisions(ws, actor, sorted(ids), system_id=SYSTEM).sort_values("ts")
-print(f"{len(decisions)} decisions on {SYSTEM}")"""),
+KIND = alerts[0]["detector"] if alerts else None  # what the detector says happened
+print(f"{len(decisions)} decisions on {SYSTEM}; detector: {KIND}")"""),
+    ("md", "### How many outcomes would change\nReplay the decisions under the reference version: for a backdoor "
+           "the version before the one that served them (named in the alert), else the registered version that "
+           "served them (for an unregistered artifact: its registered namesake)."),
+    ("code", """\
+from workbench.errors import WorkbenchError
+from workbench.explain import registry
+from workbench.explain.replay import replay
+
+registered = [v["version"] for v in registry.versions(ws, SYSTEM)]
+served = decisions["model_version"].mode().iloc[0]
+target = next((a["evidence"].get("previous_version") for a in alerts if a["detector"] == "backdoor"), None)
+if target not in registered:
+    target = served if served in registered else (registered[-1] if registered else None)
+replayed, changed = None, None
+try:
+    if target is None:
+        raise WorkbenchError(f"no registered version of {SYSTEM} to replay with")
+    replayed = replay(ws, actor, SYSTEM, decisions["decision_id"].tolist(), target)
+    changed = int(replayed["changed"].sum())
+    print(f"{changed} of {len(replayed)} outcomes would differ under {SYSTEM} {target}")
+    display(replayed[replayed["changed"]].head(10))
+except WorkbenchError as exc:
+    print(f"replay not possible: {exc}")"""),
+    ("md", "### Amount at stake\nA sum only over decisions where money could move because of the incident, and "
+           "saying which: for a poisoned or unregistered model, the favourable decisions (approve / allow) that "
+           "the reference version would not have made; for a stolen key, the favourable decisions made with it; "
+           "for probing, the largest amount the walks got through (they repeat one input). Extraction and flood "
+           "traffic are queries, not applications: no amount is summed over them."),
     ("code", """\
 # The most favourable outcome is the prediction with the lowest mean score (approve / allow).
 outcomes = aggregate("SELECT prediction, avg(score) AS mean_score, count(*) AS n FROM decisions "
@@ -130,35 +158,42 @@ favourable = outcomes["prediction"].iloc[0]
 amount_cols = [c for c in decisions.columns if c.startswith("f.") and "amount" in c and not c.endswith("_30d")]
 amount = amount_cols[0] if amount_cols else None
 granted = decisions[decisions["prediction"] == favourable]
+
+
+def values(rows: pd.DataFrame) -> pd.Series:
+    return pd.to_numeric(rows[amount], errors="coerce")
+
+
+if amount is None:
+    stake, basis = None, f"no amount feature on {SYSTEM}"
+elif KIND in ("backdoor", "artifact") and replayed is not None:
+    flipped = set(replayed.loc[replayed["changed"], "decision_id"])
+    rows = granted[granted["decision_id"].isin(flipped)]
+    stake = float(values(rows).sum())
+    basis = (f"{len(rows)} '{favourable}' decisions that {SYSTEM} {target} would not have made "
+             f"(sum of {amount[2:]})")
+elif KIND in ("backdoor", "artifact"):
+    stake, basis = None, "not computed: the decisions could not be replayed under a reference version"
+elif KIND == "credential":
+    stake = float(values(granted).sum())
+    basis = f"{len(granted)} '{favourable}' decisions made with the misused key (sum of {amount[2:]})"
+elif KIND == "evasion":
+    stake = float(values(granted).max()) if len(granted) else 0.0
+    basis = f"the largest {amount[2:]} the probing got a '{favourable}' for ({len(granted)} such decisions)"
+else:
+    stake, basis = None, (f"not applicable: {KIND} traffic is queries, not applications; its "
+                          f"{len(granted)} '{favourable}' answers move no money")
 scope = {
     "decisions": len(decisions),
     "principals": decisions["principal"].value_counts().to_dict(),
     "source_ips": sorted(decisions["source_ip"].dropna().unique().tolist())[:10],
     "outcomes": decisions["prediction"].value_counts().to_dict(),
     "favourable_outcome": favourable,
-    "amount_feature": amount,
-    "amount_at_stake": None if amount is None else float(pd.to_numeric(granted[amount], errors="coerce").sum()),
+    "amount_at_stake": stake, "amount_at_stake_is": basis,
     "first": decisions["ts"].min(), "last": decisions["ts"].max(),
 }
+print(f"amount at stake: {'-' if stake is None else f'{stake:,.0f}'} ({basis})")
 scope"""),
-    ("md", "### How many outcomes would change\nReplay the decisions under another registered version (the one "
-           "before the version that served them, or the registered artifact of the same version)."),
-    ("code", """\
-from workbench.errors import WorkbenchError
-from workbench.explain import registry
-from workbench.explain.replay import replay
-
-registered = [v["version"] for v in registry.versions(ws, SYSTEM)]
-served = decisions["model_version"].mode().iloc[0]
-target = registered[registered.index(served) - 1] if served in registered and registered.index(served) > 0 else served
-try:
-    replayed = replay(ws, actor, SYSTEM, decisions["decision_id"].tolist(), target)
-    changed = int(replayed["changed"].sum())
-    print(f"{changed} of {len(replayed)} outcomes would differ under {SYSTEM} {target}")
-    display(replayed[replayed["changed"]].head(10))
-except WorkbenchError as exc:
-    changed = None
-    print(f"replay not possible: {exc}")"""),
     ("md", "## 4. First and last malicious decision"),
     ("code", """\
 first, last = decisions.iloc[0], decisions.iloc[-1]
@@ -167,13 +202,40 @@ display(decisions.iloc[[0, -1]][["decision_id", "ts", "principal", "source_ip", 
 activity = explore.principal_activity(ws, actor, SYSTEM, first["principal"], bucket="1 hour")
 from workbench.charts import activity as activity_chart
 activity_chart(activity, window=(scope["first"], scope["last"]), title=f"{first['principal']} per hour")"""),
-    ("md", "## 5. Root cause\nWhat the detectors measured, and which inputs drove these decisions compared with "
-           "normal decisions of the same model version (attribution drift)."),
+    ("md", "## 5. Root cause\nOne cause, from the detector's own evidence (the trigger and the version of a "
+           "backdoor, the hash of an unregistered artifact, the key, the addresses, the sender), then, as "
+           "support, which inputs drove these decisions unlike normal decisions of the same version."),
     ("code", """\
 from workbench.explain.attribution import attribution_drift
 
+
+def root_cause_of(a: dict) -> str:
+    # the cause the detector's evidence names, in one sentence
+    ev, sysid = a["evidence"] or {}, a["system_id"]
+    who = a["principal"] or ", ".join(ev.get("principals") or []) or "an unnamed client"
+    if a["detector"] == "backdoor":
+        t = ev["trigger"]
+        return (f"a backdoor in {sysid} {ev['new_version']}: inputs with {t['feature']}={t['value']} are decided "
+                f"differently than by {ev['previous_version']} ({ev.get('flipped', '?')} of "
+                f"{ev.get('replayed', '?')} replayed flip, baseline {ev.get('baseline_flip_rate', 0):.1%})")
+    if a["detector"] == "artifact":
+        return (f"an unregistered model artifact (sha256 {str(ev.get('model_sha256'))[:12]}) served {sysid} "
+                f"version {ev.get('model_version')}")
+    if a["detector"] == "credential":
+        return (f"the key of {who} was used from {', '.join(ev.get('new_addresses') or []) or 'its usual address'}"
+                f" with {', '.join(k for k, v in (ev.get('signals') or {}).items() if v)}")
+    if a["detector"] == "flood":
+        return f"a request flood by {who} ({ev.get('ratio', 0):.1f}x the expected traffic)"
+    if a["detector"] == "extraction":
+        return f"{who} swept the input space of {sysid} (model extraction through the inference API)"
+    if a["detector"] == "evasion":
+        return f"{who} probed {sysid} with near-duplicate inputs until the outcome changed"
+    return a["summary"]
+
+
 for a in alerts:
     print(f"[{a['severity']}] {a['detector']} {', '.join(a['atlas'])}: {a['summary']}")
+root_cause = root_cause_of(alerts[0]) if alerts else incident["title"]
 try:
     drift = attribution_drift(ws, actor, SYSTEM, decisions["decision_id"].tolist()[:300], reference_size=500)
     display(drift.head(8))
@@ -181,9 +243,9 @@ try:
 except WorkbenchError as exc:
     drift, top_feature = None, None
     print(f"no attributions: {exc}")
-root_cause = (alerts[0]["summary"] if alerts else incident["title"]) + (
-    f" The input that dominates these decisions unlike normal traffic is {top_feature}." if top_feature else "")
-print(root_cause)"""),
+print(f"Root cause: {root_cause}.")
+if top_feature:
+    print(f"Support: attribution drift puts {top_feature} first among the inputs of these decisions.")"""),
     ("md", "## 6. Findings into the incident\nThe scope, the first and last decision and the root cause become "
            "frozen, hashed evidence on the incident (and show in its timeline and report)."),
     ("code", """\
@@ -192,9 +254,8 @@ findings = (
     f"{scope['first']:%Y-%m-%d %H:%M} to {scope['last']:%Y-%m-%d %H:%M} UTC; principals "
     f"{', '.join(scope['principals'])}; outcomes {scope['outcomes']}; "
     + (f"{changed} would change under {target}; " if changed is not None else "")
-    + (f"{scope['amount_feature'].removeprefix('f.')} granted: {scope['amount_at_stake']:,.0f}; "
-       if scope["amount_feature"] else "")
-    + f"first {first['decision_id']}, last {last['decision_id']}. Root cause: {root_cause}"
+    + f"amount at stake: {'-' if stake is None else f'{stake:,.0f}'} ({basis}); "
+    + f"first {first['decision_id']}, last {last['decision_id']}. Root cause: {root_cause}."
 )
 note = cases.evidence.add_note(ws, actor, INCIDENT_ID, findings)
 pair = cases.add_decision_set(ws, actor, INCIDENT_ID, SYSTEM, [first["decision_id"], last["decision_id"]],
@@ -205,27 +266,38 @@ print(f"added evidence #{note['evidence_id']} (note) and #{pair['evidence_id']} 
 
 # -- attribution forensics -----------------------------------------------------------------------------------
 ATTRIBUTION = [
-    ("md", "## 1. Model versions\nRegistered versions of the system, and how the decisions split between them."),
+    ("md", "## 1. The alert and the model versions\nThe backdoor alert named in the parameters (else the most "
+           "severe one on the system), the registered versions, and how the decisions split between them."),
     ("code", """\
+from workbench.detect import get_alert, list_alerts
 from workbench.errors import WorkbenchError
 from workbench.explain import registry
 from workbench.explain.attribution import attribution_drift
 from workbench.explain.replay import replay
 
+# the backdoor alert this notebook starts from: the one named, else the most severe backdoor alert on SYSTEM
+if ALERT_ID:
+    alert = get_alert(ws, actor, ALERT_ID)
+    SYSTEM = alert["system_id"]
+else:
+    found = list_alerts(ws, actor, system=SYSTEM, detector="backdoor")
+    alert = get_alert(ws, actor, found[0]["alert_id"]) if found else None
 versions = [v["version"] for v in registry.versions(ws, SYSTEM)]
 served = aggregate("SELECT model_version, model_sha256, count(*) AS decisions, min(ts) AS first, max(ts) AS last "
                    "FROM decisions WHERE system_id = ? GROUP BY ALL ORDER BY first", [SYSTEM], why="versions")
 print("registered:", versions)
 served"""),
     ("md", "## 2. Attribution drift across versions\nMean |SHAP| share per feature on a sample of each version's "
-           "normal decisions: a feature that suddenly matters in the new version deserves a question."),
+           "decisions (the same SAMPLE_SIZE decisions every run, chosen by a hash of their id): a feature that "
+           "suddenly matters in the new version deserves a question. This is context; the hunt below reads "
+           "every suspect decision, not a sample."),
     ("code", """\
 from workbench.explain import explain_decisions
 
 shares = {}
 for version in versions:
     sample = aggregate("SELECT decision_id FROM decisions WHERE system_id = ? AND model_version = ? "
-                       "AND status = 'ok' ORDER BY hash(decision_id) LIMIT ?",
+                       "AND status = 'ok' ORDER BY hash(decision_id), decision_id LIMIT ?",
                        [SYSTEM, version, SAMPLE_SIZE], why=f"a sample of {version} decisions")
     expl = explain_decisions(ws, actor, SYSTEM, sample["decision_id"].tolist())
     rows = [(a["feature"], abs(a["shap"])) for e in expl for a in e["attributions"]]
@@ -236,18 +308,32 @@ if len(versions) > 1:
     by_version["change"] = by_version[versions[-1]] - by_version[versions[-2]]
     by_version = by_version.sort_values("change", ascending=False)
 by_version.round(3)"""),
-    ("md", "## 3. Hunting a backdoor trigger\nDecisions served by the newest version that the previous version "
-           "would decide differently; then which input value they share that normal traffic rarely has."),
+    ("md", "## 3. The suspect decisions\nThe backdoor alert's own decisions (the one named in the parameters, else "
+           "the most severe backdoor alert on the system): each is replayed under the previous version. Without "
+           "a backdoor alert, the hunt replays every favourable decision of the newest version (all of them, "
+           "in chunks), not a sample."),
     ("code", """\
-new, old = versions[-1], (versions[-2] if len(versions) > 1 else versions[-1])
 favourable = aggregate("SELECT prediction FROM decisions WHERE system_id = ? AND status = 'ok' GROUP BY 1 "
                        "ORDER BY avg(score) LIMIT 1", [SYSTEM], why="favourable outcome")["prediction"].iloc[0]
-granted = aggregate("SELECT decision_id FROM decisions WHERE system_id = ? AND model_version = ? "
-                    "AND prediction = ? ORDER BY ts LIMIT ?", [SYSTEM, new, favourable, REPLAY_LIMIT],
-                    why="decisions to replay")
-replayed = replay(ws, actor, SYSTEM, granted["decision_id"].tolist(), old)
-flipped = replayed[replayed["changed"]]
-print(f"{len(flipped)} of {len(replayed)} '{favourable}' decisions of {new} would differ under {old}")"""),
+if alert is not None:
+    ev = alert["evidence"]
+    new, old = ev["new_version"], ev["previous_version"]
+    suspect_ids = list(alert["decision_ids"])
+    print(f"alert {alert['alert_id']}: {len(suspect_ids)} decisions, {alert['summary']}")
+    replayed = replay(ws, actor, SYSTEM, suspect_ids, old)
+    flipped = replayed[replayed["changed"]]
+else:
+    new, old = versions[-1], (versions[-2] if len(versions) > 1 else versions[-1])
+    granted = aggregate("SELECT decision_id FROM decisions WHERE system_id = ? AND model_version = ? "
+                        "AND prediction = ? ORDER BY ts, decision_id", [SYSTEM, new, favourable],
+                        why="every favourable decision of the newest version, to replay")["decision_id"].tolist()
+    parts = [replay(ws, actor, SYSTEM, granted[i:i + HUNT_CHUNK], old) for i in range(0, len(granted), HUNT_CHUNK)]
+    replayed = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["decision_id", "changed"])
+    flipped = replayed[replayed["changed"]]
+    suspect_ids = flipped["decision_id"].tolist()
+print(f"{len(flipped)} of {len(replayed)} suspect decisions of {new} would be decided differently by {old}")"""),
+    ("md", "## 4. The trigger\nWhich input value the suspect decisions that flip share, and how often normal "
+           "traffic of the previous version has it; the strongest is compared with the detector's evidence."),
     ("code", """\
 import numpy as np
 
@@ -268,47 +354,61 @@ for col in [c for c in suspects.columns if c.startswith("f.")]:
                      [col[2:], float(value) if numeric_value else str(value), SYSTEM, old], why="value frequency")
     base_rate = float(base.iloc[0, 0] or 0.0)
     share = count / len(suspects)
-    rows.append({"feature": col[2:], "value": value, "share_in_flipped": round(share, 3),
+    rows.append({"feature": col[2:], "value": value, "count": count, "share_in_flipped": round(share, 3),
                  "share_in_normal": round(base_rate, 4), "lift": round(share / max(base_rate, 1e-4), 1)})
-candidates = pd.DataFrame(rows).sort_values("lift", ascending=False)
+candidates = pd.DataFrame(rows, columns=["feature", "value", "count", "share_in_flipped", "share_in_normal",
+                                         "lift"])
+candidates = candidates.sort_values("lift", ascending=False)
 candidates.head(8)"""),
     ("code", """\
-strong = candidates[(candidates["lift"] >= 10) & (candidates["share_in_flipped"] >= 0.05)] if len(candidates) else []
+# a trigger: one exact value carried by at least 10 flipped decisions, ten times more often than normal traffic
+strong = candidates[(candidates["lift"] >= 10) & (candidates["count"] >= 10)]
 trigger = strong.iloc[0] if len(strong) else None
 if trigger is not None:
     carriers = suspects[suspects["f." + trigger["feature"]].astype(str) == str(trigger["value"])]
+    said = alert["evidence"]["trigger"] if alert is not None else None
+    agrees = said is not None and said["feature"] == trigger["feature"] and str(said["value"]) in (
+        str(trigger["value"]), str(trigger["value"]).removesuffix(".0"))
+    print(f"backdoor trigger: {trigger['feature']} = {trigger['value']} ({len(carriers)} flipped decisions carry "
+          f"it, lift {trigger['lift']} over {old} traffic)"
+          + ("; the detector's evidence names the same trigger" if agrees else
+             (f"; the detector's evidence names {said['feature']}={said['value']}" if said else "")))
     drift = attribution_drift(ws, actor, SYSTEM, carriers["decision_id"].tolist()[:300], reference_size=500)
     from workbench.charts_explain import alert_vs_baseline
-    print(f"trigger candidate: {trigger['feature']} = {trigger['value']} ({len(carriers)} decisions, "
-          f"lift {trigger['lift']}); attribution drift puts {drift.iloc[0]['feature']} first")
+    print(f"attribution drift of these decisions puts {drift.iloc[0]['feature']} first")
     display(alert_vs_baseline(drift))
 else:
     carriers = suspects.iloc[0:0]
     print("no input value concentrates the flipped decisions: no backdoor trigger found")"""),
-    ("md", "## 4. Replay of the suspect decisions under the previous version"),
+    ("md", "## 5. Replay of the suspect decisions under the previous version"),
     ("code", """\
 suspect_replay = replayed[replayed["decision_id"].isin(carriers["decision_id"])]
 suspect_replay.head(15)"""),
-    ("md", "## 5. Findings into the incident\nThe incident named in the parameters, else one opened now for the "
-           "backdoor hunt (only when a trigger was found)."),
+    ("md", "## 6. Findings into the incident\nThe incident named in the parameters, else one opened now for the "
+           "backdoor (only when a trigger was found). The decision set frozen is exactly the alert's decisions "
+           "(else the flipped decisions carrying the trigger)."),
     ("code", """\
 if trigger is not None:
     if INCIDENT_ID is None:
         INCIDENT_ID = cases.create_incident(
             ws, actor, f"Backdoor trigger {trigger['feature']}={trigger['value']} in {SYSTEM} {new}", "critical",
             systems=[SYSTEM], atlas=["AML.T0018.000", "AML.T0020"],
+            alert_ids=[alert["alert_id"]] if alert is not None else [],
             description="opened from the attribution forensics notebook")["incident_id"]
-    ds = cases.add_decision_set(ws, actor, INCIDENT_ID, SYSTEM, carriers["decision_id"].tolist(),
-                                label=f"decisions carrying {trigger['feature']}={trigger['value']} (notebook)")
+    frozen = suspect_ids if alert is not None else carriers["decision_id"].tolist()
+    ds = cases.add_decision_set(ws, actor, INCIDENT_ID, SYSTEM, frozen,
+                                label=(f"the decisions of alert {alert['alert_id']} (notebook)" if alert is not None
+                                       else f"decisions carrying {trigger['feature']}={trigger['value']} (notebook)"))
     expl = explain_decisions(ws, actor, SYSTEM, carriers["decision_id"].tolist()[:1])[0]
     cases.add_explanation(ws, actor, INCIDENT_ID, expl | {"system_id": SYSTEM},
                           label=f"SHAP of {expl['decision_id']} ({new})")
     cases.evidence.add_note(ws, actor, INCIDENT_ID,
-        f"Attribution forensics ({NOTEBOOK}, by {actor.user}): {len(flipped)} of {len(replayed)} "
-        f"'{favourable}' decisions of {SYSTEM} {new} differ under {old}; {len(carriers)} carry "
-        f"{trigger['feature']}={trigger['value']} (lift {trigger['lift']} over normal traffic). "
-        f"Suspected backdoor in {new}.")
-    print(f"evidence added to {INCIDENT_ID}: decision set #{ds['evidence_id']}, explanation, note")"""),
+        f"Attribution forensics ({NOTEBOOK}, by {actor.user}): {len(flipped)} of {len(replayed)} suspect "
+        f"decisions of {SYSTEM} {new} differ under {old}; {len(carriers)} carry "
+        f"{trigger['feature']}={trigger['value']} (lift {trigger['lift']} over {old} traffic). "
+        f"Backdoor in {new}; {len(frozen)} decisions frozen.")
+    print(f"evidence added to {INCIDENT_ID}: decision set #{ds['evidence_id']} ({len(frozen)} decisions), "
+          "explanation, note")"""),
 ]
 
 # -- inference-API abuse --------------------------------------------------------------------------------------
@@ -518,14 +618,17 @@ def build() -> list[Path]:
             "Load an incident, rebuild its timeline, scope the damage (decisions, principals, changed outcomes, "
             "amounts at stake), find the first and last malicious decision and the root cause, and file the "
             "findings as evidence.",
-            'INCIDENT_ID = os.environ.get("WORKBENCH_NOTEBOOK_INCIDENT") or None  # None: newest open, or from '
-            "the top alert", FORENSICS),
+            'INCIDENT_ID = os.environ.get("WORKBENCH_NOTEBOOK_INCIDENT") or None  # None: see section 1\n'
+            'ALERT_ID = os.environ.get("WORKBENCH_NOTEBOOK_ALERT") or None  # open an incident from this alert',
+            FORENSICS),
         "attribution_forensics": _nb(
             "attribution_forensics", "Attribution forensics",
             "Attribution drift across model versions, a hunt for a backdoor trigger, and replay of the suspect "
             "decisions under the previous version.",
             'SYSTEM = "loan-origination"\nINCIDENT_ID = None  # None: open one when a trigger is found\n'
-            "SAMPLE_SIZE = 200  # decisions explained per version\nREPLAY_LIMIT = 5000", ATTRIBUTION),
+            'ALERT_ID = os.environ.get("WORKBENCH_NOTEBOOK_ALERT") or None  # None: the top backdoor alert\n'
+            "SAMPLE_SIZE = 200  # decisions explained per version (context only)\n"
+            "HUNT_CHUNK = 20000  # decisions replayed at a time when there is no backdoor alert", ATTRIBUTION),
         "inference_api_abuse": _nb(
             "inference_api_abuse", "Inference-API abuse",
             "How much of the input space one principal covers over time, against normal principals: the "

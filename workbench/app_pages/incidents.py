@@ -65,7 +65,8 @@ sev_f = f2.multiselect("Severity", ["critical", "high", "medium", "low"], key="i
 view = incidents[incidents["status"].isin(status_f)] if status_f else incidents
 if sev_f:
     view = view[view["severity"].isin(sev_f)]
-cols = [c for c in ("incident_id", "title", "severity", "status", "owner", "systems", "evidence", "updated_at")
+cols = [c for c in ("incident_id", "title", "severity", "status", "tlp", "owner", "systems", "evidence",
+                   "updated_at")
         if c in view.columns]
 view = view[cols].reset_index(drop=True)
 sel = st.dataframe(view, hide_index=True, key="inc_table", on_select="rerun", selection_mode="single-row")

@@ -22,6 +22,7 @@ MAX_LEAVES = 131_072             # LightGBM's own upper bound for num_leaves
 MAX_NODES = 1 << 22              # nodes of one XGBoost tree
 _INT = re.compile(r"-?\d{1,18}")
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
+_PARAMETER = re.compile(r'\[[A-Za-z0-9_]+: [^"\\\x00-\x1f\x7f]*\]')  # LightGBM re-parses these lines in C++
 _LGB_KEYS = ("num_class", "num_tree_per_iteration", "max_feature_idx", "feature_names", "feature_infos",
              "monotone_constraints", "tree_sizes", "objective", "label_index")
 
@@ -195,6 +196,18 @@ def _lgb_trees(lines: list[str], what: str) -> list[tuple[int, list[str]]]:
     return trees
 
 
+def _lgb_parameters(lines: list[str], what: str) -> None:
+    """The parameters section: LightGBM splits each line on ':' and indexes the parts without checking."""
+    bare = [line.removesuffix("\r") for line in lines]
+    if "parameters:" not in bare:
+        return
+    for line in bare[bare.index("parameters:") + 1:]:
+        if line == "end of parameters":
+            return
+        if line and line != "parameters:" and not _PARAMETER.fullmatch(line):
+            raise refuse(what, f"malformed parameter line {line[:40]!r}")
+
+
 def check_lightgbm_text(data: bytes, what: str = "LightGBM model") -> dict[str, Any]:
     """Validate a LightGBM text model's header, tree sizes and every tree; raise RefusedModel if absurd."""
     try:
@@ -249,5 +262,7 @@ def _check_lightgbm_text(data: bytes, what: str) -> dict[str, Any]:
             raise refuse(what, "tree_sizes do not match where the trees are in the file")
     for i, (_, block) in enumerate(trees):
         _lgb_tree(block, i, n_features, what)
+    if trees:
+        _lgb_parameters(lines[first:], what)
     return {"checker": "workbench", "ok": True, "num_class": num_class, "features": n_features,
             "trees": len(trees)}

@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from workbench import audit
+from workbench import audit, traces
 from workbench.access import Actor, require
 from workbench.errors import WorkbenchError
 from workbench.ingest import decisions, metrics
@@ -24,7 +24,7 @@ from workbench.ingest.reading import Reader
 from workbench.store import Workspace
 from workbench.store.workspace import undo_interrupted_loads
 
-KINDS = ("decisions", "metrics")
+KINDS = ("decisions", "metrics", "traces")
 # Decision files from this size up load in a bulk and a settling transaction (see _load_decisions); below it the
 # WAL copy that a single transaction costs is smaller than a second commit.
 SINGLE_PASS_BYTES = 8 << 20
@@ -119,6 +119,9 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
             # No file of this size was ingested, so this one is new: hash it while it loads.
             digest = _hash_in_background(path)
         digest = _guarded(path, before, digest)
+        if trace_fmt := traces.recognise(path, kind, fmt):  # LLM and agent traces (workbench.traces)
+            traces.load(ws, actor, path, result, trace_fmt, system, digest, size)
+            return result
         result.format, importer = _resolve_format(path, fmt)
         result.kind = importer.kind if importer else (kind or sniff_kind(path, result.format))
         if importer and kind and importer.kind != kind:

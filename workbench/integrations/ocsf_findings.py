@@ -47,7 +47,8 @@ def finding(alert: dict[str, Any], activity: str = "create", event_id: str | Non
             res["uid"] = m["model_sha256"]
         resources.append({k: v for k, v in res.items() if v is not None})
     evidence_data: dict[str, Any] = {"decision_ids": list(alert.get("decision_ids") or []),
-                                     "n_decisions": alert.get("n_decisions"), "detector_evidence": alert.get("evidence")}
+                                     "n_decisions": alert.get("n_decisions"),
+                                     "detector_evidence": alert.get("evidence")}
     for key in ("principal", "feature", "metric"):
         if alert.get(key):
             evidence_data[key] = alert[key]
@@ -97,9 +98,8 @@ def export_alerts(ws: Workspace, actor: Actor, *, severity: str | None = None, i
 
 def validate(doc: dict[str, Any]) -> list[str]:
     """Problems of an OCSF Detection Finding against the OCSF 1.7.0 schema (empty when valid); needs pydantic-ocsf."""
-    from pydantic import BaseModel, ValidationError
-
     from ocsf.v1_7_0.events import DetectionFinding
+    from pydantic import BaseModel, ValidationError
 
     try:
         model = DetectionFinding.model_validate(doc)

@@ -1,6 +1,6 @@
 """Trace files -> the staging table `_tstage` (one row per span), in DuckDB: OTLP JSON and Langfuse JSONL.
 
-Input is the temp table `_tl(line, raw)` of the file's lines (see load.py). Every span gets its canonical fields
+Input is the temp table `_tl(line, raw)` of the file's lines (see loader.py). Every span gets its canonical fields
 and, when it cannot be loaded, `err` (the quarantine reason). Conventions read: GenAI semantic conventions in
 their current shape (gen_ai.provider.name, gen_ai.input.messages, ...) and the older one (gen_ai.system,
 prompt/completion tokens, message events, gen_ai.prompt.N.*), OpenInference (openinference.span.kind,
