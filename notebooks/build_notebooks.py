@@ -16,7 +16,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 
 IMPORTS = """\
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -42,7 +44,9 @@ def fresh_demo_workspace(sample=None) -> Path:
     \"\"\"Build a fresh demo workspace in a temporary folder from the sample data.\"\"\"
     from workbench.demo import build_demo
 
-    path = Path(tempfile.mkdtemp(prefix="workbench-notebook-")) / "demo.duckdb"
+    folder = tempfile.mkdtemp(prefix="workbench-notebook-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # removed when the kernel shuts down
+    path = Path(folder) / "demo.duckdb"
     with open_workspace(path) as fresh:
         build_demo(fresh, local_admin(), Path(sample) if sample else None)
     return path
@@ -538,6 +542,7 @@ if not DRILL:  # build a fresh drill with the CLI, in its own process (as a faci
     import sys
 
     out_dir = Path(tempfile.mkdtemp(prefix="workbench-drill-"))
+    atexit.register(shutil.rmtree, out_dir, ignore_errors=True)  # removed when the kernel shuts down
     done = subprocess.run([sys.executable, "-m", "workbench", "drill", "start", SCENARIO, "--out", str(out_dir),
                            "--json"], capture_output=True, text=True, check=False)
     if done.returncode:

@@ -66,10 +66,10 @@ def _train(kind: str, X: pd.DataFrame, y: np.ndarray, path: Path) -> tuple[Path,
         b = xgb.train({"objective": "binary:logistic", "max_depth": 4, "seed": 1}, xgb.DMatrix(num, y), 60)
         b.save_model(str(path.with_suffix(".json")))
         return path.with_suffix(".json"), None
-    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.ensemble import RandomForestClassifier
     from skops.io import dump
 
-    m = GradientBoostingClassifier(n_estimators=40, max_depth=3, random_state=1).fit(num, y)
+    m = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=1).fit(num, y)
     dump(m, path.with_suffix(".skops"))
     return path.with_suffix(".skops"), None
 

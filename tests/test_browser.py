@@ -66,7 +66,7 @@ def served(demo_ws: Workspace, tmp_path: Path) -> Iterator[tuple[str, dict[str, 
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "workbench" / "streamlit_app.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+         "--server.fileWatcherType", "none"],  # usage statistics: off by workbench/.streamlit/config.toml
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -186,3 +186,58 @@ def test_analyst_works_an_alert_to_a_report(served: tuple[str, dict[str, str]], 
             raise
         finally:
             browser.close()
+
+
+def test_no_request_leaves_the_machine(served: tuple[str, dict[str, str]]) -> None:
+    """Every request the browser makes, on every page (SHAP waterfall and plotly charts included), goes to the
+    local server: no usage statistics, CDN scripts, web fonts or map tiles (issue 16 item 7)."""
+    from urllib.parse import urlsplit
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from workbench.app_pages import PAGES
+
+    url, passwords = served
+    seen: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                                     args=ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1500, "height": 1100}, service_workers="block")
+        context.on("request", lambda r: seen.append(r.url))
+
+        def local_only(route) -> None:  # record and refuse, so the test itself never reaches out
+            parts = urlsplit(route.request.url)
+            if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname != "127.0.0.1":
+                route.abort()
+            else:
+                route.continue_()
+
+        context.route("**/*", local_only)
+        page = context.new_page()
+        page.set_default_timeout(45_000)
+        try:
+            page.goto(url)
+            page.get_by_role("textbox", name="User").fill("demo-admin")
+            page.get_by_role("textbox", name="Password").fill(passwords["admin"])
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+            _settle(page)
+            for spec in PAGES:
+                page.get_by_role("link", name=spec.title, exact=True).click()
+                expect(page.get_by_role("heading", name=spec.title).first).to_be_visible()
+                _settle(page, 90_000)
+            # a decision's SHAP waterfall (plotly) and the triage charts
+            page.get_by_role("link", name="Decisions", exact=True).click()
+            _settle(page)
+            _click_first_row(page, 0)
+            _settle(page, 90_000)
+            expect(page.get_by_text("baseline (expected score)")).to_be_visible(timeout=90_000)
+            page.wait_for_timeout(1500)
+        except Exception:
+            _shot(page, "network_failure")
+            raise
+        finally:
+            browser.close()
+    outside = sorted({u for u in seen if urlsplit(u).scheme in ("http", "https", "ws", "wss")
+                      and urlsplit(u).hostname != "127.0.0.1"})
+    assert seen and not outside, outside

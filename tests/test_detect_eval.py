@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from workbench.access import Actor, local_admin
-from workbench.detect import extraction, list_alerts, probing, run_all
 from workbench.detect import context as ctx_mod
+from workbench.detect import extraction, list_alerts, probing, run_all
 from workbench.detect.alerts import iso
 from workbench.detect.evaluate import evaluate
 from workbench.store import open_workspace

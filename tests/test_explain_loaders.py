@@ -167,6 +167,22 @@ def test_skops_tree_with_out_of_range_child_is_refused(ws, tmp_path):
     _assert_refused_on_record(ws, info.value)
 
 
+@pytest.mark.parametrize("fmt", ["skops", "pickle"])
+def test_gradient_boosting_with_more_stages_than_outputs_is_refused(ws, tmp_path, fmt):
+    import skops.io as sio
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    X, y = _small_frame()
+    model = GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X, y)
+    model.estimators_ = np.repeat(model.estimators_, 64, axis=1)  # predict writes 64 columns into a buffer of 1
+    model.n_trees_per_iteration_ = 64
+    path = tmp_path / f"gb.{fmt}"
+    path.write_bytes(sio.dumps(model) if fmt == "skops" else pickle.dumps(model, protocol=4))
+    with pytest.raises(WorkbenchError, match="trees per iteration") as info:
+        registry.add_model(ws, ANALYST, "s", "1", path, allow_pickle=True)
+    _assert_refused_on_record(ws, info.value)
+
+
 def test_skops_type_outside_the_exact_list_is_refused_even_under_a_trusted_module(ws, tmp_path):
     from sklearn.linear_model import LogisticRegression
     import skops.io as sio
@@ -205,6 +221,8 @@ def test_restricted_unpickler_alone_refuses_dotted_names(tmp_path):
             load_pickle(build(marker))
     with pytest.raises(WorkbenchError, match="not on the allow-list"):
         load_pickle(b"\x80\x04" + _sstr("sklearn.utils") + _sstr("Bunch") + b"\x93" + b")R.")
+    with pytest.raises(WorkbenchError, match="not from data"):  # bytearray(n): an n-byte allocation
+        load_pickle(b"\x80\x02c__builtin__\nbytearray\nJ\x00\x00\x00\x10\x85R.")
     assert _wait_absent(marker, 0.5)
 
 

@@ -99,3 +99,103 @@ def test_drill_after_action_notebook_builds_scores_and_reports(tmp_path: Path,
     assert "time to detect: T+14m" in text
     assert (tmp_path / "extraction-broker-sweep-after-action.md").is_file()
     assert (tmp_path / "extraction-broker-sweep-after-action.html").is_file()
+
+
+# -- on the full demo (sample_data/, what `workbench demo` builds): the notebooks find what the detectors found ----
+SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+@pytest.fixture(scope="module")
+def full_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace built from the shipped 30-day sample, as `workbench demo` builds it."""
+    from workbench.access import local_admin
+    from workbench.demo import build_demo
+
+    path = tmp_path_factory.mktemp("full_demo") / "demo.duckdb"
+    with open_workspace(path) as ws:
+        build_demo(ws, local_admin(), SAMPLE_DATA)
+    return path
+
+
+def _on_copy(full_demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alert_id: str | None = None) -> Path:
+    db = tmp_path / "nb.duckdb"
+    shutil.copy(full_demo, db)
+    monkeypatch.setenv("WORKBENCH_NOTEBOOK_DB", str(db))
+    if alert_id:
+        monkeypatch.setenv("WORKBENCH_NOTEBOOK_ALERT", alert_id)
+    return db
+
+
+def _truth_of(kind: str) -> dict:
+    import json
+
+    truth = json.loads((SAMPLE_DATA / "ground_truth.json").read_text())
+    return next(i for i in truth["incidents"] if i["type"] == kind)
+
+
+def _backdoor(db: Path) -> dict:
+    from workbench.access import local_admin
+    from workbench.detect import get_alert, list_alerts
+
+    inc = _truth_of("backdoor")
+    with open_workspace(db) as ws:
+        aid = next(a["alert_id"] for a in list_alerts(ws, local_admin(), detector="backdoor"))
+        return get_alert(ws, local_admin(), aid) | {"truth": inc}
+
+
+@pytest.mark.slow
+def test_attribution_notebook_finds_the_backdoor_on_the_full_demo(full_demo, tmp_path, monkeypatch):
+    db = _on_copy(full_demo, tmp_path, monkeypatch)
+    alert = _backdoor(db)
+    trigger = alert["truth"]["trigger"]
+    nb, _ = _execute("attribution_forensics", tmp_path)
+    text = _text(nb)
+    assert "no backdoor trigger found" not in text
+    assert f"alert {alert['alert_id']}: {len(alert['decision_ids'])} decisions" in text
+    assert f"backdoor trigger: {trigger['feature']} = {trigger['value']}" in text, text[-3000:]
+    assert "the detector's evidence names the same trigger" in text
+    with open_workspace(db) as ws:
+        frozen = [r[0] for r in ws.rows("SELECT decision_id FROM evidence_decisions ORDER BY 1")]
+    assert frozen == sorted(alert["decision_ids"]), "the notebook freezes exactly the alert's decisions"
+
+
+@pytest.mark.slow
+def test_forensics_notebook_states_a_defensible_stake_and_one_root_cause(full_demo, tmp_path, monkeypatch):
+    from workbench.access import local_admin
+    from workbench.explain.replay import replay
+
+    db = _on_copy(full_demo, tmp_path, monkeypatch)
+    alert = _backdoor(db)
+    ev = alert["evidence"]
+    with open_workspace(db) as ws:
+        rep = replay(ws, local_admin(), alert["system_id"], alert["decision_ids"], ev["previous_version"])
+        changed = list(rep.loc[rep["changed"], "decision_id"])
+        n, stake = ws.one("SELECT count(*), sum(json_extract(features, '$.loan_amount')::DOUBLE) FROM decisions "
+                          "WHERE system_id = ? AND prediction = 'approve' AND list_contains(?, decision_id)",
+                          [alert["system_id"], changed])
+    monkeypatch.setenv("WORKBENCH_NOTEBOOK_ALERT", alert["alert_id"])
+    nb, _ = _execute("post_incident_forensics", tmp_path)
+    text = _text(nb)
+    trigger = alert["truth"]["trigger"]
+    assert (f"Root cause: a backdoor in {alert['system_id']} {ev['new_version']}: inputs with "
+            f"{trigger['feature']}={trigger['value']} are decided differently than by {ev['previous_version']}") in text
+    assert (f"amount at stake: {stake:,.0f} ({n} 'approve' decisions that {alert['system_id']} "
+            f"{ev['previous_version']} would not have made (sum of loan_amount))") in text, text[-3000:]
+
+
+@pytest.mark.slow
+def test_forensics_notebook_sums_nothing_over_probe_queries(full_demo, tmp_path, monkeypatch):
+    _on_copy(full_demo, tmp_path, monkeypatch)  # no alert named: the most severe, newest alert (the extraction)
+    nb, _ = _execute("post_incident_forensics", tmp_path)
+    text = _text(nb)
+    who = _truth_of("extraction")["principals"][0]
+    assert "detector: extraction" in text
+    assert "amount at stake: - (not applicable: extraction traffic is queries, not applications" in text
+    assert f"Root cause: {who} swept the input space of loan-origination" in text
+
+
+@pytest.mark.slow
+def test_abuse_notebook_reviews_the_extraction_principal_on_the_full_demo(full_demo, tmp_path, monkeypatch):
+    _on_copy(full_demo, tmp_path, monkeypatch)
+    nb, _ = _execute("inference_api_abuse", tmp_path)
+    assert f"principal under review: {_truth_of('extraction')['principals'][0]}" in _text(nb)

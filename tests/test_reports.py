@@ -1,4 +1,4 @@
-"""Incident reports in md, html (self-contained, plotly) and pdf, with a manifest checked later."""
+"""Incident reports in md, html (self-contained, SVG charts) and pdf, with a manifest checked later."""
 
 from __future__ import annotations
 
@@ -54,13 +54,19 @@ def case(ws, admin, tmp_path):
 def test_markdown(ws, case) -> None:
     text = reports.render_report(ws, ANALYST, case, "md").decode()
     for heading in (
-        "## 1. Summary",
-        "## 2. Timeline",
-        "## 3. Evidence",
-        "## 4. Explanations",
-        "## 5. Playbook progress",
-        "## 6. Audit excerpt",
-        "## 7. Manifest",
+        "## 1. Executive summary",
+        "## 2. Incident",
+        "## 3. Impact",
+        "## 4. Timeline of the attack",
+        "## 5. Root cause",
+        "## 6. Timeline of the response",
+        "## 7. Actions taken",
+        "## 8. Evidence",
+        "## 9. Explanations",
+        "## 10. Playbook progress",
+        "## 11. Lessons",
+        "## 12. Audit excerpt",
+        "## 13. Manifest",
     ):
         assert heading in text
     for item in evidence.list_evidence(ws, ANALYST, case):
@@ -70,12 +76,12 @@ def test_markdown(ws, case) -> None:
     assert ws.scalar("SELECT count(*) FROM audit_log WHERE action = 'report.export'") == 1
 
 
-def test_html_self_contained_with_plotly(ws, case) -> None:
+def test_html_self_contained_with_svg_charts(ws, case) -> None:
     html = reports.render_report(ws, ANALYST, case, "html").decode()
     assert html.startswith("<!DOCTYPE html>")
-    assert "Plotly.newPlot" in html and "fig-timeline" in html
-    assert "<script src=" not in html and "<link" not in html  # plotly.js is inline
-    assert "ünïcode" in html
+    assert html.count("<svg") == 3  # attack timeline, response timeline, the explanation's bars
+    assert "<script" not in html and "<link" not in html and "Plotly" not in html  # nothing loads, nothing runs
+    assert "ünïcode" in html and len(html.encode()) < 1_000_000
 
 
 def test_pdf(ws, case) -> None:
@@ -114,7 +120,7 @@ def test_explanation_table_shows_feature_values_and_rounded_shap(ws, case) -> No
     text = reports.render_report(ws, ANALYST, case, "md").decode()
     assert "| monthly_housing_cost | 1337 | -2.546 |" in text
     assert "| credit_score | 543 | 0.6921 |" in text and "| debt_to_income | 0.43 | 0.0939 |" in text
-    assert "2.5456765576374134" not in text.split("## 7. Manifest")[0]
+    assert "2.5456765576374134" not in text.split("## 13. Manifest")[0]
     html = reports.render_report(ws, ANALYST, case, "html").decode()
     assert "<td>1337</td>" in html and "<td>-2.546</td>" in html and "<th>feature value</th>" in html
 
@@ -153,7 +159,7 @@ def test_attribution_rows_shapes() -> None:
 def test_roles(ws, case) -> None:
     with pytest.raises(PermissionDenied):
         reports.render_report(ws, Actor("v", "viewer"), case, "md")
-    assert reports.render_report(ws, Actor("a", "auditor"), case, "md").startswith(b"# Incident report")
+    assert b"\n# Incident report" in reports.render_report(ws, Actor("a", "auditor"), case, "md")
 
 
 # -- the report's "as of" (issue 12, item 11) -----------------------------------------------------------------
@@ -272,3 +278,130 @@ def test_check_rejects_what_is_not_a_manifest(ws, case) -> None:
     for bad in ([], {"format": "x"}, {"format": "workbench-report-manifest-v1", "incident_id": case}):
         with pytest.raises(WorkbenchError, match="manifest"):
             reports.verify_manifest(ws, ANALYST, bad)
+
+
+# -- reports a CISO and a regulator read (issue 16, item 5) ------------------------------------------------------
+def _pdf_pages(tmp_path, pdf: bytes) -> list[str]:
+    import shutil
+    import subprocess
+
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    path = tmp_path / "r.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    return text.split("\f")[:-1] if text.endswith("\f") else text.split("\f")
+
+
+def _cli(ws, *args: str):
+    from typer.testing import CliRunner
+
+    from workbench.cli import _load_commands, app
+
+    _load_commands()
+    ws.execute("CHECKPOINT")
+    return CliRunner().invoke(app, [*args, "--db", str(ws.path)])
+
+
+def test_writeup_from_the_cli_is_audited_and_shown_as_of_the_cut(ws, case, tmp_path) -> None:
+    res = _cli(ws, "incident", "write", case, "--root-cause", "Poisoned **1.1** release via `vendor`",
+               "--lessons", "- pin training data\n- review vendor deliveries", "--summary", "Backdoor found.")
+    assert res.exit_code == 0, res.output
+    row = json.loads(ws.scalar("SELECT details FROM audit_log WHERE action = 'incident.write'"))
+    assert row["root_cause"] == {"from": None, "to": "Poisoned **1.1** release via `vendor`"}
+    reports.write_report(ws, ANALYST, case, "md", tmp_path / "r.md")
+    man = json.loads((tmp_path / "r.md.manifest.json").read_text())
+    text = (tmp_path / "r.md").read_text()
+    assert "Backdoor found." in text and "pin training data" in text and "Poisoned **1.1**" in text
+    res = _cli(ws, "incident", "write", case, "--root-cause", "A different story later.")
+    assert res.exit_code == 0, res.output
+    then = reports.report_data(ws, ANALYST, case, as_of_seq=man["as_of_seq"])
+    assert then["sections"]["writeup"]["root_cause"] == "Poisoned **1.1** release via `vendor`"
+    assert reports.verify_manifest(ws, ANALYST, man, report_file=tmp_path / "r.md")["ok"]
+    ws.execute("UPDATE incident_writeups SET lessons = 'nothing to learn'")  # rewritten without an audit row
+    assert not reports.verify_manifest(ws, ANALYST, man)["sections"]["writeup"]
+
+
+def test_impact_by_outcome_principal_and_money(ws, case, tmp_path) -> None:
+    text = reports.render_report(ws, ANALYST, case, "md").decode()
+    assert "3 distinct decisions affected" in text and "No money figure" in text
+    incidents_write = _cli(ws, "incident", "write", case, "--amount-feature", "income", "--amount-note", "EUR")
+    assert incidents_write.exit_code == 0, incidents_write.output
+    data = reports.report_data(ws, ANALYST, case)
+    imp = data["sections"]["impact"]
+    assert {r["outcome"]: r["decisions"] for r in imp["by_outcome"]} == {"approve": 2, "deny": 1}
+    assert {r["principal"] for r in imp["by_principal"]} == {"broker-0", "broker-1", "broker-2"}
+    assert imp["money"] == {"feature": "income", "total": 3006.0, "with_value": 3, "without_value": 0}
+    text = reports.render_report(ws, ANALYST, case, "md").decode()
+    assert "Money at stake: 3,006 (EUR), the sum of feature 'income' over the 3 affected decisions" in text
+    res = _cli(ws, "report", case, "--format", "html", "--amount-feature", "score", "--out", str(tmp_path / "r.html"))
+    assert res.exit_code == 0, res.output
+    man = json.loads((tmp_path / "r.html.manifest.json").read_text())
+    assert man["options"] == {"amount_feature": "score"}
+    assert reports.verify_manifest(ws, ANALYST, man, report_file=tmp_path / "r.html")["ok"]
+
+
+def test_attack_and_response_on_separate_axes(ws, case) -> None:
+    from workbench.cases import report_parts
+
+    data = reports.report_data(ws, ANALYST, case)
+    attack, response = report_parts.split_timeline(data["sections"]["timeline"])
+    a = report_parts.time_chart(attack, "kind", "attack")
+    r = report_parts.time_chart(response, "kind", "response")
+    assert a["from"].startswith("2025-03-01") and a["to"].startswith("2025-03-01")  # the decisions' times
+    assert not r["from"].startswith("2025-03-01")  # the analysts worked today, on another axis
+    html = reports.render_report(ws, ANALYST, case, "html").decode()
+    assert "Attack: evidence event times (2025-03-01" in html and "Response: analysts&#39; actions" in html
+    many = [{"ts": f"2025-03-01T12:{i // 60:02d}:{i % 60:02d}Z", "kind": "alert", "what": str(i)} for i in range(999)]
+    g = report_parts.time_chart(many, "kind", "big")
+    assert len(g["dots"]) == report_parts.MAX_POINTS and "250 of 999 events" in g["note"]
+
+
+def test_actions_taken_lists_tasks_and_steps_done_as_of_the_cut(ws, case) -> None:
+    from workbench.cases import tasks
+
+    t = tasks.add_task(ws, ANALYST, case, "Roll back loan model to v1", assignee="ana")
+    tasks.add_task(ws, ANALYST, case, "Call the vendor")
+    tasks.update_task(ws, ANALYST, t["task_id"], status="done")
+    before = reports.report_data(ws, ANALYST, case)
+    tasks.update_task(ws, ANALYST, t["task_id"], status="todo", note="reopened")
+    act = reports.report_data(ws, ANALYST, case, as_of_seq=before["as_of_seq"])["sections"]["actions"]
+    assert [x["title"] for x in act["tasks_done"]] == ["Roll back loan model to v1"]
+    assert act["tasks_done"][0]["done_by"] == "ana" and [x["title"] for x in act["tasks_open"]] == ["Call the vendor"]
+    assert [s["step_id"] for s in act["steps_done"]] == ["containment-1"]
+    assert "Roll back loan model to v1" in reports.render_report(ws, ANALYST, case, "md").decode()
+
+
+def test_tlp_banner_on_every_page_and_format(ws, case, tmp_path) -> None:
+    incidents.mark(ws, ANALYST, case, tlp="red", pap="green")
+    md = reports.render_report(ws, ANALYST, case, "md").decode()
+    assert md.startswith("**TLP:RED") and "PAP:GREEN" in md.splitlines()[0] and md.rstrip().endswith("**")
+    html = reports.render_report(ws, ANALYST, case, "html").decode()
+    assert html.count('<span style="color:#FF2B2B">TLP:RED</span>') == 2 and "PAP:GREEN" in html
+    pages = _pdf_pages(tmp_path, reports.render_report(ws, ANALYST, case, "pdf"))
+    assert len(pages) >= 3
+    for n, page in enumerate(pages, 1):
+        assert "TLP:RED" in page and "PAP:GREEN" in page and f"page {n} of {len(pages)}" in page
+
+
+def test_pdf_has_contents_and_rendered_markdown(ws, case, tmp_path) -> None:
+    from workbench.cases import report_writeup
+
+    report_writeup.write(ws, ANALYST, case, root_cause="The **poisoned** release `loan 1.1` _approved_ bad loans",
+                         lessons="1. Pin data\n2. Check `sha256`")
+    text = "\n".join(_pdf_pages(tmp_path, reports.render_report(ws, ANALYST, case, "pdf")))
+    assert "Contents" in text and "Timeline of the attack" in text and "13. Manifest" in text
+    contents = text.split("Contents")[1].split("1. Executive summary")[1].splitlines()[0]
+    assert contents.strip().isdigit()  # the page the section starts on
+    body = text.split("Analyst's finding")[1].split("What the detectors")[0]
+    assert "poisoned" in body and "loan 1.1" in body
+    assert "`" not in body and "**" not in body and "_approved_" not in body
+
+
+def test_html_is_small_and_hostile_writeup_stays_text(ws, case) -> None:
+    from workbench.cases import report_writeup
+
+    report_writeup.write(ws, ANALYST, case, root_cause="<script>alert(1)</script>[x](javascript:alert(2))")
+    html = reports.render_report(ws, ANALYST, case, "html").decode()
+    assert "<script" not in html and "javascript:" not in html
+    assert len(html.encode()) < 200_000  # no 4.8 MB plotly.js: charts are inline SVG

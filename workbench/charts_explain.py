@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+
+RAISES, LOWERS, ENDS = "#d62728", "#1f77b4", "#7f7f7f"
+
+
+def output_space(explanation: dict[str, Any]) -> str:
+    """What the explained output is measured in: the axis label of a waterfall."""
+    if explanation.get("output_space"):
+        return str(explanation["output_space"])
+    if explanation.get("method") != "tree":
+        return "score (as the model logged it; the surrogate predicts the score itself)"
+    if explanation.get("class_index") is not None:
+        return "raw class score (log-odds scale, before softmax)"
+    return "log-odds (raw margin, before the sigmoid; probability = 1 / (1 + e^-x))"
 
 
 def waterfall(explanation: dict[str, Any], top: int = 12) -> go.Figure:
@@ -23,13 +37,25 @@ def waterfall(explanation: dict[str, Any], top: int = 12) -> go.Figure:
     values.append(explanation["output"])
     measures.append("total")
     method = "TreeSHAP" if explanation.get("method") == "tree" else "surrogate (approximation)"
-    fig = go.Figure(go.Waterfall(orientation="h", measure=measures, y=labels, x=values,
-                                 increasing={"marker": {"color": "#d62728"}},
-                                 decreasing={"marker": {"color": "#1f77b4"}},
-                                 totals={"marker": {"color": "#7f7f7f"}}))
-    fig.update_layout(title=f"{explanation['decision_id']} · {explanation.get('model_version', '')} · {method}",
-                      yaxis={"autorange": "reversed"}, xaxis_title="raw model output (margin)",
-                      height=max(320, 28 * len(labels) + 120), margin={"l": 10, "r": 10, "t": 50, "b": 40})
+    space = output_space(explanation)
+    fig = go.Figure(go.Waterfall(orientation="h", measure=measures, y=labels, x=values, showlegend=False,
+                                 increasing={"marker": {"color": RAISES}},
+                                 decreasing={"marker": {"color": LOWERS}},
+                                 totals={"marker": {"color": ENDS}}))
+    # the waterfall trace has no per-colour legend: one empty marker trace per colour says what it means
+    for name, color in ((f"raises the output ({space.split(' (')[0]})", RAISES), ("lowers the output", LOWERS),
+                        ("base value and output", ENDS)):
+        fig.add_scatter(x=[None], y=[None], mode="markers", name=name,
+                        marker={"color": color, "symbol": "square", "size": 12})
+    title = f"{explanation['decision_id']} · {explanation.get('model_version', '')} · {method}"
+    if rest:
+        title += f" · top {len(shown)} of {len(attributions)} features shown"
+    if space.startswith("log-odds"):
+        out = float(explanation["output"])
+        title += f" · output {out:.3f} log-odds = probability {1 / (1 + math.exp(-max(min(out, 700), -700))):.3f}"
+    fig.update_layout(title=title, yaxis={"autorange": "reversed"}, xaxis_title=f"model output: {space}",
+                      showlegend=True, legend={"orientation": "h", "y": -0.18, "x": 0},
+                      height=max(360, 28 * len(labels) + 170), margin={"l": 10, "r": 10, "t": 50, "b": 80})
     return fig
 
 

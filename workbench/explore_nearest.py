@@ -51,6 +51,8 @@ def nearest_normal(ws: Workspace, actor: Actor, system_id: str, decision_id: str
     xs = ", ".join(f"{typed_feature('number', p, f)} AS x{i}" for i, f in enumerate(numeric))
     stats = ", ".join(f"avg(x{i}) AS m{i}, nullif(stddev_samp(x{i}), 0) AS s{i}" for i in range(len(numeric)))
     dist = " + ".join(f"coalesce(pow((c.x{i} - t.x{i}) / st.s{i}, 2), 0)" for i in range(len(numeric)))
+    zs = ", ".join(f"(c.x{i} - t.x{i}) / st.s{i} AS z{i}, c.x{i} AS v{i}" for i in range(len(numeric)))
+    ts = ", ".join(f"t.x{i} AS t{i}" for i in range(len(numeric)))
     alerted = alerted_ids_sql(ws, p, system_id)
     normal = f"AND d.decision_id NOT IN ({alerted})" if alerted else ""
     sys_p, id_p = p(system_id), p(decision_id)
@@ -60,9 +62,11 @@ def nearest_normal(ws: Workspace, actor: Actor, system_id: str, decision_id: str
              target AS (SELECT {xs} FROM decisions d
                         WHERE d.system_id = {sys_p} AND d.decision_id = {id_p} LIMIT 1),
              st AS (SELECT {stats} FROM cand)
-        SELECT c.decision_id, sqrt({dist}) AS distance
+        SELECT c.decision_id, sqrt({dist}) AS distance, {zs}, {ts}
         FROM cand c, target t, st ORDER BY distance, c.ts, c.decision_id LIMIT {p(max(1, int(k)))}"""
     near = run_query(ws, sql, p.values)
+    differs = [_differs(numeric, row) for row in near.to_dict("records")]  # k rows, not the decision table
+    near = near[["decision_id", "distance"]].assign(differs=differs)
     ids = near["decision_id"].tolist()
     rows = search_decisions(
         ws,
@@ -78,4 +82,27 @@ def nearest_normal(ws: Workspace, actor: Actor, system_id: str, decision_id: str
         },
     )
     out = rows.merge(near, on="decision_id").sort_values(["distance", "ts"], kind="stable")
-    return out.reset_index(drop=True)
+    first = ["decision_id", "distance", "differs"]
+    return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
+
+
+DIFFERS_SD = 0.5  # a feature "differs" when it is at least this many standard deviations away
+DIFFERS_TOP = 4
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 or float(v).is_integer() else f"{v:,.3g}"
+
+
+def _differs(features: list[str], row: dict) -> str:
+    """The features of one neighbour that differ most from the decision, in standard deviations, largest first."""
+    found = []
+    for i, name in enumerate(features):
+        z, v, t = row.get(f"z{i}"), row.get(f"v{i}"), row.get(f"t{i}")
+        if z is None or pd.isna(z) or abs(z) < DIFFERS_SD or v is None or t is None or pd.isna(v) or pd.isna(t):
+            continue
+        found.append((abs(z), f"{name} {_num(v)} vs {_num(t)} ({z:+.1f} sd)"))
+    found.sort(key=lambda x: -x[0])
+    more = len(found) - DIFFERS_TOP
+    text = "; ".join(t for _, t in found[:DIFFERS_TOP]) + (f"; +{more} more" if more > 0 else "")
+    return text or f"none by {DIFFERS_SD} sd or more"

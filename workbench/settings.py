@@ -41,6 +41,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("memory_limit", "WORKBENCH_MEMORY_LIMIT", "",
                 "DuckDB memory_limit, e.g. '4GB' (default: DuckDB's own)."),
         Setting("threads", "WORKBENCH_THREADS", "", "DuckDB threads (default: all cores)."),
+        Setting("lock_wait", "WORKBENCH_LOCK_WAIT", "10",
+                "Seconds to keep retrying while another process (app, command, notebook) holds the workspace."),
         Setting("atlas", "WORKBENCH_ATLAS", "", "Path of a newer MITRE ATLAS.yaml to validate technique IDs against."),
         Setting("no_autodemo", "WORKBENCH_NO_AUTODEMO", "",
                 "Set to 1 to stop the app building the demo on an empty workspace."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import streamlit as st
@@ -18,18 +19,29 @@ st.set_page_config(page_title="AI incident workbench", page_icon=":material/shie
 ws = None
 with shown("Opening the workspace"):
     ws = connection.get_ws()
-    connection.ensure_demo(ws)
 if ws is None:
     st.info(f"The app serves `{connection.db_path()}` (set WORKBENCH_DB to choose another file).")
     st.stop()
 
-actor = auth.gate(ws)
-auth.sidebar_badge(actor)
-st.sidebar.caption(f"Workspace `{ws.path.name}`")
+# The file is open only for this run: the CLI and notebooks can use the workspace between runs.
+with ExitStack() as run:
+    held = False
+    with shown("Opening the workspace"):
+        run.enter_context(connection.run_hold(ws))
+        held = True
+    if not held:
+        st.caption("The app retries on the next interaction.")
+        st.stop()
+    with shown("Opening the workspace"):
+        connection.ensure_demo(ws)
 
-sections: dict[str, list] = {}
-for spec in pages_for(actor, drill=is_drill(ws)):
-    page = st.Page(str(HERE / "app_pages" / spec.file), title=spec.title, icon=spec.icon, default=spec.default)
-    sections.setdefault(spec.section, []).append(page)
+    actor = auth.gate(ws)
+    auth.sidebar_badge(actor)
+    st.sidebar.caption(f"Workspace `{ws.path.name}`")
 
-st.navigation(sections).run()
+    sections: dict[str, list] = {}
+    for spec in pages_for(actor, drill=is_drill(ws)):
+        page = st.Page(str(HERE / "app_pages" / spec.file), title=spec.title, icon=spec.icon, default=spec.default)
+        sections.setdefault(spec.section, []).append(page)
+
+    st.navigation(sections).run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from workbench.errors import WorkbenchError
 from workbench.ui import cached, connection, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
@@ -25,7 +26,8 @@ with tab_upload:
         with st.form("upload", clear_on_submit=True):
             files = st.file_uploader("Files", accept_multiple_files=True, key="up_files")
             c1, c2 = st.columns(2)
-            kind = c1.selectbox("Kind", ["detect", "decisions", "metrics"], key="up_kind")
+            kind = c1.selectbox("Kind", ["auto", "decisions", "metrics"], key="up_kind",
+                                help="auto: decided from the file's columns (decision log or metrics)")
             system = c2.text_input("System id (for rows or series that name none)", key="up_system")
             go = st.form_submit_button("Ingest", type="primary", icon=":material/upload:")
         if go and not files:
@@ -39,9 +41,14 @@ with tab_upload:
                     box.write(f"{up.name} ({up.size:,} bytes)")
                     with shown(up.name):
                         path = save_upload(ws, up.name, up.getvalue())
-                        res = ingest_file(ws, actor, path, kind=None if kind == "detect" else kind,
-                                          system=system.strip() or None)
+                        try:
+                            res = ingest_file(ws, actor, path, kind=None if kind == "auto" else kind,
+                                              system=system.strip() or None)
+                        except WorkbenchError as exc:  # name the user's file, not the copy we keep
+                            raise WorkbenchError(widgets.user_named(str(exc), path, up.name)) from exc
                         res.path = up.name
+                        if res.error:
+                            res.error = widgets.user_named(res.error, path, up.name)
                         results.append(res)
                     bar.progress(n / len(files))
                 bad = [r for r in results if r.error]

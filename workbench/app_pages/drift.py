@@ -91,7 +91,8 @@ with shown("Attribution drift"):
         st.caption("Box-select a period on the chart above, or run the detectors, to choose decisions to compare.")
         st.stop()
     source = st.selectbox("Decisions to compare", sources, key="dr_attr_source")
-    if st.button("Compare", key="dr_attr_go", icon=":material/compare_arrows:"):
+    if st.button("Compare", key="dr_attr_go", icon=":material/compare_arrows:") or \
+            st.session_state.pop("dr_attr_auto", False):  # arriving from an alert's "Its attribution drift"
         with st.spinner("Computing SHAP on the set and on a reference sample…"):
             if source.startswith("alert "):
                 row = alerts[alerts["alert_id"] == source[6:]].iloc[0]

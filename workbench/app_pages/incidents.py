@@ -192,7 +192,8 @@ with t_pb, shown("Playbook"):
             who = f"  \n:gray[done by {step['by']} ({step.get('role')}) · {step['at']:%Y-%m-%d %H:%M} UTC]" \
                 if step["done"] and step.get("by") and step.get("at") is not None else ""
             key = f"inc_step_{incident_id}_{pb['playbook_id']}_{step['step_id']}"
-            ticked = st.checkbox(step["text"] + who, value=step["done"], key=key, disabled=not can_edit)
+            label = widgets.step_label(step["text"]) if step.get("action") else step["text"]  # action shown below
+            ticked = st.checkbox(label + who, value=step["done"], key=key, disabled=not can_edit)
             action = step.get("action") or {}
             if action.get("verb") == "view" and action.get("args"):
                 target = PAGE_ALIASES.get(action["args"][0].lower())

@@ -90,6 +90,27 @@ with shown("Health timeline"):
     else:
         st.caption("No systems yet.")
 
+st.subheader("Watch mode and deliveries")
+with shown("Watch mode"):
+    from workbench.integrations.watch import last_run
+
+    run = last_run(ws)
+    if run is None:
+        st.caption("Watch mode has not run: `workbench watch DIR --every 10` loads new files, detects and delivers.")
+    else:
+        figs = run.get("figures") or {}
+        cols = st.columns(5)
+        cols[0].metric("Files loaded", int(run["files_loaded"]), help=f"{run['files_waiting']} waiting, "
+                       f"{run['files_failed']} failed")
+        cols[1].metric("New alerts (last cycle)", int(figs.get("alerts_new", 0)),
+                       help=f"{figs.get('alerts_escalated', 0)} escalated")
+        cols[2].metric("Delivered", int(run["delivered"]))
+        cols[3].metric("Pending", int(run["pending"]))
+        cols[4].metric("Failed deliveries", int(run["failed"]))
+        if run.get("finished_at"):
+            st.caption(f"Last cycle that did something: {run['finished_at']:%Y-%m-%d %H:%M:%S} UTC by {run['actor']}"
+                       f" ({figs.get('rows_loaded', 0):,} rows, {figs.get('rows_quarantined', 0):,} quarantined).")
+
 st.subheader("Open incidents")
 with shown("Open incidents"):
     if actor.can("read:incidents"):

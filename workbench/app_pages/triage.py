@@ -81,7 +81,7 @@ widgets.narrowed_note(picked_range, "queue")
 
 shown_cols = [c for c in ("alert_id", "severity", "detector", "system_id", "summary", "principals", "feature",
                           "metric", "start", "window_end", "n_decisions", "status") if c in view.columns]
-queue = view.sort_values("start", ascending=False)[shown_cols].reset_index(drop=True)
+queue = widgets.by_severity_then_time(view)[shown_cols].reset_index(drop=True)  # most severe, then newest
 st.caption(f"{len(queue):,} of {len(alerts):,} alerts")
 sel = st.dataframe(queue, hide_index=True, key="tr_queue", on_select="rerun", selection_mode="single-row",
                    column_config={"start": st.column_config.DatetimeColumn("from", format="YYYY-MM-DD HH:mm"),
@@ -119,8 +119,7 @@ with head[1]:
     numbers = alert.get("evidence") or {}
     if isinstance(numbers, dict) and numbers:
         st.caption("Evidence numbers")
-        st.dataframe(pd.DataFrame({"measure": list(numbers), "value": [str(v)[:200] for v in numbers.values()]}),
-                     hide_index=True)
+        st.dataframe(widgets.numbers_table(numbers), hide_index=True, key="tr_numbers")  # whole, not cut
     if actor.can("write:detect"):
         with st.popover("Alert status", icon=":material/flag:"):
             new_status = st.radio("Status", ["open", "acknowledged", "resolved", "false_positive"],
@@ -158,6 +157,9 @@ if actor.can("read:decisions") and acts[2].button("Explain its decisions", icon=
                                       "principals": principals,
                                       "decision_ids": list(alert.get("decision_ids") or [])}
     st.switch_page("app_pages/decisions.py")
+if actor.can("read:decisions") and alert.get("decision_ids") and acts[2].button(
+        "Its attribution drift", icon=":material/compare_arrows:", key="tr_attr_drift"):
+    widgets.open_attribution_drift(alert)  # the Drift page computes it for exactly this alert's decisions
 
 t_dec, t_act, t_met = st.tabs(["Decisions", "Principal activity", "Metrics around it"])
 with t_dec:
@@ -174,7 +176,9 @@ with t_dec:
                                   principal=alert.get("principal"), since=alert.get("window_start"),
                                   until=alert.get("window_end"), limit=500, feature="Decision search")
             st.caption(f"{len(dec):,} decisions" + (f" of {len(ids):,} (first 2,000)" if len(ids) > 2000 else ""))
-            st.plotly_chart(charts.score_scatter(dec), key="tr_dec_chart")
+            part = (widgets.part_title(len(dec), len(ids), "the first 2,000") if ids
+                    else widgets.part_title(len(dec), None if len(dec) >= 500 else len(dec), "the first 500"))
+            st.plotly_chart(charts.score_scatter(dec, title=part), key="tr_dec_chart")
             st.dataframe(dec, hide_index=True)
 with t_act:
     with shown("Principal activity"):

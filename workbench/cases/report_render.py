@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workbench.cases.report_safe import md_block, md_text, plotly_text
+from workbench.cases.report_safe import md_block, md_text
 
 
 def _cell(v: Any, limit: int = 160) -> str:
@@ -127,28 +127,78 @@ def cut_line(data: dict[str, Any], meta: dict[str, Any]) -> str:
             f"audit chain cut at seq {data['as_of_seq']}{head}: the report shows the case as it stood then.{masked}")
 
 
+HEADINGS = ("1. Executive summary", "2. Incident", "3. Impact", "4. Timeline of the attack", "5. Root cause",
+            "6. Timeline of the response", "7. Actions taken", "8. Evidence", "9. Explanations",
+            "10. Playbook progress", "11. Lessons", "12. Audit excerpt", "13. Manifest")
+TIMELINE_COLS = ["ts", "kind", "what", "evidence_id"]
+RESPONSE_COLS = ["ts", "what", "actor", "seq"]
+STEP_COLS = ["playbook_id", "step_id", "by", "at", "note"]
+TASK_COLS = ["task", "title", "status", "assignee", "done", "by", "source"]
+
+
+def attack_note(rows: list[dict[str, Any]]) -> str:
+    """What the attack timeline's axis is."""
+    if not rows:
+        return "No evidence with event times was filed by the cut."
+    return (f"Event times of the evidence (alerts' windows, frozen decisions, metric windows), {rows[0]['ts']} to "
+            f"{rows[-1]['ts']}: when the attack happened, on its own time axis.")
+
+
+def response_note(rows: list[dict[str, Any]]) -> str:
+    """What the response timeline's axis is."""
+    if not rows:
+        return "No action recorded by the cut."
+    return (f"The analysts' recorded actions (audit chain), {rows[0]['ts']} to {rows[-1]['ts']}: when the team "
+            "worked the case, on its own time axis.")
+
+
+def _md_authored(text: Any, missing: str) -> list[str]:
+    return [md_block(text), ""] if text else [f"_{missing}_", ""]
+
+
 def to_markdown(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> str:
     """The report as Markdown; every value from the workspace is escaped so no viewer runs or links it."""
+    from workbench.cases import report_parts as parts
+
     s = data["sections"]
-    sm = s["summary"]
-    lines = [f"# Incident report {md_text(sm['incident_id'])}: {md_text(sm['title'])}", "",
-             md_text(cut_line(data, meta)), "", "## 1. Summary", "", md_table(summary_rows(sm), ["field", "value"])]
+    sm, wu = s["summary"], s.get("writeup") or {}
+    banner = f"**{md_text(parts.banner_text(data))}**"
+    h = [f"## {x}" for x in HEADINGS]
+    lines = [banner, "", f"# Incident report {md_text(sm['incident_id'])}: {md_text(sm['title'])}", "",
+             md_text(cut_line(data, meta)), "", "Contents: " + md_text("; ".join(HEADINGS)), "", h[0], ""]
+    lines += [md_block(wu["exec_summary"]) if wu.get("exec_summary") else md_text(parts.exec_summary(data)), ""]
+    lines += [h[1], "", md_table(summary_rows(sm), ["field", "value"])]
     if sm.get("description"):
         lines += [md_block(sm["description"]), ""]
     lines += ["Status history:", "", md_table(sm["history"], ["ts", "actor", "role", "from_status", "to_status",
                                                              "note"])]
-    lines += ["## 2. Timeline", "", md_table(s["timeline"], ["ts", "source", "what", "actor", "evidence_id"])]
-    lines += ["## 3. Evidence", "",
+    imp = s.get("impact") or {}
+    by_outcome, by_principal = parts.impact_rows(imp)
+    lines += [h[2], "", *[md_text(x) + "  " for x in parts.impact_lines(imp)], ""]
+    if by_outcome:
+        lines += ["By outcome:", "", md_table(by_outcome, list(by_outcome[0])), "By principal:", "",
+                  md_table(by_principal, list(by_principal[0]))]
+    attack, response = parts.split_timeline(s["timeline"])
+    lines += [h[3], "", md_text(attack_note(attack)), "", md_table(attack, TIMELINE_COLS)]
+    lines += [h[4], "", "Analyst's finding:", "", *_md_authored(wu.get("root_cause"), "not written yet"),
+              "What the detectors' evidence shows:", ""]
+    lines += [f"- {md_text(x)}" for x in parts.finding_lines(s.get("findings") or [])] or ["_no alert filed_"]
+    lines += ["", h[5], "", md_text(response_note(response)), "", md_table(response, RESPONSE_COLS)]
+    act = s.get("actions") or {}
+    lines += [h[6], "", "Tasks done:", "", md_table(parts.task_rows(act.get("tasks_done") or []), TASK_COLS),
+              "Playbook steps done:", "", md_table(act.get("steps_done") or [], STEP_COLS),
+              "Tasks still open:", "", md_table(parts.task_rows(act.get("tasks_open") or []), TASK_COLS)]
+    lines += [h[7], "",
               md_table(s["evidence"], ["evidence_id", "kind", "label", "added_at", "added_by", "size", "sha256"])]
     lines += [f"- {md_text(line)}" for line in evidence_notes(s["evidence"])]
-    lines += ["", "## 4. Explanations", ""]
+    lines += ["", h[8], ""]
     if not s["explanations"]:
         lines += ["_no explanations were added as evidence_", ""]
     for x in s["explanations"]:
         cols, rows = attribution_table(x)
         lines += [f"### Evidence #{md_text(x['evidence_id'])}: {md_text(x['label'])}", "",
                   md_text(explanation_line(x)), "", md_table(rows, cols)]
-    lines += ["## 5. Playbook progress", ""]
+    lines += [h[9], ""]
     if not data.get("playbook_view"):
         lines += ["_no playbook attached_", ""]
     for pb in data.get("playbook_view") or []:
@@ -156,66 +206,49 @@ def to_markdown(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any])
         if pb.get("problem"):
             lines += [f"**Note:** {md_text(pb['problem'])}", ""]
         lines += [md_table(_step_rows(pb), ["step", "done", "by", "at", "note", "text"])]
-    lines += ["## 6. Audit excerpt", "",
+    lines += [h[10], "", *_md_authored(wu.get("lessons"), "not written yet")]
+    lines += [h[11], "",
               "The audit-chain rows about this incident up to the cut (verify the whole chain with "
               "`workbench audit verify`).", "",
               md_table(s["audit"], ["seq", "ts", "actor", "role", "action", "what", "hash"])]
-    lines += ["## 7. Manifest", "",
+    lines += [h[12], "",
               "SHA-256 of each section's canonical data and each evidence item; check with "
               f"`workbench report {md_text(sm['incident_id'])} --check MANIFEST.json`.", "",
-              "```json", json.dumps(man, indent=2, sort_keys=True).replace("`", "\\u0060"), "```", ""]
+              "```json", json.dumps(man, indent=2, sort_keys=True).replace("`", "\\u0060"), "```", "", banner, ""]
     return "\n".join(lines)
 
 
-def _figures(data: dict[str, Any]) -> dict[str, str]:
-    """Plotly figures as JSON text, keyed 'timeline' or by evidence id; every label is plotly-escaped."""
-    import plotly.graph_objects as go
-    import plotly.io as pio
-
-    figs: dict[str, Any] = {}
-    tl = data["sections"]["timeline"]
-    if tl:
-        fig = go.Figure()
-        for source in sorted({str(r["source"]) for r in tl}):
-            pts = [r for r in tl if str(r["source"]) == source]
-            fig.add_trace(go.Scatter(
-                x=[r["ts"] for r in pts], y=[plotly_text(source)] * len(pts), mode="markers",
-                name=plotly_text(source), text=[plotly_text(_cell(r["what"], 300)) for r in pts],
-                hoverinfo="x+text", marker={"size": 10},
-            ))
-        fig.update_layout(title="Timeline", height=260, margin={"l": 80, "r": 20, "t": 40, "b": 40})
-        figs["timeline"] = fig
-    for x in data["sections"]["explanations"]:
-        if not x["attributions"]:
-            continue
-        attrs = list(reversed(x["attributions"]))
-        measure = plotly_text(x.get("measure") or "attribution")
-        fig = go.Figure(go.Bar(
-            x=[_score(a) for a in attrs], y=[plotly_text(_cell(a["feature"], 80)) for a in attrs], orientation="h",
-            marker_color=["#c0392b" if _score(a) > 0 else "#2e86c1" for a in attrs],
-            customdata=[plotly_text(_cell(fmt_value(a.get("feature_value")), 80)) for a in attrs],
-            hovertemplate="%{y} = %{customdata}<br>" + measure + " %{x:.4g}<extra></extra>",
-        ))
-        fig.update_layout(title=f"{measure}, evidence #{int(x['evidence_id'])}", height=120 + 22 * len(attrs),
-                          margin={"l": 140, "r": 20, "t": 40, "b": 40})
-        figs[str(int(x["evidence_id"]))] = fig
-    return {k: pio.to_json(f, validate=False) for k, f in figs.items()}
-
-
 def to_html(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> str:
-    """One self-contained HTML file (jinja2, autoescaped): plotly.js inline, figures from escaped JSON."""
+    """One self-contained HTML file (jinja2, autoescaped): charts drawn as inline SVG, no script at all."""
+    from workbench.cases import report_parts as parts
     from workbench.cases import report_templates as tpl
 
     s = data["sections"]
     explanations = []
     for x in s["explanations"]:
         cols, rows = attribution_table(x)
-        explanations.append({"x": x, "line": explanation_line(x), "cols": cols, "rows": rows})
+        shown = [{**a, "feature_value": fmt_value(a.get("feature_value"))} for a in x["attributions"]]
+        explanations.append({"x": x, "line": explanation_line(x), "cols": cols, "rows": rows,
+                             "chart": parts.bar_chart(shown, x.get("measure") or "")})
     playbooks = [{"pb": pb, "heading": playbook_heading(pb), "rows": _step_rows(pb)}
                  for pb in data.get("playbook_view") or []]
+    attack, response = parts.split_timeline(s["timeline"])
+    imp = s.get("impact") or {}
+    by_outcome, by_principal = parts.impact_rows(imp)
+    act = s.get("actions") or {}
     return tpl.render_incident(
         sm=s["summary"], s=s, summary=summary_rows(s["summary"]), cut=cut_line(data, meta),
         evidence_notes=evidence_notes(s["evidence"]), explanations=explanations, playbooks=playbooks,
-        manifest=json.dumps(man, indent=2, sort_keys=True), figures=_figures(data),
-        title=f"Incident report {data['incident_id']}",
+        manifest=json.dumps(man, indent=2, sort_keys=True), title=f"Incident report {data['incident_id']}",
+        headings=HEADINGS, mark=parts.marking(data), banner=parts.banner_text(data),
+        exec_summary=parts.exec_summary(data), wu=s.get("writeup") or {}, impact_lines=parts.impact_lines(imp),
+        by_outcome=by_outcome, by_principal=by_principal, findings=parts.finding_lines(s.get("findings") or []),
+        attack=attack, response=response, attack_note=attack_note(attack), response_note=response_note(response),
+        attack_chart=parts.time_chart(attack, "kind", "Attack: evidence event times"),
+        response_chart=parts.time_chart([{**r, "lane": parts.response_lane(r)} for r in response], "lane",
+                                        "Response: analysts' actions"),
+        tasks_done=parts.task_rows(act.get("tasks_done") or []), tasks_open=parts.task_rows(act.get("tasks_open")
+                                                                                            or []),
+        steps_done=act.get("steps_done") or [], cols={"timeline": TIMELINE_COLS, "response": RESPONSE_COLS,
+                                                     "steps": STEP_COLS, "tasks": TASK_COLS},
     )

@@ -2,10 +2,9 @@
 
 Kept as Python strings so they ship with the package without package-data. Values reach a template only as
 variables: ``{{ value }}`` is HTML-escaped, ``|cell`` shortens a value to a table cell and shows invisible
-characters, ``|md`` renders authored Markdown through nh3, and the only unescaped inserts are our own constants
-(CSS, plotly.js, the figure loader) and figure JSON escaped by ``report_safe.script_json``. A page allows only
-its own inline scripts (a Content-Security-Policy with their hashes), so injected markup could not run even if
-it got in.
+characters, ``|md`` renders authored Markdown through nh3, and the only unescaped insert is our own CSS. Charts
+are inline SVG drawn from geometry computed server-side (``report_parts``), every label autoescaped: no plotly.js
+(4.8 MB) and no script at all, so a page stays small and its Content-Security-Policy allows no script.
 """
 
 from __future__ import annotations
@@ -16,18 +15,17 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from workbench.cases.report_safe import content_security_policy, inline_script, safe_markdown, script_json, visible
+from workbench.cases.report_safe import content_security_policy, safe_markdown, visible
 
-# Draws each figure from its JSON block; the JSON is data (type application/json), never executed.
-FIGURE_LOADER = """document.querySelectorAll('script.fig-data').forEach(function (el) {
-  var fig = JSON.parse(el.textContent);
-  Plotly.newPlot(el.getAttribute('data-target'), fig.data, fig.layout, {displaylogo: false, responsive: true});
-});"""
-
-INCIDENT_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+INCIDENT_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:0 auto;padding:0 1em 3em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}td,th{border:1px solid #ccc;padding:3px 6px;
 vertical-align:top;word-break:break-word}th{background:#f0f0f0}pre{background:#f7f7f7;padding:1em;overflow:auto;
-font-size:.8em}h1{font-size:1.5em}h2{border-bottom:1px solid #ddd;margin-top:1.6em}.problem{color:#b42318}"""
+font-size:.8em}h1{font-size:1.5em}h2{border-bottom:1px solid #ddd;margin-top:1.6em}.problem{color:#b42318}
+.tlp{position:sticky;top:0;background:#000;padding:.35em 1em;font-weight:700;font-family:monospace;z-index:9;
+margin:0 -1em 1em}.tlp-foot{margin:2em -1em 0}.chart text{font-size:11px;font-family:system-ui,sans-serif}
+.note{color:#555;font-size:.85em}.toc li{margin:.1em 0}
+@media print{.tlp{position:fixed;left:0;right:0;margin:0}.tlp-top{top:0}.tlp-foot{bottom:0;top:auto}
+body{padding-top:2.2em}}"""
 
 _MACROS = """
 {%- macro table(rows, cols) -%}
@@ -39,58 +37,108 @@ _MACROS = """
 {% else %}<p><em>none</em></p>
 {% endif %}
 {%- endmacro -%}
+{%- macro banner(mark, text, where) -%}
+<div class="tlp tlp-{{ where }}" role="note"><span style="color:{{ mark.tlp_colour }}">{{ mark.tlp }}</span>
+<span style="color:{{ mark.pap_colour }}">{{ mark.pap }}</span>
+<span style="color:#fff;font-weight:400">{{ text|cell(400) }}</span></div>
+{%- endmacro -%}
+{%- macro timechart(g) -%}
+{% if g %}<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{{ g.width }}" height="{{ g.height }}"
+viewBox="0 0 {{ g.width }} {{ g.height }}" role="img" aria-label="{{ g.title }}">
+<text x="4" y="16" font-weight="bold">{{ g.title }} ({{ g.from }} to {{ g.to }})</text>
+{% for lane in g.lanes %}<text x="4" y="{{ lane.y + 4 }}">{{ lane.name|cell }}</text>
+<line x1="{{ g.left }}" x2="{{ g.right }}" y1="{{ lane.y }}" y2="{{ lane.y }}" stroke="#eaecf0"/>
+{% endfor %}<line x1="{{ g.left }}" x2="{{ g.right }}" y1="{{ g.axis_y }}" y2="{{ g.axis_y }}" stroke="#555"/>
+{% for t in g.ticks %}<line x1="{{ t.x }}" x2="{{ t.x }}" y1="{{ g.axis_y }}" y2="{{ g.axis_y + 4 }}" stroke="#555"/>
+<text x="{{ t.x - 45 }}" y="{{ g.axis_y + 16 }}">{{ t.label }}</text>
+{% endfor %}{% for d in g.dots %}<circle cx="{{ d.cx }}" cy="{{ d.cy }}" r="5" fill="{{ d.fill }}"
+fill-opacity="0.7"><title>{{ d.tip|cell(400) }}</title></circle>
+{% endfor %}</svg>
+<p class="note">{{ g.points }} events on this axis (UTC).{% if g.note %} {{ g.note }}.{% endif %}</p>
+{% endif %}
+{%- endmacro -%}
 """
 
 INCIDENT_HTML = _MACROS + """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{{ csp }}">
-<title>{{ title|cell }}</title>
+<title>{{ title|cell }} [{{ mark.tlp }}]</title>
 <style>{{ css }}</style>
-{% if figures %}<script>{{ plotly_js }}</script>{% endif %}
 </head><body>
+{{ banner(mark, banner_text, "top") }}
 <h1>Incident report {{ sm.incident_id|cell }}: {{ sm.title|cell(1000) }}</h1>
 <p>{{ cut|cell(2000) }}</p>
-<h2>1. Summary</h2>
+<nav><ol class="toc">{% for h in headings %}<li><a href="#s{{ loop.index }}">{{ h }}</a></li>{% endfor %}</ol></nav>
+<h2 id="s1">{{ headings[0] }}</h2>
+{% if wu.exec_summary %}{{ wu.exec_summary|md }}{% else %}<p>{{ exec_summary|cell(5000) }}</p>{% endif %}
+<h2 id="s2">{{ headings[1] }}</h2>
 {{ table(summary, ["field", "value"]) }}
 {% if sm.description %}<div class="description">{{ sm.description|md }}</div>{% endif %}
 <p>Status history:</p>
 {{ table(sm.history, ["ts", "actor", "role", "from_status", "to_status", "note"]) }}
-<h2>2. Timeline</h2>
-{% if figures.get('timeline') %}<div class="plot" id="fig-timeline"></div>{% endif %}
-{{ table(s.timeline, ["ts", "source", "what", "actor", "evidence_id"]) }}
-<h2>3. Evidence</h2>
+<h2 id="s3">{{ headings[2] }}</h2>
+{% for line in impact_lines %}<p>{{ line|cell(2000) }}</p>
+{% endfor %}{% if by_outcome %}<h3>By outcome</h3>
+{{ table(by_outcome, by_outcome[0].keys()|list) }}<h3>By principal</h3>
+{{ table(by_principal, by_principal[0].keys()|list) }}{% endif %}
+<h2 id="s4">{{ headings[3] }}</h2>
+<p>{{ attack_note|cell(1000) }}</p>
+{{ timechart(attack_chart) }}
+{{ table(attack, cols.timeline) }}
+<h2 id="s5">{{ headings[4] }}</h2>
+<h3>Analyst's finding</h3>
+{% if wu.root_cause %}{{ wu.root_cause|md }}{% else %}<p><em>not written yet</em></p>{% endif %}
+<h3>What the detectors' evidence shows</h3>
+{% if findings %}<ul>{% for f in findings %}<li>{{ f|cell(2000) }}</li>{% endfor %}</ul>
+{% else %}<p><em>no alert filed</em></p>{% endif %}
+<h2 id="s6">{{ headings[5] }}</h2>
+<p>{{ response_note|cell(1000) }}</p>
+{{ timechart(response_chart) }}
+{{ table(response, cols.response) }}
+<h2 id="s7">{{ headings[6] }}</h2>
+<h3>Tasks done</h3>
+{{ table(tasks_done, cols.tasks) }}
+<h3>Playbook steps done</h3>
+{{ table(steps_done, cols.steps) }}
+<h3>Tasks still open</h3>
+{{ table(tasks_open, cols.tasks) }}
+<h2 id="s8">{{ headings[7] }}</h2>
 {{ table(s.evidence, ["evidence_id", "kind", "label", "added_at", "added_by", "size", "sha256"]) }}
 {% if evidence_notes %}<ul>
 {% for line in evidence_notes %}<li>{{ line|cell(2000) }}</li>
 {% endfor %}</ul>{% endif %}
-<h2>4. Explanations</h2>
+<h2 id="s9">{{ headings[8] }}</h2>
 {% for e in explanations %}
 <h3>Evidence #{{ e.x.evidence_id|cell }}: {{ e.x.label|cell(1000) }}</h3>
 <p>{{ e.line|cell(1000) }}</p>
-{% if figures.get(e.x.evidence_id|string) %}<div class="plot" id="fig-{{ e.x.evidence_id|string }}"></div>{% endif %}
+{% set g = e.chart %}{% if g %}<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{{ g.width }}"
+height="{{ g.height }}" viewBox="0 0 {{ g.width }} {{ g.height }}" role="img" aria-label="{{ g.measure }}">
+{% for b in g.bars %}<text x="{{ g.left - 6 }}" y="{{ b.text_y }}" text-anchor="end">{{ b.label|cell }}</text>
+<rect x="{{ b.x }}" y="{{ b.y + 3 }}" width="{{ b.w }}" height="14" fill="{{ b.fill }}"/>
+<text x="{{ g.value_x }}" y="{{ b.text_y }}">{{ b.value }}</text>
+{% endfor %}<line x1="{{ g.zero }}" x2="{{ g.zero }}" y1="6" y2="{{ g.height - 6 }}" stroke="#555"/></svg>
+<p class="note">{{ g.measure }}: red pushes towards the decision, blue away from it.</p>{% endif %}
 {{ table(e.rows, e.cols) }}
 {% else %}<p><em>no explanations were added as evidence</em></p>
 {% endfor %}
-<h2>5. Playbook progress</h2>
+<h2 id="s10">{{ headings[9] }}</h2>
 {% for p in playbooks %}
 <h3>{{ p.heading|cell(1000) }}</h3>
 {% if p.pb.problem %}<p class="problem">Note: {{ p.pb.problem|cell(1000) }}</p>{% endif %}
 {{ table(p.rows, ["step", "done", "by", "at", "note", "text"]) }}
 {% else %}<p><em>no playbook attached</em></p>
 {% endfor %}
-<h2>6. Audit excerpt</h2>
+<h2 id="s11">{{ headings[10] }}</h2>
+{% if wu.lessons %}{{ wu.lessons|md }}{% else %}<p><em>not written yet</em></p>{% endif %}
+<h2 id="s12">{{ headings[11] }}</h2>
 <p>The audit-chain rows about this incident up to the cut (verify the whole chain with
 <code>workbench audit verify</code>).</p>
 {{ table(s.audit, ["seq", "ts", "actor", "role", "action", "what", "hash"]) }}
-<h2>7. Manifest</h2>
+<h2 id="s13">{{ headings[12] }}</h2>
 <p>SHA-256 of each section's canonical data and each evidence item; check with
 <code>workbench report {{ sm.incident_id|cell }} --check MANIFEST.json</code>.</p>
 <pre>{{ manifest }}</pre>
-{% for key, fig in figures.items() %}<script type="application/json" class="fig-data" data-target="fig-{{ key }}">
-{{- fig -}}
-</script>
-{% endfor %}
-{% if figures %}<script>{{ loader }}</script>{% endif %}
+{{ banner(mark, banner_text, "foot") }}
 </body></html>
 """
 
@@ -134,7 +182,7 @@ DRILL_HTML = _MACROS + """<!doctype html>
 {% set g = view.svg %}
 {% if g %}<svg class="tl" xmlns="http://www.w3.org/2000/svg" width="{{ g.width }}" height="{{ g.height }}"
 viewBox="0 0 {{ g.width }} {{ g.height }}" role="img" aria-label="drill timeline">
-{% for lane in g.lanes %}<text x="4" y="{{ lane.y + 4 }}">{{ lane.name }}</text>
+{% for lane in g.lanes %}<text x="4" y="{{ lane.y + 4 }}">{{ lane.name|cell }}</text>
 <line x1="{{ g.left }}" x2="{{ g.right_x }}" y1="{{ lane.y }}" y2="{{ lane.y }}" stroke="#eaecf0"/>
 {% endfor %}<line x1="{{ g.zero }}" x2="{{ g.zero }}" y1="8" y2="{{ g.height - 24 }}" stroke="#101828"
 stroke-dasharray="4 3"/><text x="{{ g.zero + 3 }}" y="{{ g.height - 8 }}">T+0</text>
@@ -174,19 +222,10 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_incident(*, figures: dict[str, str], **ctx: Any) -> str:
-    """An incident report page from its prepared parts (see report_render.to_html)."""
-    scripts: list[str] = []
-    extra: dict[str, Any] = {"css": Markup(INCIDENT_CSS), "loader": inline_script(FIGURE_LOADER)}
-    if figures:
-        from plotly.offline import get_plotlyjs
-
-        plotly_js = get_plotlyjs()
-        scripts = [plotly_js, FIGURE_LOADER]
-        extra["plotly_js"] = inline_script(plotly_js)
-    extra["csp"] = content_security_policy(scripts)
-    safe_figures = {str(k): script_json(v) for k, v in figures.items()}
-    return template(INCIDENT_HTML).render(figures=safe_figures, **extra, **ctx)
+def render_incident(*, banner: str, **ctx: Any) -> str:
+    """An incident report page from its prepared parts (see report_render.to_html); it runs no script."""
+    return template(INCIDENT_HTML).render(css=Markup(INCIDENT_CSS), csp=content_security_policy([]),
+                                          banner_text=banner, **ctx)
 
 
 def render_drill(*, view: dict[str, Any]) -> str:

@@ -23,15 +23,19 @@ from workbench import audit
 from workbench.access import Actor, require
 from workbench.cases import evidence as ev
 from workbench.cases import report_asof as asof
+from workbench.cases import report_writeup as writeup
 from workbench.cases.evidence_reading import incident_masker
 from workbench.cases.evidence_size import size_text
 from workbench.cases.incidents import require_incident
+from workbench.cases.report_attributions import attribution_rows as attribution_rows
+from workbench.cases.report_attributions import attributions as attributions
 from workbench.cases.timeline import build_timeline, describe_action
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 
 FORMATS = ("md", "html", "pdf")
-SECTIONS = ("summary", "timeline", "evidence", "explanations", "playbooks", "audit")
+SECTIONS = ("summary", "timeline", "evidence", "explanations", "playbooks", "audit", "marking", "writeup", "impact",
+            "findings", "actions")
 MANIFEST_FORMAT = "workbench-report-manifest-v2"
 _SUMMARY = ("incident_id", "title", "severity", "status", "owner", "systems", "atlas", "description", "created_at",
             "created_by", "closed_at")
@@ -39,7 +43,6 @@ _EVIDENCE_COLS = ("evidence_id", "kind", "label", "ref", "added_at", "added_by",
                   "item_count", "sha256")
 _ALERT_KEYS = ("alert_id", "detector", "system_id", "severity", "principal", "feature", "metric", "atlas", "summary",
                "evidence")
-_NUMERIC_KEYS = ("shap", "mean_abs_shap", "mean_abs", "share", "delta", "attribution", "importance", "value")
 
 
 def iso(value: Any) -> Any:
@@ -65,67 +68,6 @@ def plain(obj: Any) -> Any:
     if hasattr(obj, "item") and not isinstance(obj, str):
         return obj.item()
     return obj
-
-
-def _numeric(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _common_value(values: list[Any]) -> Any:
-    """The one value every decision has for a feature, or a note that they differ."""
-    distinct = {json.dumps(v, sort_keys=True, default=str) for v in values}
-    return values[0] if len(distinct) == 1 else f"{len(distinct)} different values"
-
-
-def attribution_rows(content: dict[str, Any], top: int = 15) -> tuple[str, list[dict[str, Any]]]:
-    """(measure, rows of feature, feature_value, attribution) from an explanation payload, largest first.
-
-    A single decision gives signed SHAP values with the decision's feature values; several decisions give
-    mean |SHAP| with the value they share (e.g. a backdoor trigger) or how many values they differ in.
-    Payloads of other shapes give what they hold (feature_value None when they carry no feature values)."""
-    decisions = content.get("decisions")
-    if (
-        isinstance(decisions, list)
-        and decisions
-        and all(isinstance(d, dict) and isinstance(d.get("attributions"), list) for d in decisions)
-    ):
-        if len(decisions) == 1:
-            return attribution_rows({**decisions[0], "decisions": None}, top)
-        totals: dict[str, float] = {}
-        values: dict[str, list[Any]] = {}
-        for d in decisions:
-            for a in d.get("attributions") or []:
-                totals[a["feature"]] = totals.get(a["feature"], 0.0) + abs(float(a.get("shap") or 0.0))
-                values.setdefault(a["feature"], []).append(a.get("value"))
-        rows = [
-            {"feature": f, "feature_value": _common_value(values[f]), "attribution": v / len(decisions)}
-            for f, v in totals.items()
-        ]
-        return f"mean |SHAP| over {len(decisions)} decisions", sorted(rows, key=lambda r: -r["attribution"])[:top]
-    candidates = [content.get("attributions")] + [v for k, v in content.items() if k != "attributions"]
-    for value in candidates:
-        if isinstance(value, dict) and value and all(_numeric(v) for v in value.values()):
-            rows = [{"feature": str(k), "feature_value": None, "attribution": float(v)} for k, v in value.items()]
-            return "attribution", sorted(rows, key=lambda r: -abs(r["attribution"]))[:top]
-        if isinstance(value, list) and value and isinstance(value[0], dict) and "feature" in value[0]:
-            key = next((k for k in _NUMERIC_KEYS if _numeric(value[0].get(k))), None)
-            if key:
-                rows = [
-                    {
-                        "feature": str(r["feature"]),
-                        "feature_value": r.get("value") if key != "value" else None,
-                        "attribution": float(r.get(key) or 0.0),
-                    }
-                    for r in value
-                ]
-                measure = "SHAP" if key == "shap" else key
-                return measure, sorted(rows, key=lambda r: -abs(r["attribution"]))[:top]
-    return "attribution", []
-
-
-def attributions(content: dict[str, Any], top: int = 15) -> list[tuple[str, float]]:
-    """(feature, attribution) pairs to plot from an explanation payload, largest magnitude first."""
-    return [(r["feature"], r["attribution"]) for r in attribution_rows(content, top)[1]]
 
 
 def _decision_summary(ws: Workspace, evidence_id: int) -> dict[str, Any]:
@@ -207,6 +149,7 @@ def report_data(
     *,
     playbooks_dir: str | Path | None = None,
     view: bool = True,
+    amount_feature: str | None = None,
 ) -> dict[str, Any]:
     """The report's data as the case stood at audit seq as_of_seq (default: the chain head now).
 
@@ -222,14 +165,17 @@ def report_data(
     state = asof.incident_at(ws, inc, rows, seq)
     ids = asof.evidence_ids_at(rows, seq)
     playbooks = asof.playbooks_at(ws, iid, rows, seq)
-    recorded = plain(_sections(ws, state, rows, seq, asof.evidence_at(ws, iid, ids),
-                               asof.timeline_at(ws, iid, rows, seq, ids), playbooks))
+    items_at = asof.evidence_at(ws, iid, ids)
+    added = writeup.sections(ws, state, rows, seq, items_at, playbooks, amount_feature)
+    recorded = plain({**_sections(ws, state, rows, seq, items_at, asof.timeline_at(ws, iid, rows, seq, ids),
+                                  playbooks), **added})
     out: dict[str, Any] = {
         "incident_id": iid,
         "as_of_seq": seq,
         "as_of_hash": head,
         "hashes": {name: ev.content_hash(recorded[name]) for name in SECTIONS},
         "evidence_sha256": {str(e["evidence_id"]): e["sha256"] for e in recorded["evidence"]},
+        "options": {"amount_feature": amount_feature} if amount_feature else {},
     }
     if not view:
         return out
@@ -237,8 +183,8 @@ def report_data(
     items = [i for i in ev.list_evidence(ws, actor, iid, with_content=True) if i["evidence_id"] in ids]
     tl = build_timeline(ws, actor, iid, as_of_seq=seq)
     tl = tl[(tl["source"] != "evidence") | tl["evidence_id"].isin(sorted(ids))]
-    shown = _sections(ws, state, rows, seq, items, tl, playbooks)
-    for name in ("summary", "playbooks", "audit"):
+    shown = {**_sections(ws, state, rows, seq, items, tl, playbooks), **added}
+    for name in ("summary", "playbooks", "audit", "writeup", "impact", "findings", "actions"):
         shown[name] = mask.text(shown[name])
     pb_view = asof.playbook_view(playbooks, playbooks_dir)
     return {**out, "masked": bool(mask.active), "sections": plain(shown), "playbook_view": plain(mask.text(pb_view))}
@@ -255,6 +201,7 @@ def manifest(data: dict[str, Any]) -> dict[str, Any]:
         "whose hash is as_of_hash); evidence: the item's recorded sha256",
         "sections": dict(data["hashes"]),
         "evidence": dict(data["evidence_sha256"]),
+        **({"options": dict(data["options"])} if data.get("options") else {}),
     }
 
 
@@ -308,7 +255,9 @@ def verify_manifest(
     seq = int(man["as_of_seq"])
     _, head = asof.chain_head(ws, seq)
     chain = head is not None and man.get("as_of_hash", head) == head
-    now = report_data(ws, actor, man["incident_id"], as_of_seq=seq, view=False)
+    opts = man.get("options") if isinstance(man.get("options"), dict) else {}
+    now = report_data(ws, actor, man["incident_id"], as_of_seq=seq, view=False,
+                      amount_feature=opts.get("amount_feature"))
     sections = {k: now["hashes"].get(k) == v for k, v in man["sections"].items()}
     checks = {str(r["evidence_id"]): r for r in ev.verify_evidence(ws, actor, man["incident_id"])}
     evid = {
@@ -321,13 +270,14 @@ def verify_manifest(
 
 
 def _render(
-    ws: Workspace, actor: Actor, incident_id: str, fmt: str, playbooks_dir: str | Path | None = None
+    ws: Workspace, actor: Actor, incident_id: str, fmt: str, playbooks_dir: str | Path | None = None,
+    amount_feature: str | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     require(actor, "export")
     fmt = str(fmt).lower()
     if fmt not in FORMATS:
         raise WorkbenchError(f"unknown report format {fmt!r}; choose from {', '.join(FORMATS)}")
-    data = report_data(ws, actor, incident_id, playbooks_dir=playbooks_dir)
+    data = report_data(ws, actor, incident_id, playbooks_dir=playbooks_dir, amount_feature=amount_feature)
     man = manifest(data)
     meta = {
         "generated_at": iso(datetime.now(UTC)),
@@ -345,10 +295,11 @@ def _render(
 
 
 def render_report(
-    ws: Workspace, actor: Actor, incident_id: str, fmt: str = "md", playbooks_dir: str | Path | None = None
+    ws: Workspace, actor: Actor, incident_id: str, fmt: str = "md", playbooks_dir: str | Path | None = None,
+    amount_feature: str | None = None,
 ) -> bytes:
     """The report as bytes in md, html or pdf (needs read:incidents and export; audited as report.export)."""
-    content, man = _render(ws, actor, incident_id, fmt, playbooks_dir)
+    content, man = _render(ws, actor, incident_id, fmt, playbooks_dir, amount_feature)
     audit.record(ws, actor, "report.export", man["incident_id"], {
         "format": str(fmt).lower(), "sha256": ev.sha256_bytes(content), "manifest_sha256": ev.content_hash(man),
         "as_of_seq": man["as_of_seq"],
@@ -363,9 +314,10 @@ def write_report(
     fmt: str,
     out: str | Path,
     playbooks_dir: str | Path | None = None,
+    amount_feature: str | None = None,
 ) -> dict[str, Any]:
     """Write the report and its manifest (``<out>.manifest.json``, naming the report's sha256); return facts."""
-    content, man = _render(ws, actor, incident_id, fmt, playbooks_dir)
+    content, man = _render(ws, actor, incident_id, fmt, playbooks_dir, amount_feature)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)

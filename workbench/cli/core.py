@@ -135,6 +135,9 @@ def sample(
     from workbench.sample.exports import write_exports
 
     manifest = generate(out, seed=seed, days=days, clean=clean)
+    from workbench.sample.llm_agent import generate_traces  # the LLM agent's traces, under traces/ (issue 18)
+
+    manifest["traces"] = generate_traces(out, seed=seed, days=days, clean=clean)
     if exports:
         manifest["exports"] = write_exports(out, out / "exports")
     if json_:

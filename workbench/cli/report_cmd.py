@@ -1,4 +1,5 @@
-"""`workbench report`: write an incident report with its manifest of content hashes, or check a manifest."""
+"""`workbench report`: write an incident report with its manifest of content hashes, or check a manifest;
+`workbench incident write`: the analyst-written parts of the report (summary, root cause, lessons, money)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from workbench.cases import reports
+from workbench.cases import report_writeup, reports
 from workbench.cli import app
+from workbench.cli.cases_cmd import incident_app
 from workbench.cli.common import (
     DbOpt,
     IncidentArg,
@@ -46,6 +48,12 @@ def report_cmd(
         Path | None,
         typer.Option("--file", help="With --check: the report file (default: the one the manifest names, beside it)."),
     ] = None,
+    amount_feature: Annotated[
+        str | None,
+        typer.Option("--amount-feature", help="Feature holding the money at stake (default: the incident's, set "
+                     "with `incident write --amount-feature`); the impact section sums it over the affected "
+                     "decisions."),
+    ] = None,
     playbooks_dir: PlaybookDirOpt = None,
     db: DbOpt = None,
     user: UserOpt = None,
@@ -73,6 +81,45 @@ def report_cmd(
             raise typer.Exit(1)
         return
     target = out or Path(f"{incident.upper()}.{format_}")
-    info = reports.write_report(ws, who, incident, format_, target, playbooks_dir=playbooks_dir)
+    info = reports.write_report(ws, who, incident, format_, target, playbooks_dir=playbooks_dir,
+                                amount_feature=amount_feature)
     emit(info, json_, f"wrote {info['path']} ({info['bytes']} bytes, sha256 {info['sha256']}, as of audit seq "
                       f"{info['as_of_seq']}); manifest {info['manifest']}")
+
+
+def _text(value: str | None) -> str | None:
+    """A value as given, or a file's text for @PATH (so long Markdown need not sit on the command line)."""
+    if value is None or not value.startswith("@") or len(value) == 1:
+        return value
+    path = Path(value[1:])
+    if not path.is_file():
+        raise WorkbenchError(f"{path} is not a file (write @PATH to read a field's text from a file)")
+    return path.read_text(encoding="utf-8")
+
+
+@incident_app.command("write")
+def write_cmd(
+    incident: IncidentArg,
+    summary: Annotated[str | None, typer.Option("--summary", help="Executive summary (Markdown; replaces the "
+                                                "generated one; '' clears it; @FILE reads a file).")] = None,
+    root_cause: Annotated[str | None, typer.Option("--root-cause", help="Root cause (Markdown, @FILE).")] = None,
+    lessons: Annotated[str | None, typer.Option("--lessons", help="Lessons learned (Markdown, @FILE).")] = None,
+    amount_feature: Annotated[str | None, typer.Option("--amount-feature", help="Feature holding the money at "
+                                                       "stake, e.g. loan_amount.")] = None,
+    amount_note: Annotated[str | None, typer.Option("--amount-note", help="What that figure is, e.g. 'EUR, "
+                                                    "principal requested'.")] = None,
+    db: DbOpt = None,
+    user: UserOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Write the parts of the incident report only an analyst can: summary, root cause, lessons, money at stake."""
+    ws, who = workspace_actor(db, user)
+    fields = {"exec_summary": _text(summary), "root_cause": _text(root_cause), "lessons": _text(lessons),
+              "amount_feature": amount_feature, "amount_note": amount_note}
+    given = {k: v for k, v in fields.items() if v is not None}
+    if not given:
+        raise WorkbenchError("give at least one of --summary, --root-cause, --lessons, --amount-feature, "
+                             "--amount-note")
+    out = report_writeup.write(ws, who, incident, **given)
+    emit({"incident_id": incident.upper(), **out}, json_,
+         f"{incident.upper()}: wrote {', '.join(sorted(given))} (audited as incident.write)")

@@ -41,6 +41,9 @@ DETECTORS = (
     ("drift", drift.detect),
     ("metric_anomaly", metric_anomaly.detect),
 )
+from workbench.detect.llm_detectors import DETECTORS as _LLM  # noqa: E402 - the LLM/agent trace detectors (issue 18)
+
+DETECTORS += _LLM
 
 LAST_RUN: dict[str, Any] = {}
 
@@ -55,6 +58,7 @@ def run_all(ws: Workspace, actor: Actor, system: str | None = None, since: str |
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     ctx = _context.build(ws, actor, run_id, system, s, u)
+    ctx.trace_scope = (system, s, u)  # the LLM detectors read trace_spans, not the decision tables
     timings["prepare"] = time.perf_counter() - t0
     alerts: list[Alert] = []
     errors: dict[str, str] = {}

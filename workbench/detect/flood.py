@@ -28,6 +28,7 @@ TARGET_PER_BUCKET = 10.0
 MIN_EXCESS_SHARE = 0.05   # a culprit explains at least this share of the window's excess
 BURST_GAP_MINUTES = 10
 MIN_BUCKETS = 2           # one surging bucket is noise; a flood lasts
+MERGE_MINUTES = 30        # surging buckets closer than this belong to one flood
 MAX_BUCKETS = 2_000_000   # the grid's bound: beyond it only the most recent buckets are judged (a stray old ts)
 
 
@@ -55,8 +56,11 @@ def surge_windows(counts: pd.DataFrame, bucket: int) -> tuple[pd.DataFrame, list
     c["z"] = (c["n"] - c["exp"]) / c["scale"]
     flag = ((c["z"] >= Z_MIN) & (c["n"] >= RATIO_MIN * np.maximum(c["exp"], 1.0))).to_numpy()
     runs: list[list[int]] = []  # first, last, flagged buckets
+    # a flood whose rate hovers near the bar flags buckets on and off: gaps shorter than MERGE_MINUTES are one
+    # flood, not several (each later piece would otherwise be judged without the culprits the first one claimed)
+    gap = max(2, MERGE_MINUTES // bucket)
     for i in np.nonzero(flag)[0]:
-        if runs and i - runs[-1][1] <= 2:
+        if runs and i - runs[-1][1] <= gap:
             runs[-1][1] = int(i)
             runs[-1][2] += 1
         else:

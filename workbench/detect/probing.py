@@ -23,7 +23,8 @@ MAX_GAP_MINUTES = 30        # two queries further apart are not one probing step
 EPISODE_GAP_MINUTES = 60    # near-duplicates further apart start a new episode
 MIN_STEPS = 10              # fewer near-duplicates than this are not a walk
 MIN_SHARE = 0.5             # near-duplicates must be at least half of the principal's traffic in the episode
-MIN_DISTINCT = 0.5          # at least half of the steps are inputs not sent before in the episode
+MIN_DISTINCT = 0.5          # at least half of the steps are inputs not sent before in the episode (or, for a
+                            # walk whose outcome crossed, at least 2 x MIN_STEPS distinct inputs)
 MATCH_FRACTION = 0.5        # share of the input's information two queries must agree on
 SAMPLE = 100_000
 
@@ -112,9 +113,12 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
     """)
     ref_rate = (ws.scalar(f"SELECT count(*) FROM _ndf WHERE in_ref AND best >= {thr:.6f}") or 0) / max(
         ws.scalar(f"SELECT count(*) FROM {s.table} WHERE in_ref AND in_scope AND {ctx.unclaimed(s)}") or 0, 1)
-    # probing perturbs: mostly new inputs each step; a replay of a few inputs is a flood, not a walk
+    # probing perturbs: mostly new inputs each step; a replay of a few inputs is a flood, not a walk. A long walk
+    # that often re-sends an input (a perturbation rounded away) still probes when it tried many inputs and moved
+    # the outcome; a replay never crosses it
     keep = [e for e in eps if e["steps"] / max(e["principal_total"], 1) >= MIN_SHARE
-            and e["inputs"] / e["steps"] >= MIN_DISTINCT]
+            and (e["inputs"] / e["steps"] >= MIN_DISTINCT
+                 or (e["inputs"] >= 2 * MIN_STEPS and e["first_prediction"] != e["last_prediction"]))]
     if not keep:
         return []
     ctx.hit(NAME, s, "SELECT k, decision_id FROM _ndf WHERE list_contains(?, k)", [[e["k"] for e in keep]])

@@ -84,7 +84,7 @@ _LGB_TREE_KEYS = 22  # LightGBM's parser reads at most 22 key=value lines per tr
 def _lgb_objective(value: str, num_class: int, what: str) -> None:
     for token in _tokens(value)[1:]:
         key, sep, val = token.partition(":")
-        if not sep:
+        if not re.fullmatch(r"[A-Za-z_]+:[^:]+", token):
             raise refuse(what, f"objective parameter {token[:40]!r} is not key:value")
         if key == "num_class" and _int(val, "objective num_class", 1, MAX_CLASSES, what) != num_class:
             raise refuse(what, f"objective says num_class:{val} but the header says num_class={num_class}")

@@ -95,8 +95,10 @@ PICKLE_ALLOWED.update({
     ("collections", "defaultdict"): "collections.defaultdict",
     ("_codecs", "encode"): "_codecs.encode",
 })
-for _name in ("object", "bytearray", "bytes", "set", "frozenset", "slice", "complex"):
+for _name in ("object", "set", "frozenset", "slice", "complex"):
     PICKLE_ALLOWED[("builtins", _name)] = PICKLE_ALLOWED[("__builtin__", _name)] = f"builtins.{_name}"
+for _name in ("bytes", "bytearray"):  # bytearray(10**10) would be a 10 GB allocation: a checked stand-in
+    PICKLE_ALLOWED[("builtins", _name)] = PICKLE_ALLOWED[("__builtin__", _name)] = f"workbench.{_name}"
 
 
 def _refused(event: str, message: str, scan: dict | None = None) -> RefusedModel:
@@ -154,8 +156,20 @@ def load_skops(data: bytes, max_bytes: int) -> tuple[Any, dict[str, Any]]:
 
 
 # -- pickle --------------------------------------------------------------------------------------
+def _from_data(kind: type) -> Any:
+    def build(*args: Any) -> Any:
+        if args and not isinstance(args[0], (bytes, bytearray, str)) or len(args) > 3:
+            raise _refused("refused.unsafe_pickle", f"pickle refused: {kind.__name__} built from "
+                           f"{type(args[0]).__name__ if args else 'nothing'}, not from data")
+        return kind(*args)
+
+    return build
+
+
 def _resolve(dotted: str) -> Any:
     module, name = dotted.rsplit(".", 1)
+    if module == "workbench":
+        return _from_data(bytes if name == "bytes" else bytearray)
     if dotted == "lightgbm.basic.Booster":
         return _checked_lightgbm_booster()
     if dotted == "xgboost.core.Booster":
@@ -311,6 +325,43 @@ def _check_tree(tree: Any, width: int | None, where: str) -> None:
         raise _bad(f"{where}: a tree over {n_features} features in a model of {width}")
 
 
+_LOSSES_FOR = {  # (classifier, several outputs) -> the losses that produce that many raw outputs
+    (True, True): {"sklearn._loss.loss.HalfMultinomialLoss"},
+    (True, False): {"sklearn._loss.loss.HalfBinomialLoss", "sklearn._loss.loss.ExponentialLoss"},
+    (False, False): {f"sklearn._loss.loss.{n}" for n in ("HalfSquaredError", "AbsoluteError", "HuberLoss",
+                                                         "PinballLoss")},
+}
+
+
+def _check_boosting(gb: Any, name: str, width: int | None) -> None:
+    """GradientBoosting writes stage k of row i into a (rows x K) buffer sized by init_ and the loss, unchecked."""
+    est, k = gb.estimators_, getattr(gb, "n_trees_per_iteration_", None)
+    if not isinstance(est, np.ndarray) or est.ndim != 2 or not isinstance(k, int) or est.shape[1] != k or k < 1:
+        raise _bad(f"{name}: estimators_ is not an (iterations x n_trees_per_iteration_) array")
+    for member in est.ravel():
+        if type_name(member) != "sklearn.tree._classes.DecisionTreeRegressor" \
+                or getattr(member, "n_features_in_", None) != width or member.tree_.n_outputs != 1:
+            raise _bad(f"{name}: a stage that is not a one-output tree over {width} features")
+    classifier = name.endswith("Classifier")
+    n = len(getattr(gb, "classes_", [])) if classifier else 1
+    if classifier and (n < 2 or getattr(gb, "n_classes_", None) != n or k != (1 if n == 2 else n)):
+        raise _bad(f"{name}: {k} trees per iteration for {n} classes")
+    if not classifier and k != 1:
+        raise _bad(f"{name}: a regressor with {k} trees per iteration")
+    loss = getattr(gb, "_loss", None)
+    if type_name(loss) not in _LOSSES_FOR[(classifier, k > 1)] or classifier and getattr(loss, "n_classes", n) != n:
+        raise _bad(f"{name}: a loss ({type_name(loss)}) that does not match {k} outputs")
+    init = getattr(gb, "init_", None)
+    if isinstance(init, str) and init == "zero":
+        return
+    if classifier and not (type_name(init) == "sklearn.dummy.DummyClassifier" and getattr(init, "n_outputs_", 0) == 1
+                           and len(getattr(init, "class_prior_", [])) == n == len(getattr(init, "classes_", []))):
+        raise _bad(f"{name}: init_ does not predict {n} classes")
+    if not classifier and not (type_name(init) == "sklearn.dummy.DummyRegressor"
+                               and np.size(getattr(init, "constant_", None)) == 1):
+        raise _bad(f"{name}: init_ is not a one-output DummyRegressor")
+
+
 def _children(obj: Any) -> list[Any]:
     if isinstance(obj, dict):
         return [*obj.keys(), *obj.values()]
@@ -334,7 +385,7 @@ def check_sklearn_model(model: Any) -> None:
             raise _bad("more than two million objects")
         name = type_name(obj)
         containers = (dict, list, tuple, set, frozenset, np.ndarray)
-        if not isinstance(obj, containers) and name not in _CLASSES and not name.startswith("workbench."):
+        if not isinstance(obj, containers) and name not in _CLASSES:
             raise _bad(f"it holds a {name}, which is not on the allow-list")
         width = getattr(obj, "n_features_in_", None)
         if name in TREE_ESTIMATORS and hasattr(obj, "tree_"):
@@ -346,12 +397,5 @@ def check_sklearn_model(model: Any) -> None:
                 if type_name(est) not in TREE_ESTIMATORS or getattr(est, "n_features_in_", None) != width:
                     raise _bad(f"{name}: a member that is not a tree over the forest's {width} features")
         elif name in BOOSTING and hasattr(obj, "estimators_"):
-            est = obj.estimators_
-            k = getattr(obj, "n_trees_per_iteration_", None)
-            if not isinstance(est, np.ndarray) or est.ndim != 2 or est.shape[1] != k:
-                raise _bad(f"{name}: estimators_ is not an (iterations x {k}) array")
-            for member in est.ravel():
-                if type_name(member) != "sklearn.tree._classes.DecisionTreeRegressor" \
-                        or getattr(member, "n_features_in_", None) != width or member.tree_.n_outputs != 1:
-                    raise _bad(f"{name}: a stage that is not a one-output tree over {width} features")
+            _check_boosting(obj, name, width)
         stack.extend(_children(obj))

@@ -147,44 +147,43 @@ def read_lines_at(path: Path, positions: list[int], keep: int) -> dict[int, tupl
     opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rb") as fh:
-            buf, at = b"", 0  # bytes read and not yet consumed, and the file offset of their first byte
+            buf, at, i = b"", 0, 0  # the block in hand, the file offset of its first byte, the next unread byte
             for pos in sorted(set(positions)):
                 lo = max(0, pos - 2)
-                if lo < at:
+                if pos < at + i:
                     continue  # inside a line already read: not a line start
-                if lo < at + len(buf):
-                    buf = buf[lo - at:]
-                else:
-                    fh.seek(lo)  # forward only
-                    buf = b""
-                at = lo
-                while len(buf) < 2 and (more := fh.read(1 << 20)):
-                    buf += more
+                if lo < at or lo + 2 > at + len(buf):  # not in this block: read on from there
+                    fh.seek(lo)  # forward (a block keeps the two bytes before it, so never far back)
+                    buf, at, i = fh.read(1 << 20), lo, 0
+                j = lo - at
                 if pos < 2:
                     start = 0
-                elif buf[1:2] == b"\n":  # the line starts at `pos`
+                elif buf[j + 1:j + 2] == b"\n":  # the line starts at `pos`
                     start = pos
-                elif buf[:1] == b"\n":  # ... or one byte before it
+                elif buf[j:j + 1] == b"\n":  # ... or one byte before it
                     start = pos - 1
                 else:
                     continue
-                buf, at = buf[start - at:], start
-                found, buf, at = _read_line(fh, buf, at, keep)
+                if start < at + i:
+                    continue
+                found, buf, at, i = _read_line(fh, buf, at, start - at, keep)
                 out[pos] = found
     except (OSError, EOFError, zlib.error):
         pass
     return out
 
 
-def _read_line(fh, buf: bytes, at: int, keep: int) -> tuple[tuple[str, int, str, int | None], bytes, int]:
-    """Consume one line from buf + fh: its description (see read_lines_at), the bytes left and their offset."""
+def _read_line(fh, buf: bytes, at: int, i: int, keep: int) -> tuple[tuple[str, int, str, int | None], bytes, int,
+                                                                     int]:
+    """Consume the line starting at buf[i] (reading on from fh): its description (see read_lines_at), and the
+    block, its offset and the index where the next line starts."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     h = hashlib.sha256()
     head = bytearray()
     size, bad_byte = 0, None
     while True:
-        cut = buf.find(b"\n")
-        part = buf if cut < 0 else buf[:cut].removesuffix(b"\r")
+        cut = buf.find(b"\n", i)
+        part = buf[i:] if cut < 0 else buf[i:cut].removesuffix(b"\r")
         if bad_byte is None:
             try:
                 decoder.decode(part)
@@ -195,19 +194,21 @@ def _read_line(fh, buf: bytes, at: int, keep: int) -> tuple[tuple[str, int, str,
             head += part[: 4 * keep - len(head)]
         size += len(part)
         if cut >= 0:
-            buf, at = buf[cut + 1:], at + cut + 1
+            i = cut + 1
             break
-        at += len(buf)
-        buf = fh.read(1 << 20)
-        if not buf:
+        more = fh.read(1 << 20)
+        if not more:
+            i = len(buf)
             break
+        tail = buf[-2:]  # kept, so that the next line's start can still be checked against the byte before it
+        at, buf, i = at + len(buf) - len(tail), tail + more, len(tail)
     if bad_byte is None:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             bad_byte = size
     text = bytes(head).decode("utf-8", errors="backslashreplace")[:keep]
-    return (text, size, h.hexdigest(), bad_byte), buf, at
+    return (text, size, h.hexdigest(), bad_byte), buf, at, i
 
 
 def detect_format(path: Path) -> str:

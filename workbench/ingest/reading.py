@@ -69,7 +69,7 @@ class Reader:
     fmt: str = ""
     # (line, raw, reason[, raw_bytes, raw_sha256]): rows the file parser itself rejected, for the quarantine
     rejects: list[tuple] = field(default_factory=list)
-    line_expr: str = "_ord + 1"  # SQL giving the physical line of a CSV data row
+    line_expr: str = "_line"  # SQL giving the physical line of a CSV data row (see csv_to_table)
     stage_sql: str | None = None  # the reader's streamed SELECT of staged rows
     check_sql: str | None = None  # the typed and validated SELECT over them
     feature_types: dict[str, str] | None = None  # feature -> number/string/bool, when the format fixes them
@@ -145,12 +145,17 @@ class Reader:
         """Row k of a scan sat on line k + first_line - 1 without rejects; move it down past the rejected lines."""
         if not lines:
             return
-        self.con.execute("CREATE OR REPLACE TEMP TABLE _rej_lines(before BIGINT)")
-        # The j-th rejected line (1-based) on line L has L - first_line + 1 - j data rows before it.
-        self.con.executemany("INSERT INTO _rej_lines VALUES (?)",
-                             [[int(line) - first_line + 1 - j] for j, line in enumerate(lines, start=1)])
-        self.con.execute(f"UPDATE {table} SET {column} = {column} + (SELECT count(*) FROM _rej_lines r "
-                         f"WHERE r.before < {table}.{column} - {first_line - 1}) WHERE {where}")
+        # The j-th rejected line (1-based) on line L has L - first_line + 1 - j data rows before it; a row moves
+        # down by the number of rejected lines with fewer rows before them than it has (an as-of join).
+        before = [int(line) - first_line + 1 - j for j, line in enumerate(lines, start=1)]
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _rej_lines AS SELECT before, max(n) AS n FROM "
+                         "(SELECT unnest(?::BIGINT[]) AS before, generate_subscripts(?::BIGINT[], 1) AS n) "
+                         "GROUP BY before", [before, before])
+        self.con.execute(f"""
+            UPDATE {table} SET {column} = {column} + s.n FROM (
+                SELECT t.rowid AS rid, r.n FROM {table} t ASOF JOIN _rej_lines r
+                  ON t.{column} - {first_line - 1} > r.before WHERE {where}) s
+            WHERE {table}.rowid = s.rid""")
         self.con.execute("DROP TABLE _rej_lines")
 
     def _take_rejects(self, table: str) -> list[tuple]:
@@ -179,20 +184,15 @@ class Reader:
         return out
 
     def csv_to_table(self, path: Path, table: str) -> list[str]:
-        """Read a CSV as text columns into a temp table with a `_line` column; keep the parser's rejects."""
+        """Read a CSV as text columns into a temp table with its line in `_line`; keep the parser's rejects."""
         src = sql_str(str(path))
         opts = self._csv_opts(True)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () AS _ord, * "
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT row_number() OVER () + 1 AS _line, * "
                          f"FROM read_csv({src}, {opts})")
         bad = self._take_rejects("_rej_err")
         self.rejects.extend(bad)
         # Data row k sits on line k + 1 (header) + the rejected lines before it.
-        self.con.execute("CREATE OR REPLACE TEMP TABLE _rej_lines(line BIGINT, before BIGINT)")
-        if bad:
-            self.con.executemany("INSERT INTO _rej_lines VALUES (?, ?)",
-                                 [[int(line), int(line) - 1 - j] for j, (line, *_) in enumerate(bad, start=1)])
-            self.line_expr = f"_ord + 1 + (SELECT count(*) FROM _rej_lines r WHERE r.before < {table}._ord)"
-        else:
-            self.line_expr = "_ord + 1"
+        self._shift(table, "_line", "true", [line for line, *_ in bad], first_line=2)
+        self.line_expr = "_line"
         cols = [r[0] for r in self.con.execute(f"DESCRIBE {table}").fetchall()]
-        return [c for c in cols if c != "_ord"]
+        return [c for c in cols if c != "_line"]

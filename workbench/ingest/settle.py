@@ -112,8 +112,8 @@ def _quarantine_unusable_names(reader: Reader, sid: int, path: Path) -> bool:
     bad = [(n, f"unusable feature name {shown_name(n)}: {why}") for n in names if (why := feature_name_problem(n))]
     if not bad:
         return False
-    con.execute("CREATE OR REPLACE TEMP TABLE _badkeys(feature VARCHAR, why VARCHAR)")
-    con.executemany("INSERT INTO _badkeys VALUES (?, ?)", [list(b) for b in bad])
+    con.execute("CREATE OR REPLACE TEMP TABLE _badkeys AS SELECT unnest(?::VARCHAR[]) AS feature, "
+                "unnest(?::VARCHAR[]) AS why", [[n for n, _ in bad], [w for _, w in bad]])
     hit = "list_has_any(json_keys(d.features), (SELECT list(feature) FROM _badkeys))"
     con.execute(f"""
         INSERT INTO quarantine ({QUARANTINE_COLUMNS})
@@ -201,10 +201,12 @@ def quarantine_rejects(reader: Reader, source_id: int, path: Path) -> None:
         else:
             data = (raw or "").encode("utf-8", errors="surrogateescape")
             size, digest = (len(data), hashlib.sha256(data).hexdigest()) if raw is not None else (None, None)
-        rows.append([source_id, str(path), line, raw[:RAW_CAP] if raw else raw, reason, size, digest])
-    if rows:
-        reader.con.executemany(f"INSERT INTO quarantine ({QUARANTINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, now(), ?, ?)",
-                               rows)
+        rows.append((line, raw[:RAW_CAP] if raw else raw, reason, size, digest))
+    if rows:  # one statement however many (a file in another encoding may have a reject on every line)
+        lines, raws, reasons, sizes, digests = (list(c) for c in zip(*rows, strict=True))
+        reader.con.execute(f"INSERT INTO quarantine ({QUARANTINE_COLUMNS}) SELECT ?, ?, unnest(?::BIGINT[]), "
+                           "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), now(), unnest(?::BIGINT[]), "
+                           "unnest(?::VARCHAR[])", [source_id, str(path), lines, raws, reasons, sizes, digests])
 
 
 def update_feature_catalog(reader: Reader, source_id: int, systems: list[str] | None = None,
@@ -215,9 +217,11 @@ def update_feature_catalog(reader: Reader, source_id: int, systems: list[str] | 
     """
     sid = int(source_id)
     if reader.feature_types is not None and systems is not None:  # a CSV's columns name and type its features
-        rows = [[s, name, t, sid] for s in systems for name, t in reader.feature_types.items()]
+        rows = [(s, name, t) for s in systems for name, t in reader.feature_types.items()]
         if rows:
-            reader.con.executemany("INSERT OR IGNORE INTO feature_catalog VALUES (?, ?, ?, ?)", rows)
+            reader.con.execute("INSERT OR IGNORE INTO feature_catalog SELECT unnest(?::VARCHAR[]), "
+                               "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), ?",
+                               [*(list(c) for c in zip(*rows, strict=True)), sid])
         return
     # Parquet rows with feature columns all carry the same keys, so one row per system names them.
     keys = ("SELECT * FROM _fkeys" if keyed else

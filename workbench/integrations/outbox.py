@@ -134,7 +134,9 @@ def deliver(ws: Workspace, actor: Actor, *, limit: int = 500, backoff: float = B
                    "FROM outbox WHERE state = 'pending' AND next_attempt <= ? ORDER BY created_at, sink_id, event_id "
                    "LIMIT ?", [datetime.now(UTC), int(limit)])
     figures = {"delivered": 0, "retrying": 0, "failed": 0}
-    broken: set[int] = set()  # a sink that failed this round gets no more tries this round (keeps the order)
+    # A sink whose last send failed waits out its backoff for every event (keeps the order, spares the receiver).
+    broken = {r[0] for r in ws.rows("SELECT DISTINCT sink_id FROM outbox WHERE state = 'pending' AND attempts > 0 "
+                                    "AND next_attempt > ?", [datetime.now(UTC)])}
     for row in due:
         sink = sinks.get(row["sink_id"])
         if sink is None or row["sink_id"] in broken:

@@ -112,7 +112,7 @@ def detect_new(ws: Workspace, actor: Actor) -> dict[str, Any]:
     systems = sorted(systems or [])
     found: list[str] = []
     if top is None:
-        return {"systems": [], "alerts": 0}
+        return {"systems": [], "alerts": 0, "alert_ids": []}
     with_decisions = {r[0] for r in ws.rows("SELECT DISTINCT system_id FROM decisions WHERE list_contains(?, "
                                             "system_id)", [systems])} if systems else set()
     for system in systems:
@@ -121,7 +121,7 @@ def detect_new(ws: Workspace, actor: Actor) -> dict[str, Any]:
     if set(systems) - with_decisions:
         found += [a["alert_id"] for a in run_all(ws, actor, only=["metric_anomaly"])]
     ws.execute("INSERT OR REPLACE INTO watch_state VALUES (?, ?)", [WATERMARK, json.dumps(int(top))])
-    return {"systems": systems, "alerts": len(set(found))}
+    return {"systems": systems, "alerts": len(set(found)), "alert_ids": sorted(set(found))}
 
 
 def cycle(ws: Workspace, actor: Actor, dirs: list[str | Path], *, deliver: bool = True,

@@ -161,9 +161,14 @@ def hopskipjump(t: Target, bases: pd.DataFrame, budget: int, seed: int) -> dict[
                              init_eval=max(5, HSJ_EVAL // 4), init_size=HSJ_INIT, verbose=False)
         rec = {"success": False, "queries": 0, "start_score": float(t.oracle(decode(u0))[0]), "end_score": None,
                "changes": {}}
-        np.random.seed(seed + i)  # ART draws from numpy's global generator
-        try:
-            adv = attack.generate(u0)
+        np.random.seed(seed + i)  # ART draws from numpy's global generator (and its own unseeded one at init,
+        try:                      # which a seeded starting point of our own replaces)
+            draws = np.random.default_rng(seed + i).random((HSJ_INIT, len(specs)))
+            fav = predict(draws)[:, 1] > 0.5
+            if not fav.any():
+                raise BudgetExhausted("no favourable starting point in the plausible range")
+            near = draws[fav][np.argmin(np.linalg.norm(draws[fav] - u0, axis=1))][None, :]
+            adv = attack.generate(u0, x_adv_init=near.astype(np.float32))
             final = decode(adv)
             score = float(t.query(final, tag=f"hsj-{i}")[0])
             mine["n"] += 1

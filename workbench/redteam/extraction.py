@@ -19,7 +19,7 @@ from workbench.redteam.target import BudgetExhausted, Target
 CHUNK = 500
 EVAL_ROWS = 2000
 _PARAMS = {"objective": "multiclass", "num_leaves": 31, "learning_rate": 0.1, "min_data_in_leaf": 5,
-           "deterministic": True, "seed": 7, "verbose": -1, "force_col_wise": True}
+           "deterministic": True, "seed": 7, "verbose": -1, "force_col_wise": True, "num_threads": 1}
 
 
 def encode(space: Space, frame: pd.DataFrame) -> pd.DataFrame:

@@ -81,7 +81,8 @@ SELECT line, sp::VARCHAR AS raw, sha256(sp::VARCHAR || '|' || coalesce(ra::VARCH
   coalesce(op, lower(oik)) AS operation,
   CASE WHEN oik IS NOT NULL THEN 'openinference'
        WHEN coalesce(_ta(a, 'gen_ai.provider.name'), _ta(a, 'gen_ai.input.messages'), _ta(a, 'gen_ai.output.messages'),
-                     _ta(a, 'gen_ai.usage.input_tokens'), _ta(a, 'gen_ai.system_instructions')) IS NOT NULL THEN 'genai'
+                     _ta(a, 'gen_ai.usage.input_tokens'), _ta(a, 'gen_ai.system_instructions'),
+                     _ta(a, 'gen_ai.tool.call.arguments'), _ta(a, 'gen_ai.conversation.id')) IS NOT NULL THEN 'genai'
        WHEN len(list_filter(a, lambda x: starts_with(x.k, 'gen_ai.'))) > 0
             OR len(list_filter(ev, lambda e: starts_with(e.name, 'gen_ai.'))) > 0 THEN 'genai-legacy'
        ELSE 'otel' END AS convention,

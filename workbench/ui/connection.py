@@ -1,8 +1,13 @@
-"""The app's workspace: one shared Workspace per file (a cursor per thread inside), and the first-start demo."""
+"""The app's workspace: one shared handle per file that opens the file only while a run or action needs it.
+
+The app never keeps the DuckDB file open between reruns, so the CLI and notebooks can write to the same workspace
+while the app runs: each script run holds the file (`run_hold`) and closes it at the end; opening retries with
+backoff while another process holds it (workbench.store.workspace), then shows one line."""
 
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import streamlit as st
@@ -21,12 +26,18 @@ def db_path() -> Path:
 
 @st.cache_resource(show_spinner="Opening the workspace…")
 def _open(path: str) -> Workspace:
-    return open_workspace(path)
+    # Cached: the handle (a factory for short-lived connections), not an open file. Migrates once, then closes.
+    return open_workspace(path, keep_open=False)
 
 
 def get_ws() -> Workspace:
-    """The shared Workspace of the file this app serves (opened once per process, per path)."""
+    """The shared workspace handle of the file this app serves (one per process and path; file opened on use)."""
     return _open(str(db_path()))
+
+
+def run_hold(ws: Workspace) -> AbstractContextManager[Workspace]:
+    """Hold the file for one script run (or action): opened on entry, closed when the last run in flight ends."""
+    return ws.hold()
 
 
 def ws_key() -> str:

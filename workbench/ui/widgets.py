@@ -108,6 +108,81 @@ def csv_download(df: pd.DataFrame, filename: str, label: str = "Download CSV", k
                        key=key or f"dl_{filename}", icon=":material/download:")
 
 
+def by_severity_then_time(alerts: pd.DataFrame, time_col: str = "start") -> pd.DataFrame:
+    """An alert queue ordered by severity (critical first), then newest first within a severity."""
+    if alerts.empty or "severity" not in alerts.columns:
+        return alerts.sort_values(time_col, ascending=False) if time_col in alerts.columns else alerts
+    rank = alerts["severity"].astype(str).str.lower().map({s: i for i, s in enumerate(SEVERITIES)})
+    keys = alerts.assign(_rank=rank.fillna(len(SEVERITIES)))
+    by = ["_rank"] + ([time_col] if time_col in alerts.columns else [])
+    return keys.sort_values(by, ascending=[True, False][:len(by)], kind="stable").drop(columns="_rank")
+
+
+def whole_number(value: Any) -> str:
+    """A number written out in full (thousands separated, no truncation), or the value as text."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()  # numpy scalars
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() and abs(value) < 1e15 else f"{value:,}"
+    return str(value)
+
+
+def numbers_table(numbers: dict[str, Any]) -> pd.DataFrame:
+    """An alert's evidence numbers as (measure, value) rows, nested dicts and lists spelled out in full."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list | tuple) and value and all(isinstance(v, dict) for v in value):
+            for i, v in enumerate(value, 1):
+                walk(f"{prefix}[{i}]", v)
+        elif isinstance(value, list | tuple):
+            rows.append((prefix, ", ".join(whole_number(v) for v in value)))
+        else:
+            rows.append((prefix, whole_number(value)))
+
+    walk("", numbers)
+    return pd.DataFrame(rows, columns=["measure", "value"])
+
+
+def part_title(shown: int, total: int | None, how: str, what: str = "decisions") -> str:
+    """A chart title that says when the chart shows only part of the window, and which part."""
+    if total is not None and shown >= total:
+        return f"All {total:,} {what}"
+    if total is None:
+        return f"{shown:,} {what}, {how}: the window holds more"
+    return f"{shown:,} of {total:,} {what}, {how}"
+
+
+def open_attribution_drift(alert: dict) -> None:
+    """Go to the Drift page with the alert's decisions chosen for attribution drift, computed on arrival."""
+    st.session_state["dr_system"] = alert.get("system_id")
+    st.session_state["dr_attr_source"] = f"alert {alert.get('alert_id')}"
+    st.session_state["dr_attr_auto"] = True
+    st.switch_page("app_pages/drift.py")
+
+
+_ACTION_SPAN = re.compile(r"\s*`action:[^`]*`")
+
+
+def step_label(text: str) -> str:
+    """A playbook step's text without its `action: ...` span (the page shows the action once, beside it)."""
+    return _ACTION_SPAN.sub("", text).strip()
+
+
+def user_named(text: str, saved: Any, name: str) -> str:
+    """A message about the kept copy of an upload (a Path), rewritten to name the file the user chose."""
+    for form in (str(saved.resolve()), str(saved.absolute()), str(saved), saved.name):
+        text = text.replace(form, name)
+    return text
+
+
 def empty_workspace_hint() -> None:
     """What to do when the workspace holds no data yet."""
     st.info("This workspace is empty. Load data on the **Data** page (or `workbench ingest PATH`), or build the "
