@@ -544,7 +544,7 @@ if not DRILL:  # build a fresh drill with the CLI, in its own process (as a faci
     out_dir = Path(tempfile.mkdtemp(prefix="workbench-drill-"))
     atexit.register(shutil.rmtree, out_dir, ignore_errors=True)  # removed when the kernel shuts down
     done = subprocess.run([sys.executable, "-m", "workbench", "drill", "start", SCENARIO, "--out", str(out_dir),
-                           "--json"], capture_output=True, text=True, check=False)
+                           "--start-clock", "--json"], capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(done.stderr.strip())
     DRILL, built_here = json.loads(done.stdout.splitlines()[-1])["path"], True

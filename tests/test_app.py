@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -157,7 +158,7 @@ def test_sql_page_runs_a_query(demo_db: Path) -> None:
     at.text_area(key="sql_text").input("SELECT system_id, count(*) AS n FROM decisions GROUP BY ALL").run()
     at.button(key="sql_run").click().run()
     _clean(at, "sql")
-    assert at.dataframe and len(at.dataframe[0].value) == 2
+    assert at.dataframe and len(at.dataframe[-1].value) == 2  # the result (the schema browser's tables first)
     at.text_area(key="sql_text").input("SELECT * FROM read_csv('/etc/passwd')").run()
     at.button(key="sql_run").click().run()
     assert not at.exception and at.error, "a refused query is one clear error, not a traceback"
@@ -360,3 +361,214 @@ def test_triage_header_names_every_principal(demo_db: Path) -> None:
     _clean(at, "triage")
     head = next(m.value for m in at.markdown if "system `" in m.value)
     assert all(f"`{p}`" in head for p in named), head
+
+
+# -- issue 16 item 7: the app's rough edges ------------------------------------------------------------------------
+def test_triage_queue_is_sorted_by_severity_then_time(demo_db: Path) -> None:
+    from workbench.ui.widgets import SEVERITIES
+
+    at = _app().run()
+    at.switch_page("app_pages/triage.py").run()
+    _clean(at, "triage")
+    queue = next(df.value for df in at.dataframe if "alert_id" in df.value.columns)
+    rank = [SEVERITIES.index(s) for s in queue["severity"].str.lower()]
+    assert rank == sorted(rank), list(queue["severity"])
+    for _, group in queue.groupby("severity"):
+        assert group["start"].is_monotonic_decreasing, "newest first within a severity"
+    assert len(set(rank)) > 1
+
+
+def test_triage_evidence_numbers_are_whole(demo_db: Path) -> None:
+    alert = _alert_of(demo_db, "flood")  # its metric anomalies run past 1,000 characters when printed
+    at = _app().run()
+    at.switch_page("app_pages/triage.py")
+    at.session_state["tr_alert"] = alert["alert_id"]
+    at.run()
+    _clean(at, "triage")
+    table = next(df.value for df in at.dataframe if list(df.value.columns) == ["measure", "value"])
+    values = dict(zip(table["measure"], table["value"], strict=True))
+    assert not any(v.startswith(("{", "[{")) for v in values.values()), "no dict printed (and cut) as text"
+    first = alert["evidence"]["metric_anomalies"][0]
+    for key, value in first.items():
+        if not isinstance(value, dict | list):
+            assert f"metric_anomalies[1].{key}" in values, sorted(values)
+    assert values["peak_bucket.observed"] == "111"
+
+
+def test_alert_links_to_its_attribution_drift(demo_db: Path) -> None:
+    alert = _alert_of(demo_db, "backdoor")
+    at = _app().run()
+    at.switch_page("app_pages/triage.py")
+    at.session_state["tr_alert"] = alert["alert_id"]
+    at.run()
+    at.button(key="tr_attr_drift").click().run()
+    _clean(at, "attribution drift from triage")
+    at.switch_page("app_pages/drift.py")  # AppTest reruns the page it was last sent to
+    assert at.title[0].value == "Drift"
+    assert at.selectbox(key="dr_attr_source").value == f"alert {alert['alert_id']}"
+    shown = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any("alert vs reference" in t for t in shown), shown
+
+
+def test_triage_decision_chart_says_what_part_it_shows(demo_db: Path) -> None:
+    from workbench.ui.widgets import part_title
+
+    assert part_title(2000, 5321, "the first 2,000") == "2,000 of 5,321 decisions, the first 2,000"
+    assert part_title(69, 69, "x") == "All 69 decisions"
+    assert part_title(500, None, "the first 500").endswith("the window holds more")
+    alert = _alert_of(demo_db, "backdoor")
+    at = _app().run()
+    at.switch_page("app_pages/triage.py")
+    at.session_state["tr_alert"] = alert["alert_id"]
+    at.run()
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    assert f"All {len(alert['decision_ids'])} decisions" in titles, titles
+
+
+def test_waterfall_labels_its_axis_and_has_a_legend() -> None:
+    from workbench.charts_explain import waterfall
+
+    e = {"decision_id": "D1", "model_version": "3.1", "method": "tree", "base_value": -2.0, "output": 0.5,
+         "class_index": None, "attributions": [{"feature": f"f{i}", "value": i, "shap": (-1) ** i * 0.5}
+                                               for i in range(15)]}
+    fig = waterfall(e, top=12)
+    assert "log-odds" in fig.layout.xaxis.title.text
+    assert fig.layout.showlegend and {t.name for t in fig.data[1:]} >= {"lowers the output", "base value and output"}
+    assert any("raises the output" in (t.name or "") for t in fig.data)
+    assert "top 12 of 15 features" in fig.layout.title.text and "probability 0.622" in fig.layout.title.text
+    surrogate = waterfall({**e, "method": "surrogate"})
+    assert "log-odds" not in surrogate.layout.xaxis.title.text and "score" in surrogate.layout.xaxis.title.text
+
+
+def test_nearest_normal_shows_distance_and_what_differs(demo_ws: Workspace) -> None:
+    from workbench.explore import nearest_normal
+
+    system, did = demo_ws.one("SELECT system_id, min(decision_id) FROM decisions GROUP BY ALL ORDER BY 1 LIMIT 1")
+    near = nearest_normal(demo_ws, local_admin(), system, did, k=5)
+    assert list(near.columns[:3]) == ["decision_id", "distance", "differs"]
+    assert near["distance"].is_monotonic_increasing
+    text = " ".join(near["differs"])
+    assert " vs " in text and " sd)" in text, text
+
+
+def test_sql_examples_return_rows_on_the_demo(demo_db: Path) -> None:
+    at = _app().run()
+    at.switch_page("app_pages/sql.py").run()
+    examples = [o for o in at.selectbox(key="sql_example").options if o != "(none)"]
+    assert len(examples) >= 4
+    for name in examples:
+        at.selectbox(key="sql_example").select(name).run()
+        at.button(key="sql_run").click().run()
+        _clean(at, name)
+        assert any("rows in" in c.value and not c.value.startswith("0 rows") for c in at.caption), name
+
+
+def test_sql_schema_browser_and_stale_results(demo_db: Path) -> None:
+    at = _app().run()
+    at.switch_page("app_pages/sql.py").run()
+    _clean(at, "sql")
+    tables = next(df.value for df in at.dataframe if "rows (approx.)" in df.value.columns)
+    assert {"decisions", "alerts", "incidents"} <= set(tables["table"])
+    assert "accounts" not in set(tables["table"]), "only tables the sandbox would run"
+    at.selectbox(key="sql_schema_table").select("decisions").run()
+    assert any("features" in set(df.value.get("column", [])) for df in at.dataframe)
+    at.text_area(key="sql_text").input("SELECT 42 AS answer").run()
+    at.button(key="sql_run").click().run()
+    assert any("1 rows in" in c.value for c in at.caption)
+    at.text_area(key="sql_text").input("SELECT 43 AS other").run()  # edited, not run: the old result goes
+    assert not any("rows in" in c.value for c in at.caption)
+    assert any("query changed" in c.value for c in at.caption)
+    at.text_area(key="sql_text").input("SELECT * FROM nowhere").run()
+    at.button(key="sql_run").click().run()
+    assert at.error and not any("rows in" in c.value for c in at.caption), "a failed run shows no old result"
+
+
+def test_data_page_kind_auto_and_errors_name_the_users_file(demo_db: Path) -> None:
+    from workbench.ingest import ingest_file
+    from workbench.ui.uploads import save_upload
+    from workbench.ui.widgets import user_named
+
+    at = _app().run()
+    at.switch_page("app_pages/data.py").run()
+    _clean(at, "data")
+    assert at.selectbox(key="up_kind").value == "auto"
+    with open_workspace(demo_db) as ws:
+        saved = save_upload(ws, "my log.parquet", b"this is not parquet at all")
+        try:
+            res = ingest_file(ws, local_admin(), saved)
+            message = res.error or ""
+        except Exception as exc:  # noqa: BLE001 - either way the message must name the user's file
+            message = str(exc)
+    assert str(saved.parent) in message or saved.name in message, "the library names the kept copy"
+    shown = user_named(message, saved, "my log.parquet")
+    assert "my log.parquet" in shown and saved.name not in shown and ".uploads" not in shown, shown
+
+
+def test_playbook_step_text_shown_once(demo_db: Path) -> None:
+    from workbench.cases import incidents, playbook_progress
+
+    with open_workspace(demo_db) as ws:
+        iid = incidents.create_incident(ws, local_admin(), "Backdoor", "high")["incident_id"]
+        playbook_progress.attach(ws, local_admin(), iid, "ai-backdoor-poisoned-version")
+    at = _app().run()
+    at.switch_page("app_pages/incidents.py").run()
+    _clean(at, "incidents")
+    labels = [c.label for c in at.checkbox if c.key and c.key.startswith("inc_step_")]
+    assert labels and not any("action:" in label for label in labels), labels
+    actions = [c.value for c in at.caption if c.value.startswith("Workbench action:")]
+    assert any("workbench model list" in a for a in actions), actions
+
+
+def test_gitignore_covers_evidence_and_uploads() -> None:
+    import subprocess
+
+    paths = ["workbench.duckdb.evidence/models/x.txt", "drills/x.duckdb.evidence/files/a.bin",
+             "workbench.uploads/0123_my.csv"]
+    got = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert got.stdout.split() == paths
+
+
+def test_streamlit_config_keeps_usage_statistics_off() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "workbench" / ".streamlit" / "config.toml").read_text())
+    assert config["browser"]["gatherUsageStats"] is False
+    assert ":material/" not in APP.read_text().split("set_page_config", 1)[1].split("\n", 1)[0], \
+        "a material page icon makes the browser fetch the favicon from fonts.gstatic.com"
+
+
+@pytest.fixture(scope="module")
+def full_demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace built from the shipped 30-day sample (sample_data/, as `workbench demo` builds it)."""
+    from workbench.demo import build_demo
+
+    path = tmp_path_factory.mktemp("app_full_demo") / "demo.duckdb"
+    with open_workspace(path) as ws:
+        build_demo(ws, local_admin(), ROOT / "sample_data")
+    return path
+
+
+@pytest.mark.slow
+def test_full_demo_backdoor_alert_in_triage_and_decisions(full_demo_db: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reported case: two principals sent the trigger (33 decisions each); the header names both and Explain
+    shows all 66 decisions, the last one at the window end included."""
+    db = tmp_path / "full.duckdb"
+    shutil.copy(full_demo_db, db)
+    monkeypatch.setenv("WORKBENCH_DB", str(db))
+    monkeypatch.setenv("WORKBENCH_NO_AUTODEMO", "1")
+    alert = _alert_of(db, "backdoor")
+    senders = sorted(alert["evidence"]["decisions_by_principal"])
+    assert len(senders) == 2
+    at = _app().run()
+    at.switch_page("app_pages/triage.py")
+    at.session_state["tr_alert"] = alert["alert_id"]
+    at.run()
+    _clean(at, "triage")
+    head = next(m.value for m in at.markdown if "system `" in m.value)
+    assert "principals" in head and all(f"`{p}`" in head for p in senders), head
+    at.button(key="tr_explain").click().run()
+    _clean(at, "decisions")
+    table = next(df.value for df in at.dataframe if "decision_id" in df.value.columns)
+    assert sorted(table["decision_id"].astype(str)) == sorted(alert["decision_ids"])
+    assert set(table["principal"]) == set(senders)

@@ -32,40 +32,41 @@ FACILITATOR = local_admin()
 # Templates are filled from the drill's ground truth (principals the generator picked, the hash it served).
 WRONG = {
     "extraction-broker-sweep": [
-        ("who", "svc-loan-web", 5, "ana"),                      # a real principal, not the attacker: 0
+        ("who", "it was {sweep[principals][0]} I think", 5, "ana"),  # the right name in loose text: 0
         ("technique", "AML.T0029", 6, "ana"),                   # wrong technique: 0
         ("since", "day 1 08:30", 7, "ben"),                     # 80 min off, within 2 h: half of 10
         ("volume", "500", 8, "ben"),                            # far off: 0
-        ("contain", "block the traffic", 9, "ben"),             # 1 of 3 keyword groups: 5
+        ("contain", "block the traffic", 9, "ben"),             # free text, not marked yet: 0
     ],
     "backdoor-housing-trigger": [
         ("version", "card-fraud 3.1", 5, "ana"),                # 0
-        ("trigger", "income above 500000", 6, "ana"),           # 0
-        ("who", "{bd[principals][0]} svc-loan-web", 7, "ben"),  # right name + one wrong: half of 15 (detects)
+        ("trigger-feature", "income above 500000", 6, "ana"),   # 0
+        ("trigger-value", "500000", 6, "ana"),                  # 0
+        ("who", "{bd[principals][0]}, svc-loan-web", 7, "ben"),  # right name + one wrong: half of 15 (detects)
         ("technique", "AML.T0018", 8, "ben"),                   # parent of AML.T0018.000: half of 10
-        ("contain", "retrain the model", 9, "ben"),             # 1 of 3 groups: 5
+        ("contain", "retrain the model", 9, "ben"),             # not marked: 0
     ],
     "stolen-branch-credential": [
         ("who", "svc-loan-web", 5, "ana"),                      # 0
         ("since", "day 3 04:00", 6, "ana"),                     # 100 min off, within 3 h: 5
         ("drift", "a", 7, "ben"),                               # 'an attack': 0
         ("technique", "AML.T0012, AML.T0029", 8, "ben"),        # right + wrong: half of 10
-        ("contain", "disable the account and enforce MFA", 9, "ben"),  # 2 of 3 groups: 10
+        ("contain", "disable the account and enforce MFA", 9, "ben"),  # not marked: 0
     ],
     "extraction-then-evasion": [
         ("stage1-who", "{evade[principals][0]}", 5, "ana"),     # the other stage's key: 0
         ("stage2-who", "{steal[principals][0]}", 6, "ana"),     # 0
         ("stage1-technique", "AML.T0043.001", 7, "ben"),        # 0
         ("stage1-since", "{steal[end]}", 8, "ben"),             # 10 h off: 0
-        ("link", "same partner", 9, "ben"),                     # 1 of 2 groups: 5
-        ("contain", "revoke both keys", 10, "ben"),             # 1 of 4 groups: 3.75
+        ("link", "same partner", 9, "ben"),                     # not marked: 0
+        ("contain", "revoke both keys", 10, "ben"),             # not marked: 0
     ],
     "flood-cover-swapped-artifact": [
         ("flooders", "svc-pos-gateway-eu", 5, "ana"),           # 0
         ("artifact", "the 3.1 model", 6, "ana"),                # 0
         ("since", "day 2 13:00", 7, "ben"),                     # 20 min off, within 1 h: 5 (detects)
         ("technique", "AML.T0029", 8, "ben"),                   # 0
-        ("contain", "rate limit the merchants and redeploy", 9, "ben"),  # 2 of 4 groups: 7.5
+        ("contain", "rate limit the merchants and redeploy", 9, "ben"),  # not marked: 0
     ],
 }
 RIGHT = {
@@ -77,8 +78,9 @@ RIGHT = {
         ("contain", "Revoke {sweep[principals][0]}, rate limit its addresses", 24, "ben"),
     ],
     "backdoor-housing-trigger": [
-        ("version", "loan-origination {bd[version]}", 20, "ana"),
-        ("trigger", "monthly_housing_cost = {bd[trigger_value]}", 21, "ana"),
+        ("version", "v{bd[version]}", 20, "ana"),
+        ("trigger-feature", " `{bd[trigger_feature]}` ", 21, "ana"),
+        ("trigger-value", "{bd[trigger_value]}", 21, "ana"),
         ("who", "{bd[principals_text]}", 22, "ben"),
         ("technique", "AML.T0018.000", 23, "ben"),
         ("since", "{bd[start]}", 24, "ben"),
@@ -98,28 +100,28 @@ RIGHT = {
         ("stage2-who", "{evade[principals][0]}", 16, "ana"),
         ("stage1-technique", "AML.T0024.002", 17, "ben"),
         ("stage1-since", "{steal[start]}", 18, "ben"),
-        ("stage2-technique", "AML.T0043.002 (transfer from the surrogate)", 19, "ben"),
+        ("stage2-technique", "AML.T0043.002", 19, "ben"),
         ("link", "the extracted surrogate model from the Orbit key made the evasion cheap", 20, "ben"),
         ("contain", "Revoke {steal[principals][0]} and {evade[principals][0]}; rate limit new keys; "
                     "call-back before onboarding", 21, "ben"),
     ],
     "flood-cover-swapped-artifact": [
         ("flooders", "{flood[principals_text]}", 20, "ana"),
-        ("artifact", "{swap[sha256]}", 21, "ana"),
+        ("artifact", "{swap[sha256_prefix]}", 21, "ana"),
         ("since", "{swap[start]}", 22, "ben"),
         ("technique", "AML.T0010.003", 23, "ben"),
         ("contain", "Redeploy the registered artifact, rate limit {flood[principals_text]}, pin images by digest "
                     "and stop pulling from the image cache", 24, "ben"),
     ],
 }
-# Expected totals: after the wrong answers; after the right answers plus the case work (one incident, one
-# relevant decision set, one irrelevant note, three playbook steps).
+# Expected totals: after the wrong answers; after the right answers, the facilitator's full marks for the free-text
+# answers and the case work (one incident, one relevant decision set, one irrelevant note, three playbook steps).
 EXPECTED = {
-    "extraction-broker-sweep": (10.0, 65 + 12 + 3 + 2),         # TTD 20 min: 12
-    "backdoor-housing-trigger": (37.5, 80 + 20 + 3 + 2),        # TTD 7 min (half-right who): 20
-    "stolen-branch-credential": (20.0, 75 + 10 + 3 + 2),        # TTD 25 min: 10
-    "extraction-then-evasion": (8.75, 85 + 20 + 3 + 2),         # TTD 15 min: 20
-    "flood-cover-swapped-artifact": (32.5, 70 + 20 + 3 + 2),    # TTD 7 min (time question detects): 20
+    "extraction-broker-sweep": (5.0, 65 + 12 + 3 + 2),          # TTD 20 min: 12
+    "backdoor-housing-trigger": (32.5, 80 + 20 + 3 + 2),        # TTD 7 min (half-right who): 20
+    "stolen-branch-credential": (10.0, 75 + 10 + 3 + 2),        # TTD 25 min: 10
+    "extraction-then-evasion": (0.0, 85 + 20 + 3 + 2),          # TTD 15 min: 20
+    "flood-cover-swapped-artifact": (25.0, 70 + 20 + 3 + 2),    # TTD 7 min (time question detects): 20
 }
 
 
@@ -180,6 +182,12 @@ def test_scenario_scored_on_scripted_answers(drill_dir: Path, sid: str) -> None:
         assert wrong.total == pytest.approx(EXPECTED[sid][0]), [(q["id"], q["points"]) for q in wrong.questions]
         assert wrong.playbook_steps["points"] == 0 and wrong.evidence["points"] == 0
         _answer(ws, RIGHT[sid], t0, ctx)
+        scenario = list_scenarios()[SCENARIOS.index(sid)]
+        for q in scenario.questions:
+            if q.kind in ("contain", "keywords"):
+                assert score(ws, FACILITATOR).questions[[x.id for x in scenario.questions].index(q.id)][
+                    "verdict"] == "awaiting mark"
+                session.mark_answer(ws, FACILITATOR, q.id, q.points, "covers it")
         scen_playbook = list_scenarios()[SCENARIOS.index(sid)].playbooks[0]
         _work_the_case(ws, truth, scen_playbook)
         right = score(ws, FACILITATOR)
@@ -305,7 +313,13 @@ def test_cli_list_score_and_refusal(drill_dir: Path, demo_ws) -> None:
     listed = runner.invoke(app, ["drill", "list", "--json"])
     assert listed.exit_code == 0 and listed.stdout.count("\n") == len(SCENARIOS) and '"error": null' in listed.stdout
     db = str(drill_dir / "extraction-then-evasion.duckdb")
+    started = runner.invoke(app, ["drill", "clock", "start", "--db", db])
+    assert started.exit_code == 0 and "clock started" in started.stdout, started.output
     assert runner.invoke(app, ["drill", "answer", "link", "surrogate from orbit", "--db", db]).exit_code == 0
+    marked = runner.invoke(app, ["drill", "mark", "link", "5", "--note", "half of it", "--db", db])
+    assert marked.exit_code == 0 and "5 points" in marked.stdout, marked.output
+    refused = runner.invoke(app, ["drill", "mark", "stage1-who", "5", "--db", db])
+    assert refused.exit_code != 0 and "marked against the ground truth" in str(refused.exception or refused.output)
     scored = runner.invoke(app, ["drill", "score", "--json", "--db", db])
     assert scored.exit_code == 0 and '"scenario_id": "extraction-then-evasion"' in scored.stdout
     real = str(demo_ws.path)
@@ -321,7 +335,10 @@ def test_drill_pages_render_only_in_a_drill_workspace(drill_dir: Path, demo_ws,
     from streamlit.testing.v1 import AppTest
 
     app = str(Path(__file__).resolve().parent.parent / "workbench" / "streamlit_app.py")
+    with open_workspace(drill_dir / "extraction-broker-sweep.duckdb") as ws:
+        session.start_clock(ws, FACILITATOR)
     monkeypatch.setenv("WORKBENCH_DB", str(drill_dir / "extraction-broker-sweep.duckdb"))
+    monkeypatch.setenv("WORKBENCH_DRILL_ROLE", "facilitator")
     at = AppTest.from_file(app, default_timeout=60)
     at.run()
     at.switch_page("app_pages/drill_participant.py")
@@ -342,3 +359,104 @@ def test_drill_pages_render_only_in_a_drill_workspace(drill_dir: Path, demo_ws,
     at.run()
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("app_pages/drill_facilitator.py")
+
+
+# -- drills that hold up in a room (issue 16, item 6) -------------------------------------------------------------
+def test_single_user_participants_never_get_the_facilitator_view(drill_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parent.parent / "workbench" / "streamlit_app.py")
+    monkeypatch.setenv("WORKBENCH_DB", str(drill_dir / "stolen-branch-credential.duckdb"))
+    for role in (None, "participant"):  # unset in single-user mode, or a participants' screen
+        if role:
+            monkeypatch.setenv("WORKBENCH_DRILL_ROLE", role)
+        at = AppTest.from_file(app, default_timeout=60)
+        at.run()
+        assert not at.exception
+        at.switch_page("app_pages/drill_participant.py")
+        at.run()
+        assert not at.exception and [t.value for t in at.title] == ["Drill"]
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page("app_pages/drill_facilitator.py")
+
+
+def test_entity_answers_are_exact_and_loose_text_scores_nothing() -> None:
+    from workbench.drills.grading import grade
+    from workbench.drills.scenario import Question
+
+    truth = {"incidents": {"x": {"principals": ["broker-lynx-5c21"], "atlas": ["AML.T0024.002"],
+                                 "trigger_feature": "monthly_housing_cost", "version": "1.1", "ips": ["10.9.8.7"],
+                                 "sha256": "ab" * 32}}, "sample_start": "2026-10-01T00:00:00Z"}
+    who = Question("who", "principal", "Which principal?", 10, incident="x")
+    assert grade(who, " Broker-LYNX-5c21. ", truth).points == 10
+    assert grade(who, "'broker-lynx-5c21'", truth).points == 10
+    for loose in ("it was broker-lynx-5c21", "broker-lynx-5c21 (the broker key)", "lynx", "broker-lynx"):
+        assert grade(who, loose, truth).points == 0, loose
+    assert grade(who, "broker-lynx-5c21, svc-loan-web", truth).points == 5  # a wrong name halves
+    tech = Question("t", "atlas", "Technique?", 10, expected="@x.atlas", match="any")
+    assert grade(tech, "aml.t0024.002", truth).points == 10
+    assert grade(tech, "AML.T0024.002 because of the sweep", truth).points == 0
+    assert grade(tech, "AML.T0024", truth).points == 5  # the parent technique
+    feat = Question("f", "feature", "Feature?", 10, expected="@x.trigger_feature")
+    assert grade(feat, "`monthly_housing_cost`", truth).points == 10
+    assert grade(feat, "the housing cost feature", truth).points == 0
+    ver = Question("v", "version", "Version?", 10, incident="x")
+    assert grade(ver, "v1.1", truth).points == 10 and grade(ver, "loan-origination 1.1", truth).points == 0
+    art = Question("a", "artifact", "Artifact?", 10, incident="x")
+    assert grade(art, "ABABABABABAB", truth).points == 10 and grade(art, "ababab", truth).points == 0
+    ip = Question("i", "ip", "Address?", 10, incident="x", match="any")
+    assert grade(ip, "10.9.8.7", truth).points == 10 and grade(ip, "from 10.9.8.7", truth).points == 0
+    free = Question("c", "contain", "Contain?", 10, keywords=[["revoke"], ["@x.principals"]])
+    g = grade(free, "revoke broker-lynx-5c21", truth)
+    assert g.points == 0 and g.verdict == "awaiting mark" and "suggest 10" in g.detail
+    marked = grade(free, "revoke broker-lynx-5c21", truth, mark={"points": 7, "by": "fac", "note": ""})
+    assert marked.points == 7 and marked.verdict == "partly right"
+
+
+def test_clock_starts_when_the_facilitator_starts_it(drill_dir: Path, tmp_path: Path) -> None:
+    sid = "extraction-broker-sweep"
+    info = start_drill(scenarios_dir() / f"{sid}.md", tmp_path, models_dir=drill_dir / ".drill-models" / "s7-clean")
+    analyst = Actor("ana", "analyst")
+    with open_workspace(info.path) as ws:
+        c = session.clock(ws)
+        assert c["started"] is False and c["started_at"] is None
+        assert session.current_injects(ws, analyst) == []  # not even T+0 before the session starts
+        with pytest.raises(WorkbenchError, match="has not started"):
+            session.answer(ws, analyst, "who", "x")
+        with pytest.raises(WorkbenchError, match="has not started"):
+            session.release_inject(ws, FACILITATOR, 2)
+        assert score(ws, FACILITATOR).time_to_detect["seconds"] is None
+        begun = session.start_clock(ws, FACILITATOR)
+        assert begun["started"] and abs((begun["started_at"] - datetime.now(UTC)).total_seconds()) < 60
+        assert [i["n"] for i in session.current_injects(ws, analyst)] == [1]
+        assert session.answer(ws, analyst, "who", "x")["elapsed_s"] < 60
+
+
+def test_after_action_report_as_pdf(drill_dir: Path, tmp_path: Path) -> None:
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    with open_workspace(drill_dir / "stolen-branch-credential.duckdb") as ws:
+        if not session.started(ws):
+            session.start_clock(ws, FACILITATOR)
+        r = write_report(ws, FACILITATOR, "pdf", tmp_path / "aar.pdf")
+        assert ws.scalar("SELECT count(*) FROM audit_log WHERE action = 'drill.report' AND "
+                         "details->>'format' = 'pdf'") >= 1
+    pdf = Path(r["path"]).read_bytes()
+    assert pdf.startswith(b"%PDF") and r["sha256"] == hashlib.sha256(pdf).hexdigest()
+    text = subprocess.run(["pdftotext", "-layout", r["path"], "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "After-action report" in text and "What happened (ground truth)" in text and "page 1 of" in text
+
+
+def test_no_drill_answer_in_readme_or_docs(drill_dir: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    texts = {p: p.read_text(encoding="utf-8") for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))]}
+    for sid in SCENARIOS:
+        with open_workspace(drill_dir / f"{sid}.duckdb") as ws:
+            truth = _truth(ws)
+        for inc in truth["incidents"].values():
+            secrets = [*inc["principals"], *(inc.get("ips") or []), inc.get("sha256_prefix")]
+            for value in filter(None, secrets):
+                for path, text in texts.items():
+                    assert str(value) not in text, f"{path.name} gives away {value} ({sid})"

@@ -184,8 +184,8 @@ def test_gradient_boosting_with_more_stages_than_outputs_is_refused(ws, tmp_path
 
 
 def test_skops_type_outside_the_exact_list_is_refused_even_under_a_trusted_module(ws, tmp_path):
-    from sklearn.linear_model import LogisticRegression
     import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
 
     X, y = _small_frame()
     path = tmp_path / "lr.skops"
@@ -249,7 +249,8 @@ _RUNNER = textwrap.dedent("""
     for case in json.loads(sys.argv[2]):
         print("START", case["name"], flush=True)
         try:
-            registry.add_model(ws, Actor("ana", "analyst"), case["name"], "1", case["path"])
+            registry.add_model(ws, Actor("ana", "analyst"), case["name"], "1", case["path"],
+                               allow_pickle=case["path"].endswith(".pkl"))
             out = {"name": case["name"], "refused": False}
         except WorkbenchError as exc:
             out = {"name": case["name"], "refused": True, "error": str(exc)}
@@ -306,6 +307,14 @@ def test_absurd_lightgbm_headers_get_one_line_refusals(tmp_path):
         assert text != good, name
         cases[name] = tmp_path / f"{name}.txt"
         cases[name].write_text(text)
+    import lightgbm as lgb
+
+    booster = lgb.Booster(model_str=good)  # pickled with --allow-pickle: the text inside is checked too
+    pickled = pickle.dumps(booster, protocol=4)
+    assert pickled.count(b"num_tree_per_iteration=1") == 1
+    cases["pickled-trees-per-iteration-zero"] = tmp_path / "booster.pkl"
+    cases["pickled-trees-per-iteration-zero"].write_bytes(
+        pickled.replace(b"num_tree_per_iteration=1", b"num_tree_per_iteration=0"))
     results = _run_cases(tmp_path, cases)
     for name in cases:
         assert results[name]["refused"], f"{name}: registered an absurd model"
@@ -362,6 +371,9 @@ def test_absurd_xgboost_models_get_one_line_refusals(tmp_path):
             booster.load_model(bytearray(cases[name].read_bytes()))
             cases[f"{name}-ubj"] = tmp_path / f"{name}.ubj"
             cases[f"{name}-ubj"].write_bytes(bytes(booster.save_raw("ubj")))
+        if name == "left-child":  # and pickled: the Booster's buffer is checked before XGBoost reads it
+            cases["pickled-left-child"] = tmp_path / "left-child.pkl"
+            cases["pickled-left-child"].write_bytes(pickle.dumps(booster, protocol=4))
     huge = tmp_path / "huge-count.ubj"  # an array claiming 2**40 items in a tiny file
     huge.write_bytes(b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner[$d#L" + struct.pack(">q", 1 << 40) + b"\x00" * 16)
     cases["huge-count-ubj"] = huge
@@ -418,8 +430,12 @@ def test_sklearn_model_without_feature_names_is_on_record(ws, tmp_path):
 
 # -- legitimate models still register and explain ------------------------------------------------
 def _sklearn_models() -> dict:
-    from sklearn.ensemble import (ExtraTreesRegressor, GradientBoostingClassifier, GradientBoostingRegressor,
-                                  RandomForestClassifier)
+    from sklearn.ensemble import (
+        ExtraTreesRegressor,
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        RandomForestClassifier,
+    )
     from sklearn.tree import DecisionTreeClassifier
 
     X, y = _small_frame()

@@ -412,7 +412,16 @@ def test_conflicting_duplicates_are_kept_in_quarantine(ws: Workspace, admin, tmp
                                              "(source 1, line 2)")
     assert got[("a.jsonl", 4)]["raw"] == json.dumps(rec(1, prediction="deny"))  # the line as found
     assert ws.scalar("SELECT prediction FROM decisions WHERE decision_id = 'd1'") == "approve"  # first one wins
-    for r in (r1, r2):
+    c = tmp_path / "c.csv"
+    c.write_text("decision_id,ts,system_id,model_version,principal,prediction,features.income\n"
+                 "d3,2026-10-01T10:00:00Z,loan,2.0,key-1,approve,50003\n"  # no score, fewer features than b's d3
+                 "d4,2026-10-01T10:00:00Z,loan,2.0,key-1,deny,50004\n")
+    (r3,) = ingest(ws, admin, [c])
+    assert (r3.rows_read, r3.rows_loaded, r3.duplicates, r3.rows_quarantined) == (2, 0, 0, 2)
+    q = {row["line"]: row for row in rejects(ws, admin, r3.source_id)}
+    assert q[3]["raw"] == "d4,2026-10-01T10:00:00Z,loan,2.0,key-1,deny,50004"
+    assert q[3]["reason"].startswith("conflicting duplicate: prediction, score, features differ")
+    for r in (r1, r2, r3):
         assert accounting_holds(r)
 
 

@@ -202,31 +202,24 @@ def _csp_hash(js: str) -> str:
 
 
 def test_html_report_escapes_every_payload(ws, hostile_case) -> None:
-    from plotly.offline import get_plotlyjs
-
     html = reports.render_report(ws, ANALYST, hostile_case, "html").decode()
     for name in RAW_TAGS:
         assert P[name] not in html, f"{name} payload reached the HTML report unescaped"
     page = _parse(html)
-    ours = [body for attrs, body in page.scripts if attrs.get("type") != "application/json"]
-    assert len(ours) == 2 and ours[0] == get_plotlyjs() and "Plotly.newPlot" in ours[1]
-    _assert_inert(page, set(ours))
+    assert not page.scripts  # charts are inline SVG: the report runs no script at all
+    _assert_inert(page, set())
     text = "".join(page.text)
     for shown in (P["script"], P["img"], P["close"], P["svg"], P["iframe"], P["template"]):
         assert shown in text, f"{shown!r} is not shown as text"
     assert "adm<U+202E>ni<U+200B>" in text  # a bidi override cannot reorder the title
     # The description is authored Markdown: rendered, with its javascript: links and raw HTML removed.
-    links = [a for t, a in page.elements if t == "a"]
+    links = [a for t, a in page.elements if t == "a" and not str(a.get("href", "")).startswith("#")]
     assert links and all("href" not in a for a in links), links
     assert "xss-mdref" not in text and "xss-mdimg" not in text.replace(P["md_img"], "")
     csp = next(a["content"] for t, a in page.elements if t == "meta" and a.get("http-equiv"))
-    script_src = csp.split("script-src")[1].split(";")[0].split()
-    assert "default-src 'none'" in csp and sorted(script_src) == sorted(_csp_hash(js) for js in ours)
-    figures = [json.loads(body) for attrs, body in page.scripts if attrs.get("type") == "application/json"]
-    assert len(figures) == 2  # the timeline and the explanation
-    labels = json.dumps(figures)
-    assert "purpose&lt;/script&gt;&lt;script&gt;alert('xss-close')&lt;/script&gt;" in json.loads(labels)[1][
-        "data"][0]["y"][-1]
+    assert "default-src 'none'" in csp and "script-src 'none'" in csp
+    assert sum(1 for t, _ in page.elements if t == "svg") == 3  # attack and response timelines, the explanation
+    assert "purpose</script><script>alert('xss-close')</script>" in text  # the feature's bar label, as text
 
 
 def test_pdf_report_writes_payloads_as_text(ws, hostile_case, tmp_path) -> None:
@@ -361,7 +354,7 @@ def test_no_payload_runs_in_chromium(ws, hostile_case, hostile_drill, tmp_path) 
     incident_html = tmp_path / "incident.html"
     incident_html.write_bytes(reports.render_report(ws, ANALYST, hostile_case, "html"))
     incident_md = reports.render_report(ws, ANALYST, hostile_case, "md").decode()
-    pages = {"incident.html": (incident_html, 2), "aar.html": (hostile_drill["html"], 0)}
+    pages = {"incident.html": (incident_html, 0), "aar.html": (hostile_drill["html"], 0)}
     for name, md in (("incident", incident_md), ("aar", hostile_drill["md"].read_text(encoding="utf-8"))):
         for renderer in (_python_markdown, _commonmark):  # a Markdown viewer that lets raw HTML through
             path = tmp_path / f"{name}.{renderer.__name__.strip('_')}.html"

@@ -86,8 +86,7 @@ def nearest_normal(ws: Workspace, actor: Actor, system_id: str, decision_id: str
     return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
 
 
-DIFFERS_SD = 0.5  # a feature "differs" when it is at least this many standard deviations away
-DIFFERS_TOP = 4
+DIFFERS_TOP = 4  # the features that differ most, in standard deviations
 
 
 def _num(v: float) -> str:
@@ -99,10 +98,10 @@ def _differs(features: list[str], row: dict) -> str:
     found = []
     for i, name in enumerate(features):
         z, v, t = row.get(f"z{i}"), row.get(f"v{i}"), row.get(f"t{i}")
-        if z is None or pd.isna(z) or abs(z) < DIFFERS_SD or v is None or t is None or pd.isna(v) or pd.isna(t):
+        if z is None or v is None or t is None or pd.isna(z) or pd.isna(v) or pd.isna(t) or v == t:
             continue
-        found.append((abs(z), f"{name} {_num(v)} vs {_num(t)} ({z:+.1f} sd)"))
+        found.append((abs(z), f"{name} {_num(v)} vs {_num(t)} ({z:+.2f} sd)"))
     found.sort(key=lambda x: -x[0])
     more = len(found) - DIFFERS_TOP
     text = "; ".join(t for _, t in found[:DIFFERS_TOP]) + (f"; +{more} more" if more > 0 else "")
-    return text or f"none by {DIFFERS_SD} sd or more"
+    return text or "no numeric feature differs"

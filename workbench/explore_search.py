@@ -212,7 +212,7 @@ def search_decisions(
     features = _feature_columns(ws, actor, p, system_id, types)
     select = ", ".join([*(f"d.{c}" for c in BASE_COLUMNS), *features])
     sql = (
-        f"WITH hit AS (SELECT * FROM decisions d WHERE {where} ORDER BY d.ts, d.system_id, d.decision_id "
+        f"WITH hit AS (SELECT * FROM all_decisions d WHERE {where} ORDER BY d.ts, d.system_id, d.decision_id "
         f"LIMIT {p(limit)}) SELECT {select} FROM hit d ORDER BY d.ts, d.system_id, d.decision_id"
     )
     df = run_query(ws, sql, p.values).rename(columns=feature_labels(types))

@@ -31,6 +31,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("sample_dir", "WORKBENCH_SAMPLE_DIR", "",
                 "Where the demo's sample data lives (default: the repo's sample_data/)."),
         Setting("query_timeout", "WORKBENCH_QUERY_TIMEOUT", "30", "Seconds an ad-hoc SQL query may run."),
+        Setting("drill_role", "WORKBENCH_DRILL_ROLE", "",
+                "In a drill workspace, `participant` hides the facilitator's page; `facilitator` shows it in "
+                "single-user mode (unset: only accounts with facilitate:drills see it)."),
         Setting("query_max_rows", "WORKBENCH_QUERY_MAX_ROWS", "10000", "Rows an ad-hoc SQL query may return."),
         Setting("query_memory_limit", "WORKBENCH_QUERY_MEMORY_LIMIT", "2GB",
                 "Memory an ad-hoc SQL query may take on top of what the process holds (e.g. 512MB, 4GB)."),

@@ -11,10 +11,11 @@ from workbench.app_pages import pages_for
 from workbench.drills.workspace import is_drill
 from workbench.ui import auth, connection
 from workbench.ui.errors import shown
+from workbench.ui.lib import icon
 
 HERE = Path(__file__).resolve().parent
 
-st.set_page_config(page_title="AI incident workbench", page_icon=":material/shield:", layout="wide")
+st.set_page_config(page_title="AI incident workbench", page_icon=icon(), layout="wide")
 
 ws = None
 with shown("Opening the workspace"):

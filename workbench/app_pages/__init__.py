@@ -25,7 +25,9 @@ PAGES: list[PageSpec] = [
     PageSpec("drift.py", "Drift", ":material/insights:", "Monitor"),
     PageSpec("decisions.py", "Decisions", ":material/manage_search:", "Investigate"),
     PageSpec("incidents.py", "Incidents", ":material/emergency:", "Investigate"),
+    PageSpec("conversations.py", "Conversations", ":material/forum:", "Investigate", permission="read:decisions"),
     PageSpec("playbooks.py", "Playbooks", ":material/checklist:", "Investigate"),
+    PageSpec("redteam.py", "Red team", ":material/security:", "Investigate"),
     PageSpec("sql.py", "SQL", ":material/terminal:", "Investigate", permission="run:sql"),
     PageSpec("data.py", "Data", ":material/database:", "Workspace"),
     PageSpec("audit.py", "Audit", ":material/verified_user:", "Workspace", permission="read:audit"),
@@ -45,4 +47,9 @@ DRILL_PAGES: list[PageSpec] = [
 def pages_for(actor: Actor, drill: bool = False) -> list[PageSpec]:
     """The pages this actor may open, in navigation order (the drill pages only in a drill workspace)."""
     extra = [*EXTRA_PAGES, *(DRILL_PAGES if drill else [])]
+    if drill:  # the facilitator's page shows the answers: never to a participant (workbench.drills.roles)
+        from workbench.drills.roles import may_see_facilitator_view
+
+        if not may_see_facilitator_view(actor):
+            extra = [p for p in extra if p.file != "drill_facilitator.py"]
     return [p for p in [*PAGES, *extra] if p.permission is None or actor.can(p.permission)]

@@ -6,7 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from workbench.drills import session
+from workbench.drills.grading import JUDGED_KINDS
 from workbench.drills.report import write_report
+from workbench.drills.roles import may_see_facilitator_view
 from workbench.drills.scoring import score
 from workbench.drills.workspace import is_drill, scenario_of
 from workbench.ui.errors import shown
@@ -18,6 +20,11 @@ if not is_drill(ws):
     st.info("This page is for drill workspaces (`workbench drill start SCENARIO`); this workspace is a real one.")
     st.stop()
 require_page(actor, "facilitate:drills", "facilitate a drill")
+if not may_see_facilitator_view(actor):
+    st.warning("This app serves participants: the facilitator's view (expected answers, live score) is not shown. "
+               "Facilitators sign in with an account that may facilitate drills, or start their own app with "
+               "WORKBENCH_DRILL_ROLE=facilitator.", icon="🔒")
+    st.stop()
 scenario = scenario_of(ws)
 st.subheader(scenario.title)
 st.caption(f"{scenario.summary}  ·  {scenario.difficulty}, about {scenario.duration_minutes} min  ·  "
@@ -33,6 +40,13 @@ def clock_and_injects() -> None:
     """The clock and the inject list, refreshed every few seconds."""
     with shown("Clock"):
         c = session.clock(ws)
+        if not c["started"]:
+            st.info("The drill has not started: no inject is out and no answer is taken. Start the session when "
+                    "the participants are ready; T+0 is that moment.")
+            if st.button("Start the session", key="drill_start", type="primary"):
+                session.start_clock(ws, actor)
+                st.rerun()
+            return
         c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
         c1.metric("Drill time", c["elapsed"] + (" (paused)" if c["paused"] else ""),
                   help=f"clock started {c['started_at']:%Y-%m-%d %H:%M:%S} UTC")
@@ -73,6 +87,18 @@ def answers_and_score() -> None:
         st.markdown("#### Questions (latest answer per question is scored)")
         st.dataframe(pd.DataFrame(sc.questions)[["id", "text", "answer", "participant", "points", "max_points",
                                                  "verdict", "expected", "detail"]], hide_index=True)
+        free = [q for q in sc.questions if q["kind"] in JUDGED_KINDS and q["answer"]]
+        if free:
+            st.markdown("#### Free-text answers to mark")
+            for q in free:
+                with st.form(f"drill_mark_{q['id']}"):
+                    st.markdown(f"**{q['id']}**: {q['answer']}  \n*{q['detail']}*")
+                    pts = st.number_input("Points", 0.0, float(q["max_points"]), float(q["points"]), 0.5,
+                                          key=f"drill_mark_pts_{q['id']}")
+                    note = st.text_input("Note", key=f"drill_mark_note_{q['id']}")
+                    if st.form_submit_button("Mark"):
+                        session.mark_answer(ws, actor, q["id"], pts, note)
+                        st.rerun()
         rows = session.all_answers(ws, actor)
         st.markdown(f"#### All answers ({len(rows)})")
         if rows:
@@ -87,11 +113,12 @@ st.divider()
 answers_and_score()
 st.divider()
 st.markdown("#### After-action report")
-fmt = st.radio("Format", ["html", "md"], horizontal=True, key="drill_report_fmt")
+fmt = st.radio("Format", ["html", "pdf", "md"], horizontal=True, key="drill_report_fmt")
 if st.button("Build the report", key="drill_report_build"):
     with shown("Report"):
         out = ws.path.with_name(f"{ws.path.stem}-after-action.{fmt}")
         r = write_report(ws, actor, fmt, out)
         st.success(f"Report written to {r['path']} (sha256 {r['sha256'][:12]}).")
         st.download_button("Download", out.read_bytes(), file_name=out.name,
-                           mime="text/html" if fmt == "html" else "text/markdown", key="drill_report_dl")
+                           mime={"html": "text/html", "pdf": "application/pdf"}.get(fmt, "text/markdown"),
+                           key="drill_report_dl")

@@ -19,7 +19,13 @@ scenario = scenario_of(ws)
 st.subheader(scenario.title)
 st.markdown(scenario.story)
 st.caption("Investigate with the normal pages (Triage, Decisions, Incidents, Playbooks) and answer below. "
-           "Your latest answer to a question is the one that counts.")
+           "Your latest answer to a question is the one that counts. Where a question asks for a principal, a "
+           "technique id, a feature, a version, an address or a hash, answer with exactly that (several: separate "
+           "them with commas); anything else in the answer counts as a wrong name.")
+if not session.started(ws):
+    st.info("The facilitator has not started the drill yet. This page fills in when the session starts.")
+    st.button("Check again", key="drill_wait")
+    st.stop()
 
 
 @st.fragment(run_every=10)
@@ -52,8 +58,12 @@ for q in scenario.questions:
             text = st.radio("Answer", q.options, key=f"drill_a_{q.id}", index=None)
         else:
             text = st.text_area("Answer", key=f"drill_a_{q.id}", height=68,
-                                placeholder={"time": "e.g. 2026-10-02 09:30 (UTC)", "atlas": "e.g. AML.T0000",
-                                             "principal": "principal name(s)"}.get(q.kind, ""))
+                                placeholder={"time": "e.g. 2026-10-02 09:30 (UTC)",
+                                             "atlas": "technique id(s) only, e.g. AML.T0000",
+                                             "principal": "principal id(s) only, comma-separated",
+                                             "feature": "feature name only", "version": "version id only",
+                                             "ip": "IP address(es) only", "artifact": "SHA-256 (12+ characters)",
+                                             "number": "a number"}.get(q.kind, ""))
         if q.id in mine:
             st.caption(f"Your latest answer: {mine[q.id]['answer']}")
         if st.form_submit_button("Submit"):

@@ -185,7 +185,7 @@ def add_decision_set(
     with ws.transaction():
         eid, sha, count, t0, t1 = _copy_snapshot(
             ws,
-            f"INSERT INTO evidence_decisions SELECT ? AS evidence_id, {DECISION_COLS} FROM decisions "
+            f"INSERT INTO evidence_decisions SELECT ? AS evidence_id, {DECISION_COLS} FROM all_decisions "
             "WHERE system_id = ? AND decision_id IN (SELECT unnest(?::VARCHAR[]))",
             [system_id, ids], decision_rows_hash, "evidence_decisions",
         )

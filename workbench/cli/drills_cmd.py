@@ -69,21 +69,34 @@ def start(scenario: Annotated[str, typer.Argument(help="Scenario file or id (see
                                                                "(its answers are lost).")] = False,
           models: Annotated[Path | None, typer.Option("--models", help="Folder of trained sample models to "
                                                                        "reuse.")] = None,
+          start_clock: Annotated[bool, typer.Option("--start-clock", help="Start the clock now too (a solo run or a "
+                                                    "notebook; in a room the facilitator starts it).")] = False,
           json_: JsonOpt = False) -> None:
-    """Build a separate drill workspace (baseline traffic plus the injected incidents) and start its clock."""
+    """Build a separate drill workspace (baseline traffic plus the injected incidents); the clock waits for the
+    facilitator (`workbench drill clock start`)."""
     from workbench.drills.scenario import find_scenario
     from workbench.drills.workspace import start_drill
 
     path = find_scenario(scenario)
     say = (lambda m: None) if json_ else (lambda m: typer.echo(f"  {m}", err=True))
     info = start_drill(path, out, models_dir=models, force=force, progress=say)
+    started = None
+    if start_clock:
+        from workbench.drills import session
+        from workbench.store import open_workspace
+
+        with open_workspace(info.path, create=False) as ws:
+            started = session.start_clock(ws, actor(ws, None))["started_at"]
     if json_:
-        emit_json([info.as_dict()])
+        emit_json([info.as_dict() | {"started_at": started}])
         return
+    clock_text = (f"clock started {started:%H:%M:%S} UTC" if started else
+                  f"clock NOT started: start it when the session starts (`workbench drill clock start --db "
+                  f"{info.path}` or the facilitator page)")
     typer.echo(f"drill {info.scenario_id} ready: {info.path} ({info.decisions} decisions, {info.alerts} alerts, "
-               f"built in {info.seconds:.1f} s); clock started {info.started_at:%H:%M:%S} UTC")
-    typer.echo(f"participants: WORKBENCH_DB={info.path} streamlit run workbench   |   "
-               f"workbench drill brief --db {info.path}")
+               f"built in {info.seconds:.1f} s); {clock_text}")
+    typer.echo(f"participants: WORKBENCH_DRILL_ROLE=participant WORKBENCH_DB={info.path} streamlit run workbench"
+               f"   |   facilitator: WORKBENCH_DRILL_ROLE=facilitator (or an account with facilitate:drills)")
 
 
 @drill_app.command()
@@ -119,9 +132,14 @@ def clock(action: Annotated[str, typer.Argument(help="start | pause | resume | s
     if fn is None and action != "show":
         raise WorkbenchError("clock action must be start, pause, resume or show")
     c = fn(ws, who) if fn else session.clock(ws)
-    row = {k: c[k] for k in ("started_at", "elapsed", "paused")}
-    emit_json([row]) if json_ else typer.echo(f"clock started {c['started_at']:%Y-%m-%d %H:%M:%S} UTC, "
-                                              f"now {c['elapsed']}{' (paused)' if c['paused'] else ''}")
+    row = {k: c[k] for k in ("started", "started_at", "elapsed", "paused")}
+    if json_:
+        emit_json([row])
+    elif not c["started"]:
+        typer.echo("clock not started (`workbench drill clock start` when the session starts)")
+    else:
+        typer.echo(f"clock started {c['started_at']:%Y-%m-%d %H:%M:%S} UTC, now {c['elapsed']}"
+                   f"{' (paused)' if c['paused'] else ''}")
 
 
 @drill_app.command()
@@ -207,7 +225,21 @@ def score(db: DrillDbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -
 
 
 @drill_app.command()
-def report(fmt: Annotated[str, typer.Option("--format", help="md or html")] = "md",
+def mark(question_id: Annotated[str, typer.Argument(help="A free-text question (contain, keywords).")],
+         points: Annotated[float, typer.Argument(help="Points for its latest answer.")],
+         note: Annotated[str, typer.Option("--note", help="Why (shown in the score and the report).")] = "",
+         db: DrillDbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
+    """Mark the latest answer to a free-text question (facilitator); other questions are marked automatically."""
+    from workbench.drills import session
+
+    ws = _drill_ws(db)
+    r = session.mark_answer(ws, actor(ws, user), question_id, points, note)
+    emit_json([r]) if json_ else typer.echo(f"answer {r['answer_id']} to {question_id} by {r['participant']}: "
+                                            f"{r['points']:g} points")
+
+
+@drill_app.command()
+def report(fmt: Annotated[str, typer.Option("--format", help="md, html or pdf")] = "md",
            out: Annotated[Path | None, typer.Option("--out", help="Output file (default: "
                                                     "<drill>-after-action.<format> beside the workspace).")] = None,
            db: DrillDbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:

@@ -38,7 +38,7 @@ class Alert:
     feature: str | None = None
     metric: str | None = None
     score: float = 0.0
-    subject: str | None = None  # extra identity (artifact hash, trigger value) folded into the id
+    subject: str | None = None  # extra identity (artifact hash, keyed trigger token) folded into the id
     hits: str | None = None  # key in the run's _hits table (detector, key, system_id, decision_id)
 
     @property

@@ -30,7 +30,7 @@ parse_time = _parse
 
 def data_span(ws: Workspace, system_id: str) -> tuple[datetime | None, datetime | None]:
     """First and last decision time of a system."""
-    row = ws.one("SELECT min(ts), max(ts) FROM decisions WHERE system_id = ?", [system_id])
+    row = ws.one("SELECT min(ts), max(ts) FROM all_decisions WHERE system_id = ?", [system_id])
     return (row[0], row[1]) if row else (None, None)
 
 
@@ -68,7 +68,7 @@ def set_baseline(ws: Workspace, actor: Actor, system_id: str, since: str | datet
     s, u = _parse(since) or first, _parse(until) or last
     if u <= s:
         raise WorkbenchError(f"the baseline must end after it starts ({s.isoformat()} .. {u.isoformat()})")
-    n = ws.scalar("SELECT count(*) FROM decisions WHERE system_id = ? AND ts >= ? AND ts < ?", [system_id, s, u])
+    n = ws.scalar("SELECT count(*) FROM all_decisions WHERE system_id = ? AND ts >= ? AND ts < ?", [system_id, s, u])
     if not n:
         raise WorkbenchError(f"no {system_id} decisions between {s.isoformat()} and {u.isoformat()}")
     with ws.transaction():
@@ -93,12 +93,12 @@ def clear_baseline(ws: Workspace, actor: Actor, system_id: str) -> bool:
 def list_baselines(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     """The reference window in force for every system with decisions."""
     require(actor, "read:aggregates")
-    systems = [r[0] for r in ws.rows("SELECT DISTINCT system_id FROM decisions ORDER BY 1")]
+    systems = [r[0] for r in ws.rows("SELECT DISTINCT system_id FROM all_decisions ORDER BY 1")]
     out = []
     for sid in systems:
         ref = reference(ws, sid)
         if ref:
-            ref["decisions"] = int(ws.scalar("SELECT count(*) FROM decisions WHERE system_id = ? AND ts >= ? "
+            ref["decisions"] = int(ws.scalar("SELECT count(*) FROM all_decisions WHERE system_id = ? AND ts >= ? "
                                              "AND ts < ?", [sid, ref["since"], ref["until"]]))
             out.append(ref)
     return out

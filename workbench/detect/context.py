@@ -103,7 +103,7 @@ def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: d
     ws.execute("CREATE OR REPLACE TEMP TABLE _hits(detector VARCHAR, key VARCHAR, system_id VARCHAR, "
                "decision_id VARCHAR)")
     ws.execute("CREATE OR REPLACE TEMP TABLE _claimed(system_id VARCHAR, decision_id VARCHAR)")
-    spans = ws.rows("SELECT system_id, min(ts), max(ts) FROM decisions "
+    spans = ws.rows("SELECT system_id, min(ts), max(ts) FROM all_decisions "
                     + ("WHERE system_id = ? " if system else "") + "GROUP BY system_id ORDER BY system_id",
                     [system] if system else None)
     for i, (sid, first, last) in enumerate(spans):
@@ -126,7 +126,7 @@ def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: d
                    latency_ms, status,
                    ts >= ? AND ts < ? AS in_ref,
                    ts >= ? AND ts <= ? AS in_scope, false AS claimed{cols}
-            FROM (SELECT *{f", {inner} AS s" if feats else ""} FROM decisions
+            FROM (SELECT *{f", {inner} AS s" if feats else ""} FROM all_decisions
                   WHERE system_id = ? AND ts >= ? AND ts <= ?)
         """, [ref["since"], ref["until"], s_since, s_until, *([param] if feats else []), sid, lo, hi])
         n, n_ref, n_scope = ws.one(f"SELECT count(*), count_if(in_ref), count_if(in_scope) FROM {table}")

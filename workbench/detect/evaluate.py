@@ -96,6 +96,16 @@ def credit(alert: dict[str, Any], incidents: list[dict[str, Any]]) -> tuple[int 
     return None, None
 
 
+def _detected_at(alert: dict[str, Any]) -> datetime:
+    """When a run could first have raised the alert: `evidence.detected_at` when the detector says (drift: the
+    end of the confirming window), else the start of its window (the first implicated decision or point)."""
+    said = (alert.get("evidence") or {}).get("detected_at")
+    try:
+        return max(_ts(said), alert["_t0"]) if isinstance(said, str) and said else alert["_t0"]
+    except ValueError:
+        return alert["_t0"]
+
+
 def _days(ws: Workspace, data: dict[str, Any]) -> float:
     """Days of data the truth file covers (else the span of the workspace's decisions)."""
     t0, t1 = _ts(data.get("start")), _ts(data.get("end"))
@@ -134,8 +144,8 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
         has_ids = bool(inc["_ids"])
         principals = set(inc.get("principals") or [])
         named = set().union(*[_named(a) for a in mine]) if mine else set()
-        first = min((a["_t0"] for a in own), default=None)
-        first_any = min((a["_t0"] for a in mine), default=None)
+        first = min((_detected_at(a) for a in own), default=None)
+        first_any = min((_detected_at(a) for a in mine), default=None)
         rows.append({
             "id": inc.get("id"), "type": inc["type"], "system_id": inc["system_id"], "start": inc["start"],
             "end": inc["end"], "detected": bool(own), "found": bool(mine), "alerts": len(mine),

@@ -45,13 +45,15 @@ def agency(ctx: Ctx) -> list[Alert]:
     ws.execute("""
         CREATE OR REPLACE TEMP TABLE _llm_dest AS
         WITH d AS (SELECT system_id, principal, conversation_id, span_id, unnest(destinations) AS dest FROM _llm_tools),
-        own AS (SELECT DISTINCT system_id, conversation_id, regexp_extract(unnest(sig_caller), '^([a-z]+:hmac:[0-9a-f]+)', 1) AS k
+        own AS (SELECT DISTINCT system_id, conversation_id, regexp_extract(unnest(sig_caller),
+            '^([a-z]+:hmac:[0-9a-f]+)', 1) AS k
                 FROM trace_spans WHERE len(sig_caller) > 0 AND conversation_id IN (SELECT conversation_id FROM d)),
         known AS (SELECT system_id, CASE WHEN starts_with(dest, 'host:') THEN dest ELSE 'domain:' ||
                          split_part(dest, ':', 4) END AS place FROM d GROUP BY ALL
                   HAVING count(DISTINCT principal) >= ?)
         SELECT d.*, CASE WHEN starts_with(dest, 'host:') THEN substr(dest, 6) ELSE split_part(dest, ':', 4) END AS host
-        FROM d WHERE NOT EXISTS (SELECT 1 FROM own o WHERE o.system_id = d.system_id AND o.conversation_id = d.conversation_id
+        FROM d WHERE NOT EXISTS (SELECT 1 FROM own o WHERE o.system_id = d.system_id
+            AND o.conversation_id = d.conversation_id
                                  AND o.k = regexp_extract(d.dest, '^([a-z]+:hmac:[0-9a-f]+)', 1))
           AND NOT EXISTS (SELECT 1 FROM known k WHERE k.system_id = d.system_id AND k.place = CASE WHEN
                           starts_with(d.dest, 'host:') THEN d.dest ELSE 'domain:' || split_part(d.dest, ':', 4) END)""",
@@ -63,15 +65,18 @@ def agency(ctx: Ctx) -> list[Alert]:
     ws.execute("""
         CREATE OR REPLACE TEMP TABLE _llm_ag AS
         SELECT t.system_id, t.principal, t.ts, t.span_id, t.tool_name,
-               r.tool_name IS NOT NULL AS rare, t.in_turn >= coalesce(map_extract(?::MAP(VARCHAR, INTEGER), t.system_id)[1], ?) AS storm,
-               (SELECT list(DISTINCT host) FROM _llm_dest d WHERE d.span_id = t.span_id AND d.system_id = t.system_id) AS outside
+               r.tool_name IS NOT NULL AS rare, t.in_turn >= coalesce(map_extract(?::MAP(VARCHAR, INTEGER),
+                   t.system_id)[1], ?) AS storm,
+               (SELECT list(DISTINCT host) FROM _llm_dest d WHERE d.span_id = t.span_id
+                   AND d.system_id = t.system_id) AS outside
         FROM _llm_tools t LEFT JOIN _llm_rare r ON r.system_id = t.system_id AND r.agent IS NOT DISTINCT FROM t.agent
              AND r.tool_name IS NOT DISTINCT FROM t.tool_name""", [storm or {"": MIN_STORM}, MIN_STORM])
     ws.execute("DELETE FROM _llm_ag WHERE NOT rare AND NOT storm AND coalesce(len(outside), 0) = 0")
     episodes(ctx, "_llm_ag")
     out = []
     for r in ws.dicts("""SELECT episode, system_id, principal, min(ts) AS t0, max(ts) AS t1, count(*) AS n,
-                                list(DISTINCT tool_name) FILTER (rare) AS rare_tools, count(*) FILTER (storm) AS storm_calls,
+                                list(DISTINCT tool_name) FILTER (rare) AS rare_tools, count(*) FILTER (storm)
+                                    AS storm_calls,
                                 list_distinct(flatten(list(outside))) AS outside
                          FROM _llm_ag GROUP BY ALL ORDER BY t0"""):
         outside = [h for h in (r["outside"] or []) if h]
@@ -81,7 +86,8 @@ def agency(ctx: Ctx) -> list[Alert]:
         if outside:
             why.append(f"data sent outside the organisation ({', '.join(sorted(outside)[:5])})")
         if r["storm_calls"]:
-            why.append(f"{r['storm_calls']} tool calls in turns of at least {storm.get(r['system_id'], MIN_STORM)} calls")
+            bar = storm.get(r["system_id"], MIN_STORM)
+            why.append(f"{r['storm_calls']} tool calls in turns of at least {bar} calls")
         sev = "critical" if outside and (r["rare_tools"] or r["storm_calls"]) else "high"
         key = "agency|" + r["episode"]
         hit(ctx, "llm_agency", "SELECT ?, system_id, span_id FROM _llm_ag WHERE episode = ?", [key, r["episode"]])

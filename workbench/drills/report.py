@@ -23,7 +23,7 @@ from workbench.drills.workspace import _truth, require_drill, scenario_of
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 
-FORMATS = ("md", "html")
+FORMATS = ("md", "html", "pdf")
 LANES = ("ground truth", "detectors", "facilitator", "team")
 _LANE_COLOUR = {"ground truth": "#b42318", "detectors": "#b54708", "facilitator": "#175cd3", "team": "#067647"}
 _SKIP = ("drill.start", "drill.answer", "demo.build", "ingest.", "model.add", "detect.", "audit.")
@@ -67,6 +67,9 @@ def timeline(ws: Workspace, scenario: Scenario, truth: dict[str, Any], sc: Drill
         latest = marks.get(a["question_id"], {})
         flag = f" [{latest.get('verdict')}]" if latest.get("answered_at") == a["answered_at"] else " [superseded]"
         team(a["answered_at"], f"answered {a['question_id']}: {a['answer'][:80]}{flag}", a["participant"])
+    if not c.get("started_at"):
+        events.sort(key=lambda e: (e["offset_s"], LANES.index(e["lane"])))
+        return events
     started = _dt(c["started_at"])
     reads: set[tuple[str, int]] = set()
     for r in ws.dicts("SELECT seq, ts, actor, action, object, details FROM audit_log WHERE ts >= ? ORDER BY seq",
@@ -181,7 +184,7 @@ def report_view(ws: Workspace, scenario: Scenario, truth: dict[str, Any], sc: Dr
     return {
         "title": f"After-action report: {scenario.title}",
         "intro": f"Drill {scenario.id} (scenario v{scenario.version}, sha256 {scenario.sha256[:12]}), workspace "
-                 f"{ws.path.name}. Clock started {_t(c['started_at'])}; T+0 is {_t(truth['t0'])} in the "
+                 f"{ws.path.name}. Clock started {_t(c.get('started_at')) or 'never'}; T+0 is {_t(truth['t0'])} in the "
                  f"scenario's data. Report generated {_t(sc.scored_at)}.",
         "score": f"Score: {sc.total:g} / {sc.max_points:g} ({sc.percent:g}%)",
         "score_rows": score_rows, "summary": scenario.summary or "",
@@ -258,20 +261,25 @@ def render_html(view: dict[str, Any]) -> str:
 
 def write_report(ws: Workspace, actor: Actor, fmt: str, out: str | Path, now: datetime | None = None
                  ) -> dict[str, Any]:
-    """Write the after-action report (md or html) and record it in the audit chain."""
+    """Write the after-action report (md, html or pdf) and record it in the audit chain."""
     require(actor, "facilitate:drills")
     require_drill(ws)
     if fmt not in FORMATS:
-        raise WorkbenchError(f"unknown report format {fmt!r}; choose md or html")
+        raise WorkbenchError(f"unknown report format {fmt!r}; choose md, html or pdf")
     scenario = scenario_of(ws)
     truth = _truth(ws)
     sc = score(ws, actor, scenario, now=now)
     events = timeline(ws, scenario, truth, sc)
     view = report_view(ws, scenario, truth, sc, events)
-    text = render_html(view) if fmt == "html" else render_markdown(ws, scenario, truth, sc, events, view)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    if fmt == "pdf":
+        from workbench.drills.report_pdf import render_pdf
+
+        out.write_bytes(render_pdf(view))
+    else:
+        text = render_html(view) if fmt == "html" else render_markdown(ws, scenario, truth, sc, events, view)
+        out.write_text(text, encoding="utf-8")
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     audit.record(ws, actor, "drill.report", str(out), {"format": fmt, "sha256": digest, "score": sc.total,
                                                       "max_points": sc.max_points})

@@ -22,7 +22,8 @@ from workbench.drills.model import (
 )
 from workbench.errors import WorkbenchError
 
-QUESTION_KINDS = ("principal", "atlas", "time", "contain", "keywords", "choice", "number")
+QUESTION_KINDS = ("principal", "atlas", "feature", "version", "ip", "artifact", "time", "contain", "keywords", "choice",
+                  "number")
 TRUTH_FIELDS = ("principals", "atlas", "start", "end", "system_id", "type", "decision_count", "ips", "feature",
                 "metric", "trigger_feature", "trigger_value", "version", "sha256", "sha256_prefix")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")

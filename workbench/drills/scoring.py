@@ -1,16 +1,6 @@
-"""Score a drill: answers against the injected ground truth, time to detect, playbook steps, evidence.
+"""Score a drill: answers (marked by ``grading``) against the injected ground truth, time to detect, playbook
+steps, evidence.
 
-Marking rules (documented for facilitators):
-- principal / atlas: names found in the answer are compared with the expected set. `match: all` gives
-  points x right / expected, `match: any` full points for one right name; each wrong name beside them
-  halves that (two wrong names: nothing), so a list of every suspect is not an answer. A wrong name is a
-  principal of the workspace (or an ATLAS id) that is not expected; other words do not count against the
-  answer. An ATLAS parent technique of an expected sub-technique counts half.
-- time: full points within `tolerance` of the expected instant, half within `partial_tolerance`
-  (default three times the tolerance).
-- contain / keywords: one share of the points per keyword group the answer mentions.
-- choice: the expected option (its text, number or letter). number: within tolerance (10% or absolute),
-  half within twice the tolerance.
 Time to detect is drill time from the clock start to the first of: a right answer to a detection question
 (principal questions by default), an incident or evidence item naming an injected principal or holding its
 decisions or alerts, or an alert about the injected incident being acknowledged.
@@ -24,28 +14,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workbench.access import Actor, require
-from workbench.drills.scenario import Question, Scenario, offset_text
+from workbench.drills.grading import MARKS_KEY, expected_text, expected_values, grade
+from workbench.drills.scenario import Scenario, offset_text
 from workbench.drills.session import _clock_state, _dt, elapsed_at
 from workbench.drills.workspace import _truth, require_drill, scenario_of
-from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 
-_ATLAS_RE = re.compile(r"aml\.t\d{4}(?:\.\d{3})?", re.IGNORECASE)
+__all__ = ["DrillScore", "alert_relevant", "expected_values", "score", "time_to_detect"]
+
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]*[A-Za-z0-9]|[A-Za-z0-9]")
-_NUMBER = re.compile(r"-?\d[\d,_]*(?:\.\d+)?")
-_REF = re.compile(r"^@([a-z0-9][a-z0-9_-]*)\.([a-z0-9_]+)$")
-_DEFAULT_FIELD = {"principal": "principals", "atlas": "atlas", "time": "start", "number": "decision_count"}
-
-
-@dataclass
-class Grade:
-    """The mark of one answer."""
-
-    points: float
-    max_points: float
-    verdict: str
-    detail: str = ""
-    hit: bool = False
 
 
 @dataclass
@@ -70,135 +47,6 @@ class DrillScore:
 
 
 # -- expected values ----------------------------------------------------------------------------------------
-def resolve(value: Any, truth: dict[str, Any]) -> list[Any]:
-    """A literal or an '@incident.field' reference, as a flat list of values."""
-    vals = value if isinstance(value, list | tuple) else [value]
-    out: list[Any] = []
-    for v in vals:
-        m = _REF.match(v) if isinstance(v, str) else None
-        if m:
-            got = truth["incidents"][m.group(1)].get(m.group(2))
-            out.extend(got if isinstance(got, list) else [] if got is None else [got])
-        elif v is not None:
-            out.append(v)
-    return out
-
-
-def expected_values(q: Question, truth: dict[str, Any]) -> list[Any]:
-    """What a question expects, with references resolved (default: the incident's matching field)."""
-    if q.expected is None and q.incident and q.kind in _DEFAULT_FIELD:
-        return resolve(f"@{q.incident}.{_DEFAULT_FIELD[q.kind]}", truth)
-    return resolve(q.expected, truth)
-
-
-def expected_text(q: Question, truth: dict[str, Any]) -> str:
-    """The expected answer as a facilitator reads it."""
-    if q.kind in ("contain", "keywords"):
-        return " AND ".join("(" + " | ".join(str(w) for w in resolve(g, truth)) + ")" for g in q.keywords)
-    vals = expected_values(q, truth)
-    if q.kind == "time" and vals:
-        tol = offset_text(q.tolerance_s).replace("T+", "")
-        return f"{_dt(_parse_time(str(vals[0]), truth)).strftime('%Y-%m-%d %H:%M UTC')} (+/- {tol})"
-    joiner = " and " if q.match == "all" else " or "
-    return joiner.join(str(v) for v in vals)
-
-
-# -- marking one answer ------------------------------------------------------------------------------------
-def grade(q: Question, answer: str | None, truth: dict[str, Any], known_principals: set[str] | None = None
-          ) -> Grade:
-    """Mark one answer to one question against the ground truth."""
-    if answer is None or not str(answer).strip():
-        return Grade(0.0, q.points, "unanswered")
-    text = str(answer).strip()
-    fn = {"principal": _principal, "atlas": _atlas, "time": _time, "contain": _keywords, "keywords": _keywords,
-          "choice": _choice, "number": _number}[q.kind]
-    share, detail = fn(q, text, truth, known_principals or set())
-    share = max(0.0, min(1.0, share))
-    verdict = "right" if share >= 0.999 else "partly right" if share > 0 else "wrong"
-    return Grade(round(q.points * share, 2), q.points, verdict, detail, hit=share > 0)
-
-
-def _set_share(q: Question, hits: float, wrong: int, n_expected: int) -> float:
-    found = min(1.0, hits) if q.match == "any" else hits / max(1, n_expected)
-    return found * max(0.0, 1.0 - 0.5 * wrong)
-
-
-def _principal(q: Question, text: str, truth: dict, known: set[str]) -> tuple[float, str]:
-    expected = {str(v).lower() for v in expected_values(q, truth)}
-    tokens = {t.lower() for t in _TOKEN.findall(text)}
-    hits = tokens & expected
-    wrong = (tokens & {k.lower() for k in known}) - expected
-    detail = f"named {sorted(hits) or 'none'} of {sorted(expected)}" + (f"; wrong: {sorted(wrong)}" if wrong else "")
-    return _set_share(q, len(hits), len(wrong), len(expected)), detail
-
-
-def _atlas(q: Question, text: str, truth: dict, known: set[str]) -> tuple[float, str]:
-    expected = {str(v).upper() for v in expected_values(q, truth)}
-    given = {t.upper() for t in _ATLAS_RE.findall(text)}
-    parents = {e.split(".")[0] + "." + e.split(".")[1] for e in expected if e.count(".") == 2}
-    hits = len(given & expected) + 0.5 * len((given - expected) & parents)
-    wrong = given - expected - parents
-    detail = f"gave {sorted(given) or 'no technique id'}; expected {sorted(expected)}"
-    return _set_share(q, hits, len(wrong), len(expected)), detail
-
-
-def _parse_time(text: str, truth: dict) -> datetime:
-    from workbench.sample.incidents import parse_start, parse_ts
-
-    t = text.strip().replace(" UTC", "").replace("utc", "")
-    if re.match(r"^\d{4}-\d{2}-\d{2} \d", t):
-        t = t.replace(" ", "T", 1)
-    try:
-        us = parse_start(t, parse_ts(truth["sample_start"]))
-    except (WorkbenchError, ValueError) as exc:
-        raise WorkbenchError(f"cannot read time {text!r}") from exc
-    return datetime.fromtimestamp(us / 1e6, UTC)
-
-
-def _time(q: Question, text: str, truth: dict, known: set[str]) -> tuple[float, str]:
-    want = _parse_time(str(expected_values(q, truth)[0]), truth)
-    try:
-        got = _parse_time(text, truth)
-    except WorkbenchError:
-        m = re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?|day \d+ \d{1,2}:\d{2}",
-                      text, flags=re.IGNORECASE)
-        if not m:
-            return 0.0, "no time found (use ISO-8601 UTC, e.g. 2026-10-02 09:30, or 'day 1 09:30')"
-        got = _parse_time(m.group(0), truth)
-    off = abs((got - want).total_seconds())
-    partial = q.partial_tolerance_s if q.partial_tolerance_s is not None else 3 * q.tolerance_s
-    share = 1.0 if off <= q.tolerance_s else 0.5 if off <= partial else 0.0
-    return share, f"{offset_text(off).replace('T+', '')} from the true start"
-
-
-def _keywords(q: Question, text: str, truth: dict, known: set[str]) -> tuple[float, str]:
-    low = text.lower()
-    met = []
-    for group in q.keywords:
-        words = [str(w).lower() for w in resolve(group, truth)]
-        met.append(any(w and w in low for w in words))
-    return sum(met) / max(1, len(met)), f"{sum(met)} of {len(met)} points covered"
-
-
-def _choice(q: Question, text: str, truth: dict, known: set[str]) -> tuple[float, str]:
-    t = text.strip().lower().rstrip(".)")
-    want = str(expected_values(q, truth)[0])
-    idx = q.options.index(want)
-    ok = t in (want.lower(), str(idx + 1), "abcdefghij"[idx])
-    return (1.0 if ok else 0.0), f"chose {text!r}"
-
-
-def _number(q: Question, text: str, truth: dict, known: set[str]) -> tuple[float, str]:
-    m = _NUMBER.search(text)
-    if not m:
-        return 0.0, "no number found"
-    got = float(m.group(0).replace(",", "").replace("_", ""))
-    want = float(expected_values(q, truth)[0])
-    tol = q.number_tolerance.strip()
-    limit = abs(want) * float(tol[:-1]) / 100 if tol.endswith("%") else float(tol)
-    off = abs(got - want)
-    share = 1.0 if off <= limit else 0.5 if off <= 2 * limit else 0.0
-    return share, f"{got:g} against {want:g}"
 
 
 # -- the whole drill ---------------------------------------------------------------------------------------
@@ -211,19 +59,21 @@ def score(ws: Workspace, actor: Actor, scenario: Scenario | None = None, now: da
     c = _clock_state(ws)
     known = {r[0] for r in ws.rows("SELECT DISTINCT principal FROM decisions")}
     answers = ws.dicts("SELECT * FROM drill_answers ORDER BY answer_id")
+    marks = _marks(ws)
     latest: dict[str, dict] = {}
     for a in answers:
         latest[a["question_id"]] = a
     questions = []
     for q in scenario.questions:
         a = latest.get(q.id)
-        g = grade(q, a["answer"] if a else None, truth, known)
+        g = grade(q, a["answer"] if a else None, truth, known, marks.get(a["answer_id"]) if a else None)
         questions.append({
             "id": q.id, "kind": q.kind, "text": q.text, "expected": expected_text(q, truth),
             "answer": a["answer"] if a else None, "participant": a["participant"] if a else None,
             "answered_at": a["answered_at"] if a else None,
             "elapsed_s": elapsed_at(c, a["answered_at"]) if a else None,
             "points": g.points, "max_points": g.max_points, "verdict": g.verdict, "detail": g.detail,
+            "answer_id": a["answer_id"] if a else None,
             "attempts": sum(1 for x in answers if x["question_id"] == q.id)})
     ttd = time_to_detect(ws, scenario, truth, answers, known)
     steps = _steps(ws, scenario)
@@ -232,17 +82,26 @@ def score(ws: Workspace, actor: Actor, scenario: Scenario | None = None, now: da
     best = scenario.max_points()
     return DrillScore(scenario.id, scenario.title, round(total, 2), round(best, 2),
                       round(100 * total / best, 1) if best else 0.0, questions, ttd, steps, evidence,
-                      _participants(scenario, truth, answers, known), now or datetime.now(UTC))
+                      _participants(scenario, truth, answers, known, marks), now or datetime.now(UTC))
 
 
-def _participants(scenario: Scenario, truth: dict, answers: list[dict], known: set[str]) -> list[dict[str, Any]]:
+def _marks(ws: Workspace) -> dict[int, dict[str, Any]]:
+    """The facilitator's marks of free-text answers, by answer id."""
+    from workbench.drills.workspace import _meta_value
+
+    return {int(k): v for k, v in (_meta_value(ws, MARKS_KEY) or {}).items()}
+
+
+def _participants(scenario: Scenario, truth: dict, answers: list[dict], known: set[str],
+                  marks: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Each participant's own latest answers, marked (for the debrief, not the team score)."""
     people: dict[str, dict[str, dict]] = {}
     for a in answers:
         people.setdefault(a["participant"], {})[a["question_id"]] = a
     out = []
     for name, mine in sorted(people.items()):
-        pts = sum(grade(q, mine[q.id]["answer"], truth, known).points for q in scenario.questions if q.id in mine)
+        pts = sum(grade(q, mine[q.id]["answer"], truth, known, (marks or {}).get(mine[q.id]["answer_id"])).points
+                  for q in scenario.questions if q.id in mine)
         out.append({"participant": name, "answered": len(mine), "points": round(pts, 2),
                     "max_points": sum(q.points for q in scenario.questions)})
     return out
@@ -314,8 +173,8 @@ def time_to_detect(ws: Workspace, scenario: Scenario, truth: dict, answers: list
         alert = alerts.get(str(row["object"]))
         if alert and alert_relevant(alert, truth):
             events.append((_dt(row["ts"]), f"alert {row['object']} acknowledged by {row['actor']}"))
-    started = _dt(c["started_at"])
-    events = [(t, why) for t, why in events if t >= started]
+    started = _dt(c["started_at"]) if c.get("started_at") else None
+    events = [(t, why) for t, why in events if started is not None and t >= started]
     if not events:
         return {"seconds": None, "elapsed": None, "via": None, "points": 0.0,
                 "max_points": max((p for _, p in scenario.rubric.ttd_bands), default=0.0), "band": None}

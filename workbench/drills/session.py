@@ -1,6 +1,8 @@
 """A running drill: the inject clock (start, pause, resume), releasing injects, and participants' answers.
 
-Drill time ("T+12m") is wall-clock time since the clock started, minus any pauses. Injects are released by
+Drill time ("T+12m") is wall-clock time since the clock started, minus any pauses. Building a drill workspace
+does not start the clock: the facilitator starts it (``start_clock``) when the session starts; until then no inject
+is out and no answer is taken. Injects are released by
 the clock (scenario `release: timed`, when their T+ offset is reached) or by the facilitator (always
 possible, and the only way in `release: manual`); the T+0 inject is out as soon as the clock starts.
 """
@@ -36,17 +38,23 @@ def clock(ws: Workspace, now: datetime | None = None) -> dict[str, Any]:
     """The inject clock: started_at, paused or running, elapsed seconds of drill time."""
     require_drill(ws)
     c = _meta_value(ws, CLOCK_KEY) or {}
+    if not c.get("started_at"):
+        return {"started": False, "started_at": None, "paused": False, "elapsed_s": 0.0, "elapsed": "not started",
+                "pauses": []}
     now = now or _now()
     started = _dt(c["started_at"])
     pauses = c.get("pauses") or []
     paused = bool(pauses) and pauses[-1][1] is None
     elapsed = elapsed_at(c, now)
-    return {"started_at": started, "paused": paused, "elapsed_s": elapsed, "elapsed": offset_text(elapsed),
-            "pauses": pauses}
+    return {"started": True, "started_at": started, "paused": paused, "elapsed_s": elapsed,
+            "elapsed": offset_text(elapsed), "pauses": pauses}
 
 
 def elapsed_at(c: dict[str, Any], when: datetime) -> float:
-    """Drill seconds elapsed at a wall-clock instant (pauses do not count; negative before the start)."""
+    """Drill seconds elapsed at a wall-clock instant (pauses do not count; negative before the start; 0 while the
+    clock has not been started)."""
+    if not c.get("started_at"):
+        return 0.0
     started = _dt(c["started_at"])
     when = _dt(when)
     total = (when - started).total_seconds()
@@ -60,6 +68,17 @@ def elapsed_at(c: dict[str, Any], when: datetime) -> float:
 
 def _clock_state(ws: Workspace) -> dict[str, Any]:
     return _meta_value(ws, CLOCK_KEY) or {}
+
+
+def started(ws: Workspace) -> bool:
+    """Whether the facilitator has started the drill's clock."""
+    return bool(_clock_state(ws).get("started_at"))
+
+
+def _require_started(ws: Workspace, what: str) -> None:
+    if not started(ws):
+        raise WorkbenchError(f"the drill has not started: {what} once the facilitator starts the clock "
+                             "(`workbench drill clock start` or the facilitator page)")
 
 
 def start_clock(ws: Workspace, actor: Actor, at: datetime | None = None) -> dict[str, Any]:
@@ -77,6 +96,7 @@ def pause_clock(ws: Workspace, actor: Actor) -> dict[str, Any]:
     """Stop drill time (a break); timed injects wait."""
     require(actor, "facilitate:drills")
     require_drill(ws)
+    _require_started(ws, "pause")
     c = _clock_state(ws)
     pauses = c.get("pauses") or []
     if pauses and pauses[-1][1] is None:
@@ -126,19 +146,22 @@ def _injects(ws: Workspace, now: datetime | None = None) -> list[dict[str, Any]]
     scenario = scenario_of(ws)
     c = _clock_state(ws)
     now = now or _now()
-    elapsed = elapsed_at(c, now)
+    elapsed = elapsed_at(c, now) if c.get("started_at") else float("-inf")
     manual = {r[0]: (r[1], r[2]) for r in ws.rows("SELECT inject_no, released_at, released_by FROM drill_releases")}
     out = []
     for inj in scenario.injects:
         due = elapsed >= inj.at_s
         timed = (scenario.release == "timed" or inj.at_s == 0) and due
         released_at, by = manual.get(inj.n, (None, None))
-        if timed and (released_at is None or wall_time(c, inj.at_s) < _dt(released_at)):
+        if timed and c.get("started_at") and (released_at is None or wall_time(c, inj.at_s) < _dt(released_at)):
             released_at, by = wall_time(c, inj.at_s), "clock"
         out.append({"n": inj.n, "at": inj.at, "at_s": inj.at_s, "title": inj.title, "text": inj.text,
                     "due": due, "released": released_at is not None, "released_at": released_at,
                     "released_by": by,
                     "released_elapsed_s": None if released_at is None else elapsed_at(c, released_at)})
+    if not c.get("started_at"):  # nothing is out before the session starts
+        for i in out:
+            i.update(due=False, released=False, released_at=None, released_by=None, released_elapsed_s=None)
     return out
 
 
@@ -154,6 +177,7 @@ def release_inject(ws: Workspace, actor: Actor, n: int) -> dict[str, Any]:
     """Release inject number n to participants now (facilitator); releasing it again changes nothing."""
     require(actor, "facilitate:drills")
     require_drill(ws)
+    _require_started(ws, "release injects")
     scenario = scenario_of(ws)
     if not 1 <= int(n) <= len(scenario.injects):
         raise WorkbenchError(f"no inject {n}: this drill has injects 1..{len(scenario.injects)}")
@@ -176,6 +200,7 @@ def answer(ws: Workspace, actor: Actor, question_id: str, text: str, participant
     require_drill(ws)
     scenario = scenario_of(ws)
     q = scenario.question(question_id)
+    _require_started(ws, "answers are taken")
     text = (text or "").strip()
     if not text:
         raise WorkbenchError("an answer cannot be empty")
@@ -214,3 +239,29 @@ def all_answers(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
         r["elapsed_s"] = elapsed_at(c, r["answered_at"])
         r["elapsed"] = offset_text(r["elapsed_s"])
     return rows
+
+
+def mark_answer(ws: Workspace, actor: Actor, question_id: str, points: float, note: str = "") -> dict[str, Any]:
+    """The facilitator's mark for the latest answer to a free-text question (contain, keywords); audited."""
+    from workbench.drills.grading import JUDGED_KINDS, MARKS_KEY
+
+    require(actor, "facilitate:drills")
+    require_drill(ws)
+    q = scenario_of(ws).question(question_id)
+    if q.kind not in JUDGED_KINDS:
+        raise WorkbenchError(f"{q.id} is a {q.kind} question, marked against the ground truth; only free-text "
+                             f"questions ({', '.join(JUDGED_KINDS)}) are marked by hand")
+    if not 0 <= float(points) <= q.points:
+        raise WorkbenchError(f"a mark for {q.id} is between 0 and {q.points:g} points")
+    row = ws.one("SELECT answer_id, participant FROM drill_answers WHERE question_id = ? ORDER BY answer_id DESC "
+                 "LIMIT 1", [q.id])
+    if row is None:
+        raise WorkbenchError(f"no answer to {q.id} yet")
+    marks = _meta_value(ws, MARKS_KEY) or {}
+    mark = {"points": float(points), "note": (note or "").strip()[:MAX_ANSWER], "by": actor.user,
+            "at": _now().isoformat(), "question_id": q.id}
+    marks[str(row[0])] = mark
+    with ws.transaction():
+        _set_meta(ws, MARKS_KEY, marks)
+        audit.record(ws, actor, "drill.mark", q.id, {"answer_id": int(row[0]), "participant": row[1], **mark})
+    return {"answer_id": int(row[0]), "participant": row[1], **mark}

@@ -38,7 +38,7 @@ MODELS_CACHE = ".drill-models"
 
 @dataclass
 class DrillInfo:
-    """A built drill workspace: where it is, what it holds, when its clock started."""
+    """A built drill workspace: where it is, what it holds, when it was built (its clock is not started)."""
 
     scenario_id: str
     title: str
@@ -48,7 +48,7 @@ class DrillInfo:
     decisions: int
     alerts: int
     incidents: int
-    started_at: datetime
+    built_at: datetime
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -154,7 +154,7 @@ def _remove(path: Path) -> None:
 def start_drill(scenario_path: str | Path, out_dir: str | Path, *, actor: Actor | None = None,
                 models_dir: Path | None = None, force: bool = False,
                 progress: Callable[[str], None] | None = None) -> DrillInfo:
-    """Build a fresh drill workspace for a scenario in out_dir and start its inject clock."""
+    """Build a fresh drill workspace for a scenario in out_dir (its clock waits for the facilitator to start it)."""
     from workbench.demo import build_demo
     from workbench.sample import generate
 
@@ -201,11 +201,11 @@ def start_drill(scenario_path: str | Path, out_dir: str | Path, *, actor: Actor 
                 "built_by": builder.user, "data_dir": str(data_dir)}
         with ws.transaction():
             _set_meta(ws, KEY_KEY, _encode(truth))
-            _set_meta(ws, CLOCK_KEY, {"started_at": now.isoformat(), "pauses": []})
+            _set_meta(ws, CLOCK_KEY, {"started_at": None, "pauses": []})
             _set_meta(ws, META_KEY, meta)
             audit.record(ws, builder, "drill.start", scenario.id,
                          {"scenario_sha256": scenario.sha256, "seed": scenario.seed, "path": str(target),
-                          "incidents": len(scenario.incidents), "started_at": now.isoformat()})
+                          "incidents": len(scenario.incidents), "built_at": now.isoformat()})
         decisions = int(ws.scalar("SELECT count(*) FROM decisions"))
     except BaseException:
         ws.close()

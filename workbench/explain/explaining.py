@@ -34,7 +34,7 @@ def explain_batch(ws: Workspace, actor: Actor, system_id: str, ids: list[str], *
         return [], {"cached": 0, "computed": 0}
     meta = ws.rows(
         "SELECT d.decision_id, d.model_version, d.model_sha256, d.score FROM (SELECT unnest(?::VARCHAR[]) AS "
-        "decision_id) ids JOIN decisions d ON d.decision_id = ids.decision_id AND d.system_id = ?",
+        "decision_id) ids JOIN all_decisions d ON d.decision_id = ids.decision_id AND d.system_id = ?",
         [ids, system_id])
     info = {r[0]: r for r in meta}
     missing = [i for i in ids if i not in info]

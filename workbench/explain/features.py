@@ -53,7 +53,7 @@ def load_by_ids(ws: Workspace, system_id: str, ids: list[str], types: dict[str, 
     frame = ws.df(
         f"SELECT {_meta(types)}{outer} FROM (SELECT d.*, ids.k AS {_P}k{inner} "
         f"FROM (SELECT unnest(?::VARCHAR[]) AS decision_id, generate_subscripts(?::VARCHAR[], 1) AS k) ids "
-        f"JOIN decisions d ON d.decision_id = ids.decision_id AND d.system_id = ?) d ORDER BY d.{_P}k",
+        f"JOIN all_decisions d ON d.decision_id = ids.decision_id AND d.system_id = ?) d ORDER BY d.{_P}k",
         [*fparams, ids, ids, system_id])
     frame = _rename(frame, types)
     if len(frame) != len(ids):
@@ -72,7 +72,7 @@ def load_where(ws: Workspace, system_id: str, where: str, params: list[Any], typ
     inner, outer, fparams = _columns(types)
     lim = f" LIMIT {int(limit)}" if limit else ""
     # the rows are chosen first, and the features JSON is parsed for the kept rows only
-    frame = ws.df(f"SELECT {_meta(types)}{outer} FROM (SELECT d.*{inner} FROM (SELECT * FROM decisions d "
+    frame = ws.df(f"SELECT {_meta(types)}{outer} FROM (SELECT d.*{inner} FROM (SELECT * FROM all_decisions d "
                   f"WHERE d.system_id = ? AND ({where}) ORDER BY {order}{lim}) d) d ORDER BY {order}",
                   [*fparams, system_id, *params])
     return _rename(frame, types)

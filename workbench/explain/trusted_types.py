@@ -340,7 +340,8 @@ def _check_boosting(gb: Any, name: str, width: int | None) -> None:
         raise _bad(f"{name}: estimators_ is not an (iterations x n_trees_per_iteration_) array")
     for member in est.ravel():
         if type_name(member) != "sklearn.tree._classes.DecisionTreeRegressor" \
-                or getattr(member, "n_features_in_", None) != width or member.tree_.n_outputs != 1:
+                or getattr(member, "n_features_in_", None) != width \
+                or np.asarray(member.tree_.value).shape[1:] != (1, 1):
             raise _bad(f"{name}: a stage that is not a one-output tree over {width} features")
     classifier = name.endswith("Classifier")
     n = len(getattr(gb, "classes_", [])) if classifier else 1

@@ -26,7 +26,8 @@ def _manifests(emit_dir: Path) -> list[dict[str, Any]]:
     try:
         man = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise WorkbenchError(f"{emit_dir}: no readable .redteam-manifest.json from `workbench redteam --emit` ({exc})") from exc
+        raise WorkbenchError(f"{emit_dir}: no readable .redteam-manifest.json from `workbench redteam --emit` "
+                             f"({exc})") from exc
     if not isinstance(man, dict) or not {"run_id", "system_id", "attack_file", "id_prefix"} <= set(man):
         raise WorkbenchError(f"{path}: not a red-team emit manifest")
     return [man]

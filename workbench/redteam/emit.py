@@ -3,7 +3,8 @@
 DIR gets `attack-<run>.jsonl` (one canonical decision per query: a principal of its own per attack, a
 TEST-NET-2 address, sessions per walk, realistic gaps), `normal-<run>.jsonl` (a copy of the system's logged
 traffic over the attack's window and the day before it, so the directory alone replays the mix into an empty
-workspace) and `.redteam-manifest.json` (hidden, so `workbench ingest DIR` takes only the logs). The attack ends at the system's last logged decision, so in a copy of the
+workspace) and `.redteam-manifest.json` (hidden, so `workbench ingest DIR` takes only the logs).
+The attack ends at the system's last logged decision, so in a copy of the
 workspace it is mixed into the traffic that is already there.
 """
 

@@ -108,7 +108,8 @@ _HTML = """<!DOCTYPE html>
 the system's surrogate); their traffic was replayed through the detectors in a scratch copy of the workspace.</p>
 {% for title, rows, cols in sections %}<h2>{{ title }}</h2>
 {% if rows %}<table><thead><tr>{% for c in cols %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
-{% for r in rows %}<tr>{% for c in cols %}<td{% if r.get(c) == 'MISSED' %} class="problem"{% endif %}>{{ r.get(c)|cell(300) }}</td>{% endfor %}</tr>
+{% for r in rows %}<tr>{% for c in cols %}<td{% if r.get(c) == 'MISSED' %} class="problem"{% endif %}>
+{{- r.get(c)|cell(300) }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table>{% else %}<p><em>none</em></p>{% endif %}
 {% endfor %}</body></html>
 """

@@ -18,8 +18,8 @@ import pandas as pd
 from workbench.access import Actor
 from workbench.errors import WorkbenchError
 from workbench.explain import features, registry, surrogate, treeshap
-from workbench.explain.replay import apply_rule, decision_rule
 from workbench.explain.loaders import LoadedModel
+from workbench.explain.replay import apply_rule, decision_rule
 from workbench.redteam.space import Space
 from workbench.store import Workspace
 

@@ -55,7 +55,8 @@ def load_file(ws: Workspace, actor: Actor, path: Path, result: Any, system: str 
         _apply_policy(con, key)
         con.execute(f"""
             INSERT INTO trace_spans BY NAME
-            SELECT * EXCLUDE (line, raw, sha, err, keep, policy, rk, first_sha, first_line, old_sha, old_source, old_line),
+            SELECT * EXCLUDE (line, raw, sha, err, keep, policy, rk, first_sha, first_line, old_sha,
+                old_source, old_line),
                    date_diff('microsecond', ts, end_ts) / 1000.0 AS latency_ms, policy AS content_policy,
                    sha AS span_sha, {sid} AS source_id, line AS source_line
             FROM _tstage WHERE keep""")

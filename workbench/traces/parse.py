@@ -23,10 +23,12 @@ STAGE = ("line, raw, sha, err, system_id, trace_id, span_id, parent_span_id, nam
 
 _OTLP_SPANS = f"""
 CREATE OR REPLACE TEMP TABLE _tx AS
-WITH docs AS (SELECT line, raw::JSON AS j FROM _tl WHERE json_valid(raw) AND json_type(raw::JSON, '$.resourceSpans') = 'ARRAY'),
+WITH docs AS (SELECT line, raw::JSON AS j FROM _tl WHERE json_valid(raw) AND json_type(raw::JSON,
+    '$.resourceSpans') = 'ARRAY'),
 rs AS (SELECT line, unnest(from_json(j->'resourceSpans', '["JSON"]')) AS r FROM docs),
 ss AS (SELECT line, r->'resource'->'attributes' AS ra,
-              unnest(coalesce(try(from_json(coalesce(r->'scopeSpans', r->'instrumentationLibrarySpans'), '["JSON"]')), [])) AS s
+              unnest(coalesce(try(from_json(coalesce(r->'scopeSpans', r->'instrumentationLibrarySpans'),
+                  '["JSON"]')), [])) AS s
        FROM rs),
 sp AS (SELECT line, ra, unnest(coalesce(try(from_json(s->'spans', '["JSON"]')), [])) AS sp FROM ss)
 SELECT line, sp, ra, _tattrs(sp->'attributes') AS a, _tattrs(ra) AS r,
@@ -71,8 +73,11 @@ WITH k AS (SELECT *, {_OTLP_KIND} AS kind, _tid(sp->>'traceId', 16) AS tid, _tid
                   coalesce(?, _ta(r, 'service.name')) AS sys FROM _tm)
 SELECT line, sp::VARCHAR AS raw, sha256(sp::VARCHAR || '|' || coalesce(ra::VARCHAR, '')) AS sha,
   CASE WHEN json_type(sp) <> 'OBJECT' THEN 'span is not a JSON object'
-       WHEN tid IS NULL THEN 'traceId is not 32 hex digits (or base64 of 16 bytes): ' || coalesce(left(sp->>'traceId', 40), 'missing')
-       WHEN sid IS NULL THEN 'spanId is not 16 hex digits (or base64 of 8 bytes): ' || coalesce(left(sp->>'spanId', 40), 'missing')
+       WHEN tid IS NULL
+           THEN 'traceId is not 32 hex digits (or base64 of 16 bytes): '
+                || coalesce(left(sp->>'traceId', 40), 'missing')
+       WHEN sid IS NULL
+           THEN 'spanId is not 16 hex digits (or base64 of 8 bytes): ' || coalesce(left(sp->>'spanId', 40), 'missing')
        WHEN t0 IS NULL THEN 'startTimeUnixNano is missing or not a number of nanoseconds'
        WHEN t1 < t0 THEN 'endTimeUnixNano is before startTimeUnixNano'
        WHEN sys IS NULL THEN 'no system: the resource has no service.name (pass --system)' END AS err,
@@ -101,7 +106,8 @@ SELECT line, sp::VARCHAR AS raw, sha256(sp::VARCHAR || '|' || coalesce(ra::VARCH
     AS BIGINT) AS output_tokens,
   try_cast({_first(('gen_ai.usage.cost', 'llm.cost.total'))} AS DOUBLE) AS cost,
   coalesce({_first(('gen_ai.tool.name', 'tool.name'))}, CASE WHEN kind = 'tool' THEN sp->>'name' END) AS tool_name,
-  CASE WHEN kind = 'tool' THEN {_first(('gen_ai.tool.call.arguments', 'input.value', 'tool.parameters'))} END AS tool_args,
+  CASE WHEN kind = 'tool' THEN {_first(('gen_ai.tool.call.arguments', 'input.value', 'tool.parameters'))} END
+      AS tool_args,
   CASE WHEN kind = 'tool' THEN {_first(('gen_ai.tool.call.result', 'output.value'))} END AS tool_result,
   coalesce(_tinstr(_ta(a, 'gen_ai.system_instructions')), _tall(msg_in, 'system')) AS system_prompt,
   CASE WHEN kind <> 'tool' THEN coalesce(_tlast(msg_in, 'user'), _ta(a, 'input.value')) END AS input_text,
@@ -150,7 +156,8 @@ m AS (SELECT *, CASE upper(typ) WHEN 'GENERATION' THEN 'llm' WHEN 'TOOL' THEN 't
                       WHEN 'OBJECT' THEN _tjmsgs((inp->'messages')::VARCHAR)
                       WHEN 'VARCHAR' THEN [_tmsg('user', inp->>'$')] END, []) AS msg_in,
              coalesce(CASE json_type(outp) WHEN 'ARRAY' THEN _tjmsgs(outp::VARCHAR)
-                      WHEN 'OBJECT' THEN [_tmsg(coalesce(outp->>'role', 'assistant'), coalesce(outp->>'content', outp::VARCHAR))]
+                      WHEN 'OBJECT' THEN [_tmsg(coalesce(outp->>'role', 'assistant'),
+                          coalesce(outp->>'content', outp::VARCHAR))]
                       WHEN 'VARCHAR' THEN [_tmsg('assistant', outp->>'$')] END, []) AS msg_out,
              CASE WHEN json_type(inp) = 'VARCHAR' THEN inp->>'$' ELSE inp::VARCHAR END AS inp_text,
              CASE WHEN json_type(outp) = 'VARCHAR' THEN outp->>'$' ELSE outp::VARCHAR END AS out_text,

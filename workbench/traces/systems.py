@@ -23,8 +23,9 @@ def configure(ws: Workspace, actor: Actor, system_id: str, *, content_policy: st
                                                        if d.strip()})
     with ws.transaction():
         ws.execute("INSERT OR IGNORE INTO trace_systems (system_id) VALUES (?)", [system_id])
-        ws.execute("UPDATE trace_systems SET content_policy = coalesce(?, content_policy), canary = coalesce(?, canary),"
-                   " org_domains = coalesce(?, org_domains), updated_at = ?, updated_by = ? WHERE system_id = ?",
+        ws.execute("UPDATE trace_systems SET content_policy = coalesce(?, content_policy), "
+                   "canary = coalesce(?, canary), org_domains = coalesce(?, org_domains), updated_at = ?, "
+                   "updated_by = ? WHERE system_id = ?",
                    [content_policy, canary, domains, datetime.now(UTC), actor.user, system_id])
         audit.record(ws, actor, "traces.configure", system_id,
                      {"content_policy": content_policy, "canary_set": canary is not None, "org_domains": domains})
