@@ -26,7 +26,7 @@ def _reference_ids(ws: Workspace, system_id: str, alert: list[str], per_version:
     for version, n in per_version.items():
         k = max(50, round(reference_size * n / total))
         out += [r[0] for r in ws.rows(
-            "SELECT decision_id FROM decisions WHERE system_id = ? AND model_version = ? "
+            "SELECT decision_id FROM all_decisions WHERE system_id = ? AND model_version = ? "
             "AND decision_id NOT IN (SELECT unnest(?::VARCHAR[])) ORDER BY hash(decision_id) LIMIT ?",
             [system_id, version, alert, k])]
     return out

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.explain.artifact_checks import RefusedModel, check_lightgbm_text, refuse
-from workbench.explain.trusted_types import MODELS, check_sklearn_model, load_skops, scan_verdict, static_scan
+from workbench.explain.sklearn_checks import check_sklearn_model
+from workbench.explain.sklearn_checks import type_name as _type_name
+from workbench.explain.trusted_types import MODELS, load_skops, scan_verdict, static_scan
 from workbench.explain.trusted_types import load_pickle as _restricted_load
-from workbench.explain.trusted_types import type_name as _type_name
 from workbench.explain.xgboost_checks import check_xgboost_bytes
 
 __all__ = ["MAX_MODEL_BYTES", "LoadedModel", "RefusedModel", "load_bytes", "load_pickle", "scan_pickle",

@@ -15,7 +15,7 @@ from workbench.store import Workspace
 
 COLUMNS = ["decision_id", "served_version", "served_prediction", "served_score", "replay_version",
            "replay_score", "replay_prediction", "changed"]
-_BASE = "FROM decisions WHERE system_id = ? AND model_version = ? AND score IS NOT NULL"
+_BASE = "FROM all_decisions WHERE system_id = ? AND model_version = ? AND score IS NOT NULL"
 
 
 def _split(ws: Workspace, system_id: str, version: str, low: dict, high: dict) -> float:
@@ -86,7 +86,7 @@ def ids_between(ws: Workspace, system_id: str, since: Any = None, until: Any = N
     if until is not None:
         where.append("ts < ?::TIMESTAMPTZ")
         params.append(until)
-    return [r[0] for r in ws.rows(f"SELECT decision_id FROM decisions WHERE {' AND '.join(where)} "
+    return [r[0] for r in ws.rows(f"SELECT decision_id FROM all_decisions WHERE {' AND '.join(where)} "
                                   "ORDER BY ts, decision_id LIMIT ?", [*params, limit])]
 
 

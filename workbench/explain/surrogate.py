@@ -71,7 +71,7 @@ def fit_surrogate(ws: Workspace, actor: Actor, system_id: str, since: Any = None
     data = booster.model_to_string().encode("utf-8")
     sha = sha256_bytes(data)
     stored = registry._store_copy(ws, data, sha)
-    span = ws.one("SELECT min(ts), max(ts) FROM decisions d WHERE d.system_id = ? AND " + where,
+    span = ws.one("SELECT min(ts), max(ts) FROM all_decisions d WHERE d.system_id = ? AND " + where,
                   [system_id, *params])
     lo, hi = (since or span[0]), (until or span[1])
     now = datetime.now(UTC)

@@ -51,6 +51,7 @@ class _Ubj:
         self.data, self.i, self.what = memoryview(data), 0, what
 
     def take(self, n: int) -> memoryview:
+        """The next n bytes, or a refusal if the file ends first."""
         if n < 0 or self.i + n > len(self.data):
             raise refuse(self.what, "UBJ length beyond the end of the file")
         out = self.data[self.i:self.i + n]
@@ -58,12 +59,14 @@ class _Ubj:
         return out
 
     def marker(self) -> bytes:
+        """The next type marker (no-op markers skipped)."""
         m = bytes(self.take(1))
         while m == b"N":
             m = bytes(self.take(1))
         return m
 
     def count(self, m: bytes | None = None) -> int:
+        """A length or count: an integer no larger than the bytes left."""
         m = m or self.marker()
         if m not in (b"i", b"U", b"I", b"l", b"L"):
             raise refuse(self.what, "UBJ length is not an integer")
@@ -73,6 +76,7 @@ class _Ubj:
         return n
 
     def value(self, m: bytes, depth: int) -> Any:
+        """The value that marker m introduces."""
         if depth > _MAX_DEPTH:
             raise refuse(self.what, "UBJ nested too deeply")
         if m in _UBJ_NUMBERS:
@@ -105,6 +109,7 @@ class _Ubj:
         return kind, n
 
     def array(self, depth: int) -> Any:
+        """An array: typed numeric arrays as numpy, others as lists."""
         kind, n = self._container()
         if kind in _UBJ_NUMBERS and n is not None:
             dt = np.dtype(_UBJ_NUMBERS[kind])
@@ -117,6 +122,7 @@ class _Ubj:
         return out
 
     def object(self, depth: int) -> dict[str, Any]:
+        """An object with string keys."""
         kind, n = self._container()
         out: dict[str, Any] = {}
         for _ in range(n if n is not None else len(self.data)):
