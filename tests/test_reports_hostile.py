@@ -259,7 +259,6 @@ def hostile_drill(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             f"summary: {json.dumps(P['md_link'] + ' ' + P['close'] + ' ' + P['md_entity'])}",
         "days: 4\n  decisions_per_day: 3000": "days: 2\n  decisions_per_day: 800",
         "principals: [broker-lynx-5c21]": f"principals: [{json.dumps(principal)}]",
-        "expected: [broker-lynx-5c21]": f"expected: [{json.dumps(principal)}]",
         "title: The page": f"title: {json.dumps(P['svg'])}",
         "text: Which principal (API key) is abusing the loan-origination API?":
             f"text: {json.dumps(P['comment'] + ' Which principal is abusing the API?')}",

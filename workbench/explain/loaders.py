@@ -165,7 +165,7 @@ def _from_library(obj: Any, sha: str, fmt: str) -> LoadedModel | None:
     try:
         if "lightgbm" in modules:
             booster = getattr(obj, "booster_", obj)
-            return _lightgbm(booster.model_to_string().encode("utf-8"), sha, fmt)
+            return _lightgbm(booster.model_to_string(num_iteration=-1).encode("utf-8"), sha, fmt)
         if "xgboost" in modules:
             booster = obj.get_booster() if hasattr(obj, "get_booster") else obj
             return _xgboost(bytes(booster.save_raw("json")), sha, fmt)

@@ -58,7 +58,8 @@ _LOSSES_FOR = {  # (classifier, several outputs) -> the losses that produce that
 def _check_boosting(gb: Any, name: str, width: int | None) -> None:
     """GradientBoosting writes stage k of row i into a (rows x K) buffer sized by init_ and the loss, unchecked."""
     est, k = gb.estimators_, getattr(gb, "n_trees_per_iteration_", None)
-    if not isinstance(est, np.ndarray) or est.ndim != 2 or not isinstance(k, int) or est.shape[1] != k or k < 1:
+    if not isinstance(est, np.ndarray) or est.ndim != 2 or not isinstance(k, (int, np.integer)) \
+            or est.shape[1] != k or k < 1:
         raise _bad(f"{name}: estimators_ is not an (iterations x n_trees_per_iteration_) array")
     for member in est.ravel():
         if type_name(member) != "sklearn.tree._classes.DecisionTreeRegressor" \
@@ -97,6 +98,16 @@ def _children(obj: Any) -> list[Any]:
 
 def check_sklearn_model(model: Any) -> None:
     """Walk the loaded object graph: only allow-listed types, and every tree's indices in range."""
+    try:
+        names = getattr(model, "feature_names_in_", None)
+        if names is not None and len(names) != getattr(model, "n_features_in_", None):
+            raise _bad("feature_names_in_ and n_features_in_ disagree")
+        _walk(model)
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+        raise _bad(f"malformed model object ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+def _walk(model: Any) -> None:
     leaves = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, np.dtype, type, slice)
     stack, seen = [model], set()
     while stack:
@@ -111,6 +122,10 @@ def check_sklearn_model(model: Any) -> None:
         if not isinstance(obj, containers) and name not in ALLOWED_CLASSES:
             raise _bad(f"it holds a {name}, which is not on the allow-list")
         width = getattr(obj, "n_features_in_", None)
+        fitted = hasattr(obj, "tree_") or hasattr(obj, "estimators_")
+        if fitted and name in TREE_ESTIMATORS | FORESTS | BOOSTING and (
+                not isinstance(width, (int, np.integer)) or width < 1):
+            raise _bad(f"{name} without n_features_in_ (its predict would not check the input width)")
         if name in TREE_ESTIMATORS and hasattr(obj, "tree_"):
             if type_name(obj.tree_) != SKLEARN_TREE:
                 raise _bad(f"{name}.tree_ is a {type_name(obj.tree_)}")

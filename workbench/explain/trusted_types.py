@@ -8,6 +8,7 @@ sklearn_checks (trees), and before the libraries parse it by artifact_checks / x
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import json
@@ -257,6 +258,7 @@ def load_pickle(data: bytes) -> Any:
     return RestrictedUnpickler(io.BytesIO(data)).load()
 
 
+@functools.cache
 def _checked_lightgbm_booster() -> type:
     import lightgbm as lgb
 
@@ -274,6 +276,7 @@ def _checked_lightgbm_booster() -> type:
     return CheckedLightGBMBooster
 
 
+@functools.cache
 def _checked_xgboost_booster() -> type:
     import xgboost as xgb
 

@@ -65,35 +65,39 @@ def split_points(model: LoadedModel) -> dict[str, Counter]:
 
 
 def candidates(t: Target, per_feature: int) -> list[dict[str, Any]]:
-    """(feature, value, left neighbour, right neighbour) candidates, the most fenced intervals first."""
+    """(feature, value, neighbour values) candidates: split intervals fenced by far more splits per unit of width
+    than the feature's other intervals first (across features), then every category, then the rest."""
     splits = split_points(t.model)
-    out = []
+    ranked, cats = [], []
     for spec in t.space.specs.values():
         if spec.kind == "string":
-            out += [{"feature": spec.name, "value": c, "neighbours": [x for x in spec.categories if x != c][:6],
-                     "interval": None} for c in spec.categories[:20]]
+            cats += [{"feature": spec.name, "value": c, "neighbours": [x for x in spec.categories if x != c][:6],
+                      "interval": None} for c in spec.categories[:20]]
             continue
         if spec.kind != "number" or spec.hi <= spec.lo:
             continue
-        cuts = sorted(v for v in splits.get(spec.name, {}) if spec.lo < v < spec.hi)
+        counts = splits.get(spec.name) or Counter()
+        cuts = sorted(v for v in counts if spec.lo < v < spec.hi)
         if len(cuts) < 2:
-            vals = np.unique(np.quantile([spec.lo, spec.hi], np.linspace(0, 1, per_feature + 2)))
-            cuts = [float(v) for v in vals]
+            cuts = [float(v) for v in np.unique(np.linspace(spec.lo, spec.hi, per_feature + 2)[1:-1])]
         edges = [spec.lo - 1e-9, *cuts, spec.hi]
         mids = [(a + b) / 2 for a, b in zip(edges, edges[1:], strict=False)]
         width = spec.hi - spec.lo
-        ranked = []
-        for k in range(1, len(mids) - 1):
-            w = (edges[k + 1] - edges[k]) / width
-            fence = splits[spec.name][edges[k]] + splits[spec.name][edges[k + 1]] if spec.name in splits else 1
-            ranked.append((-(fence / max(w, 1e-6)), k))
-        for _, k in sorted(ranked)[:per_feature]:
-            vals = [_inside(spec, edges[j], edges[j + 1], mids[j]) for j in (k, k - 1, k + 1)]
-            if None in vals:
-                continue
-            out.append({"feature": spec.name, "value": vals[0], "neighbours": vals[1:],
-                        "interval": [edges[k], edges[k + 1]]})
-    return out
+        dens = np.array([(counts[edges[k]] + counts[edges[k + 1]] + 1) / max((edges[k + 1] - edges[k]) / width, 1e-6)
+                         for k in range(1, len(mids) - 1)])
+        if not len(dens):
+            continue
+        ratio = dens / max(float(np.median(dens)), 1e-9)
+        for j in np.argsort(-ratio, kind="stable")[:per_feature]:
+            k = int(j) + 1
+            vals = [_inside(spec, edges[i], edges[i + 1], mids[i]) for i in (k, k - 1, k + 1)]
+            if None not in vals:
+                ranked.append((-float(ratio[j]), spec.name, {"feature": spec.name, "value": vals[0],
+                                                             "neighbours": vals[1:],
+                                                             "interval": [edges[k], edges[k + 1]],
+                                                             "fence_ratio": float(ratio[j])}))
+    numeric = [c for _, _, c in sorted(ranked, key=lambda r: (r[0], r[1]))]
+    return numeric[:10] + cats + numeric[10:]
 
 
 def _inside(spec: Any, a: float, b: float, mid: float) -> float | None:

@@ -124,24 +124,25 @@ def hopskipjump(t: Target, bases: pd.DataFrame, budget: int, seed: int) -> dict[
         warnings.simplefilter("ignore")
         from art.attacks.evasion import HopSkipJump
         from art.estimators.classification import BlackBoxClassifier
-    specs = [s for s in t.space.mutable() if s.kind == "number"]
-    if not specs:
+    numeric = [s for s in t.space.mutable() if s.kind == "number"]
+    if not numeric:
         raise WorkbenchError("HopSkipJump needs at least one mutable numeric feature")
-    lo = np.array([s.p01 for s in specs])
-    width = np.array([(s.p99 - s.p01) or 1.0 for s in specs])
-    names = [s.name for s in specs]
     start, results = t.queries, []
     per = max(HSJ_INIT + 2 * HSJ_EVAL, budget // max(len(bases), 1))
     for i in range(len(bases)):
         if budget - (t.queries - start) < HSJ_INIT + HSJ_EVAL:
             break
         base = bases.iloc[i]
-        if base[names].isna().any():
+        specs = [s for s in numeric if pd.notna(base[s.name])]  # a missing value stays missing
+        if not specs:
             continue
+        lo = np.array([s.p01 for s in specs])
+        width = np.array([(s.p99 - s.p01) or 1.0 for s in specs])
+        names = [s.name for s in specs]
         mine = {"n": 0}
         cap = min(per, budget - (t.queries - start))
 
-        def decode(u: np.ndarray, base: pd.Series = base) -> pd.DataFrame:
+        def decode(u: np.ndarray, base: pd.Series = base, specs=specs, lo=lo, width=width) -> pd.DataFrame:
             frame = pd.DataFrame([base] * len(u)).reset_index(drop=True)
             for k, s in enumerate(specs):
                 frame[s.name] = s.clip(lo[k] + np.clip(u[:, k], 0, 1) * width[k])

@@ -113,9 +113,13 @@ class Target:
         if self.logged_version:
             where += " AND d.model_version = ?"
             params.append(self.logged_version)
+        same = self.kind == "registered" and self.logged_version == self.version
+        if unfavourable and same:  # the logged scores are this model's: refused ones straight from the log
+            where += " AND d.score >= ?"
+            params.append(self.threshold)
+        limit = (n * pool if same else max(n * 20, 2000)) if unfavourable else n
         frame = features.load_where(self.ws, self.system_id, where, params, types,
-                                    order=f"hash(d.decision_id || '{int(seed)}')", limit=n * pool if unfavourable
-                                    else n)
+                                    order=f"hash(d.decision_id || '{int(seed)}')", limit=limit)
         frame = frame[list(types)].reset_index(drop=True)
         if unfavourable and len(frame):
             frame = frame[self.oracle(frame) >= self.threshold].reset_index(drop=True)
