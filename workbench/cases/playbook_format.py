@@ -41,9 +41,14 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+
+from workbench.access import ROLES
+from workbench.cases.incidents import SEVERITIES
+from workbench.schemas import Problem, validate, yaml_lines
 
 PHASES: tuple[tuple[str, str], ...] = (
     ("preparation", "Preparation"),
@@ -68,6 +73,90 @@ EXPORT_FORMATS = ("md", "html", "pdf", "cacao", "audit")
 _STEP = re.compile(r"^\s{0,3}[-*]\s+\[( |x|X)\]\s+(.*)$")
 _ACTION = re.compile(r"`action:\s*([^`]*)`")
 _PIN = re.compile(r"\s*\{#([a-z0-9][a-z0-9-]*)\}\s*$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
+
+
+def _text(value: Any) -> str:
+    """A scalar as text (YAML reads 1.2 as a number, 2025-01-10 as a date); empty or a collection is an error."""
+    if value is None or value == "":
+        raise ValueError("empty")
+    if isinstance(value, dict | list):
+        raise ValueError(f"must be text, not a {'mapping' if isinstance(value, dict) else 'list'}")
+    return str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _non_empty(value: list[Any]) -> list[Any]:
+    if not value:
+        raise ValueError("empty (list at least one)")
+    return value
+
+
+def _matches(pattern: re.Pattern[str], rule: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} must {rule}")
+        return value
+    return AfterValidator(check)
+
+
+def _one_of(allowed: tuple[str, ...]) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+    return AfterValidator(check)
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
+Listed = BeforeValidator(lambda v: _as_list(v))  # a lone value counts as a list of one
+NonEmpty = AfterValidator(_non_empty)
+
+
+class Reference(BaseModel):
+    """A reference: ``{title, url}``, or a plain string (a URL is its own title)."""
+
+    model_config = ConfigDict(extra="allow")
+    title: OptionalText = None
+    url: OptionalText = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return value
+        text = "" if value is None else str(value)
+        return {"title": text or None, "url": text if text.startswith(("http://", "https://")) else None}
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Reference:
+        if not (self.title or self.url):
+            raise ValueError("a reference is empty (give a title or a url)")
+        return self
+
+
+class FrontMatter(BaseModel):
+    """The playbook front matter schema; other keys are allowed and kept."""
+
+    model_config = ConfigDict(extra="allow")
+    id: Annotated[Text, _matches(_SLUG, "be a lower-case slug (a-z, 0-9, -)")]
+    title: Text
+    version: Annotated[Text, _matches(_VERSION, "look like 1.0 or 1.0.0")]
+    applies_to: Annotated[list[Text], Listed, NonEmpty]
+    severity: Annotated[list[Annotated[Text, _one_of(SEVERITIES)]], Listed, NonEmpty]
+    roles: Annotated[list[Annotated[Text, _one_of(ROLES)]], Listed, NonEmpty]
+    references: Annotated[list[Reference], Listed, NonEmpty]
+    created: Any = None  # dates (or text) for the CACAO export; its file time when absent
+    modified: Any = None
+    summary: OptionalText = None
+
+
+REQUIRED: tuple[str, ...] = tuple(name for name, f in FrontMatter.model_fields.items() if f.is_required())
 
 
 def phase_key(heading: str) -> str | None:
@@ -113,6 +202,7 @@ class Playbook:
     headings: list[tuple[int, str]] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)
     sha256: str = ""
+    front_lines: dict[str, int] = field(default_factory=dict)  # front matter field path -> file line
 
     id = property(lambda self: str(self.front.get("id") or self.path.stem))
     title = property(lambda self: str(self.front.get("title") or self.id))
@@ -206,6 +296,11 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+def front_matter_problems(pb: Playbook) -> list[Problem]:
+    """Every problem of the front matter against `FrontMatter`, each with its field path and line."""
+    return validate(FrontMatter, pb.front, pb.front_lines)[1]
+
+
 def parse_action(text: str) -> dict[str, Any]:
     """`action: VERB ARGS` content -> {verb, args, text}."""
     parts = text.strip().split()
@@ -223,6 +318,7 @@ def parse(path: Path, text: str | None = None) -> Playbook:
         if end is None:
             pb.problems.append((1, "front matter is not closed by a '---' line"))
         else:
+            pb.front_lines = yaml_lines("\n".join(lines[1:end]), first_line=2)
             try:
                 front = yaml.safe_load("\n".join(lines[1:end])) or {}
             except yaml.YAMLError as exc:

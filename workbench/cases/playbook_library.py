@@ -6,32 +6,35 @@ The file format (front matter, phases, steps, ``action:`` syntax) is documented 
 
 from __future__ import annotations
 
-import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from workbench import audit, settings
-from workbench.access import ROLES, Actor, require
+# `detect` as a module, not `from workbench.detect import DETECTOR_NAMES`: workbench.detect imports
+# workbench.cases.masking, so when detect is imported first this module loads before detect has defined the
+# name (it is read at lint time). Import the name once masking no longer lives in workbench.cases.
+from workbench import audit, detect, settings
+from workbench.access import Actor, require
 from workbench.cases import atlas
-from workbench.cases.incidents import SEVERITIES
 from workbench.cases.playbook_format import (
     ACTION_VERBS,
     EVIDENCE_KINDS,
     EXPORT_FORMATS,
     PHASES,
+    REQUIRED,
     Playbook,
+    front_matter_problems,
     parse,
     phase_key,
 )
 from workbench.errors import WorkbenchError
+from workbench.schemas import Problem, line_of, problems_error
 from workbench.store import Workspace
+from workbench.store.queries import all_queries
 
-REQUIRED = ("id", "title", "version", "applies_to", "severity", "roles", "references")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
+__all__ = ["REQUIRED", "get_playbook", "install", "known_detectors", "known_queries", "lint", "lint_one",
+           "load_playbooks", "playbook_dir"]
 
 
 def playbook_dir(directory: str | Path | None = None) -> Path:
@@ -65,39 +68,14 @@ def get_playbook(playbook_id: str, dir: str | Path | None = None) -> Playbook:
     return found[playbook_id]
 
 
-def _names_from(module: ModuleType, attrs: tuple[str, ...], names: Callable[[Any], set[str]]) -> set[str] | None:
-    """The names listed by the first of `attrs` the module has and that is not empty (called if callable)."""
-    for attr in attrs:
-        value = getattr(module, attr, None)
-        if callable(value):
-            value = value()
-        if value:
-            return names(value)
-    return None
+def known_detectors() -> set[str]:
+    """The detector names of workbench.detect (what ``applies_to`` may name besides ATLAS IDs)."""
+    return set(detect.DETECTOR_NAMES)
 
 
-def _detector_names(value: Any) -> set[str]:
-    if isinstance(value, dict):
-        return {str(k) for k in value}
-    return {str(v[0]) if isinstance(v, tuple | list) else str(getattr(v, "name", v)) for v in value}
-
-
-def known_detectors() -> set[str] | None:
-    """Detector names from the detect package, or None when it is not available."""
-    try:
-        from workbench import detect
-    except ImportError:
-        return None
-    return _names_from(detect, ("DETECTOR_NAMES", "DETECTORS", "detector_names"), _detector_names)
-
-
-def known_queries() -> set[str] | None:
-    """Named query names from workbench/store/sql/, or None when there are none."""
-    try:
-        from workbench.store import queries
-    except ImportError:
-        return None
-    return _names_from(queries, ("names", "all_queries", "QUERIES"), lambda v: {str(getattr(q, "name", q)) for q in v})
+def known_queries() -> set[str]:
+    """The named queries of workbench/store/sql/ (what ``action: query NAME`` may name)."""
+    return set(all_queries())
 
 
 def _issue(pb: Playbook, level: str, message: str, line: int | None = None) -> dict[str, Any]:
@@ -107,36 +85,33 @@ def _issue(pb: Playbook, level: str, message: str, line: int | None = None) -> d
 def lint_one(pb: Playbook, atlas_path: str | Path | None = None) -> list[dict[str, Any]]:
     """Problems with one playbook: errors break it, warnings are advice."""
     issues = [_issue(pb, "error", msg, line) for line, msg in pb.problems]
-    f = pb.front
-    for key in REQUIRED:
-        if f.get(key) in (None, "", []):
-            issues.append(_issue(pb, "error", f"front matter lacks '{key}'", 1))
-    if f.get("id") and not _SLUG.match(str(f["id"])):
-        issues.append(_issue(pb, "error", f"id {f['id']!r} must be a lower-case slug (a-z, 0-9, -)", 1))
-    if f.get("id") and str(f["id"]) != pb.path.stem:
-        issues.append(_issue(pb, "warning", f"id {f['id']!r} differs from the file name {pb.path.name}", 1))
-    if f.get("version") is not None and not _VERSION.match(str(f["version"])):
-        issues.append(_issue(pb, "error", f"version {f['version']!r} must look like 1.0 or 1.0.0", 1))
-    bad_atlas = atlas.unknown(pb.atlas, atlas_path)
-    if bad_atlas:
-        issues.append(_issue(pb, "error", "unknown ATLAS technique IDs: " + ", ".join(bad_atlas), 1))
+    issues += [_issue(pb, "error", str(_unlocated(p)), p.line or 1) for p in front_matter_problems(pb)]
+    front_id = pb.front.get("id")
+    if front_id and str(front_id) != pb.path.stem:
+        issues.append(_issue(pb, "warning", f"id {front_id!r} differs from the file name {pb.path.name}",
+                             _line(pb, "id")))
+    atlas_ids = pb.atlas
+    for bad in atlas.unknown(atlas_ids, atlas_path):
+        issues.append(_issue(pb, "error", f"applies_to: unknown ATLAS technique ID {bad}",
+                             _line(pb, f"applies_to[{pb.applies_to.index(bad)}]")))
     detectors = known_detectors()
-    if detectors is not None:
-        for d in pb.detectors:
-            if d not in detectors:
-                issues.append(_issue(pb, "warning", f"applies_to names detector {d!r}, which the detect "
-                                     f"package does not know ({', '.join(sorted(detectors))})", 1))
-    for s in pb.severity:
-        if s not in SEVERITIES:
-            issues.append(_issue(pb, "error", f"severity {s!r} is not one of {', '.join(SEVERITIES)}", 1))
-    for r in pb.roles:
-        if r not in ROLES:
-            issues.append(_issue(pb, "error", f"role {r!r} is not one of {', '.join(ROLES)}", 1))
-    for ref in pb.references:
-        if not ref["title"]:
-            issues.append(_issue(pb, "error", "a reference is empty", 1))
+    for d in pb.detectors:
+        if d not in detectors:
+            issues.append(_issue(pb, "warning", f"applies_to names detector {d!r}, which the detect "
+                                 f"package does not know ({', '.join(sorted(detectors))})",
+                                 _line(pb, f"applies_to[{pb.applies_to.index(d)}]")))
     issues += _lint_body(pb)
     return issues
+
+
+def _unlocated(p: Problem) -> Problem:
+    """The problem without its line (the issue row carries the line)."""
+    return Problem(p.path, p.message)
+
+
+def _line(pb: Playbook, path: str) -> int:
+    """The file line of a front matter field path (1 when unknown)."""
+    return line_of(path, pb.front_lines) or 1
 
 
 def _lint_body(pb: Playbook) -> list[dict[str, Any]]:
@@ -207,11 +182,9 @@ def install(
     if not src.is_file():
         raise WorkbenchError(f"no file at {src}")
     pb = parse(src)
-    errors = [i for i in lint_one(pb) if i["level"] == "error"]
+    errors = [Problem("", i["message"], i["line"]) for i in lint_one(pb) if i["level"] == "error"]
     if errors:
-        raise WorkbenchError(
-            f"{src.name}: {errors[0]['message']} ({len(errors)} error(s); run playbooks check)"
-        )
+        raise problems_error(src.name, errors, "`workbench playbooks check` lists them with warnings")
     dest = playbook_dir(dir) / f"{pb.id}.md"
     if dest.exists() and not overwrite:
         raise WorkbenchError(f"playbook {pb.id} exists; pass overwrite to replace it")

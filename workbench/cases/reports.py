@@ -1,7 +1,9 @@
 """Incident reports (``md``, ``html``, ``pdf``) with a manifest of content hashes.
 
-A report has seven sections: summary, timeline, evidence (with hashes), explanations (with plots),
-playbook progress, audit excerpt, manifest. It shows the case as it stood at ``as_of_seq``, the audit chain
+A report has: executive summary, incident summary, impact, the attack's and the response's timelines (two time
+axes), root cause, actions taken, evidence (with hashes), explanations, playbook progress, lessons, audit excerpt
+and manifest, under the incident's TLP/PAP banner (data sections: ``SECTIONS``; the analyst's write-up, impact,
+findings and actions come from ``report_writeup``). It shows the case as it stood at ``as_of_seq``, the audit chain
 head when it was made (``report_asof``). The manifest holds the SHA-256 of each section's canonical JSON data,
 each evidence item's recorded SHA-256, the cut and the hash of the audit row there; the manifest file written
 beside a report also names the report file's SHA-256. ``verify_manifest`` rebuilds the sections at that cut,

@@ -21,14 +21,26 @@ UntilOpt = Annotated[str | None, typer.Option("--until", help="Up to this time (
 @app.command()
 def detect(system: SystemOpt = None, since: SinceOpt = None, until: UntilOpt = None,
            only: Annotated[str | None, typer.Option(help="Comma-separated detectors to run (default: all).")] = None,
+           engine: Annotated[str, typer.Option(help="duckdb | spark (spark needs --lake).")] = "duckdb",
+           lake: Annotated[str | None, typer.Option(help="Attached lake name, or a lake directory to attach.")] = None,
            db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
     """Run every detector, store the alerts (re-runs update, never duplicate) and print them."""
     from workbench.detect import LAST_RUN, run_all
 
-    ws = workspace(db, create=False)
+    ws = workspace(db, create=False if lake is None else True)
     who = actor(ws, user)
-    alerts = run_all(ws, who, system=system, since=since, until=until,
-                     only=[o.strip() for o in only.split(",")] if only else None)
+    todo = [o.strip() for o in only.split(",")] if only else None
+    if lake is not None or engine != "duckdb":  # the lake engines (issue 20, workbench/lake/engine.py)
+        from workbench.errors import WorkbenchError
+        from workbench.lake.engine import detect as lake_detect
+
+        if lake is None:
+            raise WorkbenchError(f"--engine {engine} reads a lake: give --lake NAME|DIR")
+        alerts, where = lake_detect(ws, who, lake, engine=engine, system=system, since=since, until=until,
+                                    only=todo)
+        LAST_RUN["engines"] = where
+    else:
+        alerts = run_all(ws, who, system=system, since=since, until=until, only=todo)
     if json_:
         emit_json(alerts)
         return

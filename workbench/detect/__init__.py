@@ -44,6 +44,7 @@ DETECTORS = (
 from workbench.detect.llm_detectors import DETECTORS as _LLM  # noqa: E402 - the LLM/agent trace detectors (issue 18)
 
 DETECTORS += _LLM
+DETECTOR_NAMES: tuple[str, ...] = tuple(name for name, _ in DETECTORS)  # public: what `only` and playbooks name
 
 LAST_RUN: dict[str, Any] = {}
 

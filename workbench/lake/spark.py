@@ -31,6 +31,7 @@ def session(master: str | None = None, memory: str | None = None) -> Any:
              .config("spark.sql.shuffle.partitions", "4")
              .config("spark.sql.session.timeZone", "UTC")
              .config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
              .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
              .config("spark.sql.parquet.int96RebaseModeInRead", "CORRECTED")
              .getOrCreate())
