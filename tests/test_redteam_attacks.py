@@ -92,13 +92,16 @@ def test_backdoor_scan_of_a_clean_model_flags_nothing(lgb_ws):
 def test_other_libraries_through_the_safe_loaders(tmp_path, kind):
     ws = open_workspace(tmp_path / "ws.duckdb")
     build(ws, tmp_path, kind=kind, n=800)
-    ev = run_attack(ws, local_admin(), "loan", "evasion", budget=600, seed=1)
-    assert ev["target_kind"] == "registered" and ev["queries"] <= 600 and ev["result"]["profiles"] > 0
-    scan = run_attack(ws, local_admin(), "loan", "backdoor-scan", budget=1500, seed=1)
+    ev = run_attack(ws, local_admin(), "loan", "evasion", budget=400, seed=1)
+    assert ev["target_kind"] == "registered" and ev["queries"] <= 400 and ev["result"]["profiles"] > 0
+    scan = run_attack(ws, local_admin(), "loan", "backdoor-scan", budget=800, seed=1)
     assert scan["result"]["candidates"] > 0
 
 
 def test_black_box_through_its_surrogate(lgb_ws):
+    from workbench.explain import fit_surrogate
+
+    fit_surrogate(lgb_ws, local_admin(), "loan", rounds=30)  # small, so the test stays fast
     run = run_attack(lgb_ws, local_admin(), "loan", "extraction", budget=400, seed=3, surrogate=True)
     assert run["target_kind"] == "surrogate" and run["version"].startswith("surrogate:")
     assert run["result"]["fidelity"] > 0.5

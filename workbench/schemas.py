@@ -114,9 +114,9 @@ class SchemaError(WorkbenchError):
 
 
 def problems_error(subject: str, found: Sequence[Problem], suffix: str = "", one_line: bool = False) -> SchemaError:
-    """One error naming every problem: one problem a line under a header line, or (`one_line`) joined by '; '."""
+    """One error naming every problem: a header, then one 'subject: problem' line each; or one line ('; ')."""
     texts = [str(p) for p in found]
     if one_line or len(texts) == 1:
         return SchemaError(f"{subject}: " + "; ".join(texts + ([suffix] if suffix else [])), found)
     head = f"{subject}: {len(texts)} problems" + (f" ({suffix})" if suffix else "") + ":"
-    return SchemaError("\n".join([head, *("  " + t for t in texts)]), found)
+    return SchemaError("\n".join([head, *(f"  {subject}: {t}" for t in texts)]), found)

@@ -126,16 +126,19 @@ def _lint_body(pb: Playbook) -> list[dict[str, Any]]:
             issues.append(_issue(pb, "error", f"phase '{heading}' appears twice", line))
         else:
             seen.append(key)
+    heading_line = {phase_key(h): line for line, h in reversed(pb.headings)}
     for key, title in PHASES:
         if key not in seen:
             issues.append(_issue(pb, "error", f"missing phase '## {title}'"))
         elif not pb.phase_steps(key):
-            issues.append(_issue(pb, "error", f"phase '{title}' has no '- [ ]' steps"))
+            issues.append(_issue(pb, "error", f"phase '{title}' has no '- [ ]' steps", heading_line.get(key)))
     if seen != [k for k in order if k in seen]:
         issues.append(_issue(pb, "error", "phases are out of order; use: " + ", ".join(t for _, t in PHASES)))
-    ids = [s.id for s in pb.steps]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        issues.append(_issue(pb, "error", f"step id {dup!r} is used twice"))
+    first: dict[str, int] = {}
+    for s in pb.steps:
+        if s.id in first:
+            issues.append(_issue(pb, "error", f"step id {s.id!r} is used twice (also line {first[s.id]})", s.line))
+        first.setdefault(s.id, s.line)
     queries = known_queries()
     for s in pb.steps:
         if s.checked:
@@ -183,6 +186,7 @@ def install(
         raise WorkbenchError(f"no file at {src}")
     pb = parse(src)
     errors = [Problem("", i["message"], i["line"]) for i in lint_one(pb) if i["level"] == "error"]
+    errors.sort(key=lambda p: p.line or 10**9)
     if errors:
         raise problems_error(src.name, errors, "`workbench playbooks check` lists them with warnings")
     dest = playbook_dir(dir) / f"{pb.id}.md"

@@ -20,6 +20,7 @@ from workbench.ingest import decisions, metrics
 from workbench.ingest import settle as settling
 from workbench.ingest.files import detect_format, expand, head_text, sha256_file, sniff_kind
 from workbench.ingest.importers import IMPORTERS, load_all
+from workbench.ingest.lines import blank_lines, line_numbers
 from workbench.ingest.reading import Reader
 from workbench.store import Workspace
 from workbench.store.workspace import undo_interrupted_loads
@@ -96,6 +97,7 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
     path = Path(path).absolute()
     result = FileResult(path=str(path))
     digest: Callable[[], str] | None = None
+    blanks: Callable[[], list[int]] | None = None  # the numbers of the file's blank lines (see Reader.blank_lines)
     try:
         # The CLI calls this directly: an unknown --kind/--from must not record the file as ingested.
         if kind is not None and kind not in KINDS:
@@ -116,8 +118,9 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
                 return result
             digest = _known(result.sha256)
         else:
-            # No file of this size was ingested, so this one is new: hash it while it loads.
-            digest = _hash_in_background(path)
+            # No file of this size was ingested, so this one is new: hash it while it loads (and note where its
+            # blank lines are: a CSV reader skips them without counting them).
+            digest, blanks = _hash_in_background(path)
         digest = _guarded(path, before, digest)
         if trace_fmt := traces.recognise(path, kind, fmt):  # LLM and agent traces (workbench.traces)
             traces.load(ws, actor, path, result, trace_fmt, system, digest, size)
@@ -128,7 +131,7 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
             raise WorkbenchError(f"{path}: format {importer.name} holds {importer.kind}, not {kind}")
         if importer and importer.needs_mapping and not mapping:
             raise WorkbenchError(f"{path}: the {importer.name} importer needs --mapping FILE; {importer.help}")
-        _load(ws, actor, path, result, importer, system, mapping, digest, size)
+        _load(ws, actor, path, result, importer, system, mapping, digest, size, blanks)
     except WorkbenchError as exc:
         result.error = str(exc)
     except duckdb.Error as exc:
@@ -177,13 +180,15 @@ def _known(value: str) -> Callable[[], str]:
     return lambda: value
 
 
-def _hash_in_background(path: Path) -> Callable[[], str]:
-    """Start hashing a file on a thread (hashlib releases the GIL); the returned call waits for the digest."""
+def _hash_in_background(path: Path) -> tuple[Callable[[], str], Callable[[], list[int]]]:
+    """Start hashing a file on a thread (hashlib releases the GIL); the returned calls wait for the digest, and
+    for the numbers of the file's blank lines (found in the same pass)."""
     box: dict[str, Any] = {}
+    offsets: list[int] = []
 
     def work() -> None:
         try:
-            box["sha"] = sha256_file(path)
+            box["sha"] = sha256_file(path, offsets)
         except BaseException as exc:  # handed to the waiting caller
             box["error"] = exc
 
@@ -196,7 +201,11 @@ def _hash_in_background(path: Path) -> Callable[[], str]:
             raise box["error"]
         return box["sha"]
 
-    return wait
+    def blanks() -> list[int]:
+        thread.join()
+        return line_numbers(path, offsets) if "sha" in box else blank_lines(path)
+
+    return wait, blanks
 
 
 def _resolve_format(path: Path, fmt: str | None):
@@ -212,20 +221,20 @@ def _resolve_format(path: Path, fmt: str | None):
 
 
 def _load(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer, system, mapping,
-          sha256: Callable[[], str], size: int) -> None:
+          sha256: Callable[[], str], size: int, blanks: Callable[[], list[int]] | None = None) -> None:
     if result.kind == "decisions":
-        _load_decisions(ws, actor, path, result, importer, system, mapping, sha256, size)
+        _load_decisions(ws, actor, path, result, importer, system, mapping, sha256, size, blanks)
         return
     with ws.transaction() as con:
         source_id = con.execute("SELECT nextval('source_id_seq')").fetchone()[0]
-        reader = _staged(con, path, result, importer, system, mapping)
+        reader = _staged(con, path, result, importer, system, mapping, blanks)
         metrics.check(reader)
         counts = metrics.load(reader, source_id, path)
         _record(ws, actor, path, result, size, source_id, counts, metrics.span(con, source_id), system, sha256())
 
 
 def _load_decisions(ws: Workspace, actor: Actor, path: Path, result: FileResult, importer, system, mapping,
-                    sha256: Callable[[], str], size: int) -> None:
+                    sha256: Callable[[], str], size: int, blanks: Callable[[], list[int]] | None) -> None:
     # Large files take two passes (see migration 010): the bulk append alone in its transaction keeps DuckDB on its
     # direct-to-disk path; the settling pass then fixes up what it appended. A failure or kill between is undone.
     # Small files do both in one transaction, the cheapest for them.
@@ -240,7 +249,7 @@ def _load_decisions(ws: Workspace, actor: Actor, path: Path, result: FileResult,
         if two_pass:
             con.execute("INSERT INTO ingest_pending VALUES (?, ?, ?, ?, now())",
                         [source_id, str(path.resolve()), actor.user, actor.role])
-        reader = _staged(con, path, result, importer, system, mapping)
+        reader = _staged(con, path, result, importer, system, mapping, blanks)
         decisions.check(reader)
         decisions.insert(reader, source_id)
         if not two_pass:
@@ -256,8 +265,10 @@ def _load_decisions(ws: Workspace, actor: Actor, path: Path, result: FileResult,
         raise
 
 
-def _staged(con, path: Path, result: FileResult, importer, system, mapping) -> Reader:
+def _staged(con, path: Path, result: FileResult, importer, system, mapping,
+            blanks: Callable[[], list[int]] | None = None) -> Reader:
     reader = Reader.for_file(con, path, result.format)
+    reader.blank_lines = blanks or (lambda: blank_lines(path))
     module = decisions if result.kind == "decisions" else metrics
     if importer:
         importer.stage(reader, path, system, mapping)

@@ -59,26 +59,54 @@ def is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of the file's bytes, read in 4 MiB blocks; a gzip file is also checked for truncation."""
+def sha256_file(path: Path, blanks: list[int] | None = None) -> str:
+    """SHA-256 of the file's bytes, read in 4 MiB blocks; a gzip file is also checked for truncation.
+
+    With `blanks`, the byte offsets (in the decompressed text) of the file's blank lines are appended to it: a CSV
+    reader skips those lines without counting them, and the line numbers after one must still be right.
+    """
     h = hashlib.sha256()
     gz = is_gzip(path)
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gz else None
+    finder = BlankFinder(blanks) if blanks is not None else None
     with path.open("rb") as fh:
         while block := fh.read(4 << 20):
             h.update(block)
             if inflater is not None:
                 try:
-                    inflater.decompress(block, 0)
+                    text = inflater.decompress(block, 0)
                     while inflater.eof and inflater.unused_data:  # concatenated gzip members
                         rest = inflater.unused_data
                         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                        inflater.decompress(rest, 0)
+                        text += inflater.decompress(rest, 0)
                 except zlib.error as exc:
                     raise WorkbenchError(f"{path}: corrupt gzip data ({exc})") from exc
+                if finder is not None:
+                    finder.feed(text)
+            elif finder is not None:
+                finder.feed(block)
     if inflater is not None and not inflater.eof:
         raise WorkbenchError(f"{path}: truncated gzip file (the compressed stream ends early)")
     return h.hexdigest()
+
+
+class BlankFinder:
+    """Collects the byte offsets of blank lines (empty, or a lone CR) in text fed block by block."""
+
+    def __init__(self, out: list[int]) -> None:
+        self.out, self.tail, self.at = out, b"", 0  # results, the last bytes fed, the offset of the next block
+
+    def feed(self, block: bytes) -> None:
+        """Scan the next block (the two bytes before it are kept, so a blank line across blocks is found)."""
+        data, base = self.tail + block, self.at - len(self.tail)
+        for pattern in (b"\n\n", b"\n\r\n"):
+            i = data.find(pattern)
+            while i >= 0:
+                if i + len(pattern) > len(self.tail):  # not already found in the previous block
+                    self.out.append(base + i + 1)
+                i = data.find(pattern, i + 1)
+        self.at += len(block)
+        self.tail = data[-2:]
 
 
 def head_text(path: Path, size: int = 65536) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,8 @@ class Reader:
     check_sql: str | None = None  # the typed and validated SELECT over them
     feature_types: dict[str, str] | None = None  # feature -> number/string/bool, when the format fixes them
     names_checked: bool = False  # feature names came from a header or schema and were validated there
+    # the numbers of the file's blank lines: DuckDB's CSV reader skips them without counting them (see fix_lines)
+    blank_lines: Callable[[], list[int]] | None = None
     _pending: str | None = None  # the rejects table of a scan whose rejects are still to be collected
 
     @classmethod
@@ -139,7 +142,14 @@ class Reader:
         bad = self._take_rejects(self._pending)
         self._pending = None
         self.rejects.extend(bad)
-        self._shift(table, column, where, [line for line, *_ in bad], first_line=2 if self.fmt == "csv" else 1)
+        self._shift(table, column, where, self._skipped(bad), first_line=2 if self.fmt == "csv" else 1)
+
+    def _skipped(self, bad: list[tuple]) -> list[int]:
+        """The lines a CSV scan gave no row for: its rejects, and (CSV only) the blank lines it skipped."""
+        lines = {int(line) for line, *_ in bad}
+        if self.fmt == "csv" and self.blank_lines is not None:
+            lines.update(n for n in self.blank_lines() if n > 1)
+        return sorted(lines)
 
     def _shift(self, table: str, column: str, where: str, lines: list[int], first_line: int) -> None:
         """Row k of a scan sat on line k + first_line - 1 without rejects; move it down past the rejected lines."""
@@ -191,8 +201,8 @@ class Reader:
                          f"FROM read_csv({src}, {opts})")
         bad = self._take_rejects("_rej_err")
         self.rejects.extend(bad)
-        # Data row k sits on line k + 1 (header) + the rejected lines before it.
-        self._shift(table, "_line", "true", [line for line, *_ in bad], first_line=2)
+        # Data row k sits on line k + 1 (header) + the rejected and blank lines before it.
+        self._shift(table, "_line", "true", self._skipped(bad), first_line=2)
         self.line_expr = "_line"
         cols = [r[0] for r in self.con.execute(f"DESCRIBE {table}").fetchall()]
         return [c for c in cols if c != "_line"]

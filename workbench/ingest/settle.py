@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workbench.ingest.lines import read_numbered
 from workbench.ingest.limits import BAD_NAME_SQL_RE, FEATURE_NAME_MAX, RAW_CAP, feature_name_problem, shown_name
 from workbench.ingest.reading import Reader
 
@@ -174,14 +175,34 @@ def _settle_dups(con, sid: int, path: Path, pairs_sql: str) -> int:
     return n
 
 
+# Up to this many quarantined lines are read back from the file by number in one forward pass that stops at the
+# last one (a few bad rows must not cost a copy of the whole file); more, and the file's lines are loaded instead.
+FEW_LINES = 20_000
+
+
 def _raw_from_file(reader: Reader, sid: int) -> None:
     """Give quarantined rows listed in _need_raw the text of their own line in the file."""
-    reader.lines_table("_lines")
-    reader.con.execute(f"""
-        UPDATE quarantine SET raw = left(l.raw, {RAW_CAP}), raw_bytes = strlen(l.raw), raw_sha256 = sha256(l.raw)
-        FROM _lines l WHERE quarantine.source_id = {sid} AND l.line = quarantine.line
-          AND quarantine.line IN (SELECT line FROM _need_raw)""")
-    reader.con.execute("DROP TABLE _lines")
+    con = reader.con
+    need = [r[0] for r in con.execute("SELECT DISTINCT line FROM _need_raw ORDER BY 1").fetchall()]
+    if len(need) <= FEW_LINES:
+        found = read_numbered(reader.path, need, RAW_CAP)
+        if not found:
+            return
+        lines = list(found)
+        raws, sizes, digests = (list(c) for c in zip(*found.values(), strict=True))
+        con.execute("CREATE OR REPLACE TEMP TABLE _lines AS SELECT unnest(?::BIGINT[]) AS line, "
+                    "unnest(?::VARCHAR[]) AS raw, unnest(?::BIGINT[]) AS raw_bytes, unnest(?::VARCHAR[]) AS sha",
+                    [lines, raws, sizes, digests])
+        con.execute(f"""
+            UPDATE quarantine SET raw = l.raw, raw_bytes = l.raw_bytes, raw_sha256 = l.sha
+            FROM _lines l WHERE quarantine.source_id = {sid} AND l.line = quarantine.line""")
+    else:
+        reader.lines_table("_lines")
+        con.execute(f"""
+            UPDATE quarantine SET raw = left(l.raw, {RAW_CAP}), raw_bytes = strlen(l.raw), raw_sha256 = sha256(l.raw)
+            FROM _lines l WHERE quarantine.source_id = {sid} AND l.line = quarantine.line
+              AND quarantine.line IN (SELECT line FROM _need_raw)""")
+    con.execute("DROP TABLE _lines")
 
 
 def span(con, source_id: int) -> tuple[list[str], object, object]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from workbench.access import Actor, require
 from workbench.errors import WorkbenchError
-from workbench.lake import attach as lake_attach
+from workbench.lake.attach import attach, resolve
 from workbench.store import Workspace
 
 ENGINES = ("duckdb", "spark")
@@ -23,9 +23,9 @@ def ensure_attached(ws: Workspace, actor: Actor, lake: str) -> str:
     """The name of the lake given by name, path or URI, attaching it first if it is new."""
     if ws.scalar("SELECT count(*) FROM lakes WHERE name = ?", [lake]):
         return lake
-    root = lake_attach.resolve(lake)
+    root = resolve(lake)
     name = ws.scalar("SELECT name FROM lakes WHERE uri = ?", [str(root)])
-    return name or lake_attach.attach(ws, actor, root)["name"]
+    return name or attach(ws, actor, root)["name"]
 
 
 def spark_frames(ws: Workspace, name: str) -> dict[str, Any]:
