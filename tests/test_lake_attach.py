@@ -36,7 +36,8 @@ def lake_ws(lake_dir: Path, admin: Actor, tmp_path: Path, small_sample: Path) ->
 
 def test_export_writes_hive_partitions_and_manifest(demo_ws: Workspace, admin: Actor, lake_dir: Path) -> None:
     doc = json.loads((lake_dir / "_manifest.json").read_text())
-    parts = {p.parent.relative_to(lake_dir / "decisions").as_posix() for p in (lake_dir / "decisions").rglob("*.parquet")}
+    base = lake_dir / "decisions"
+    parts = {p.parent.relative_to(base).as_posix() for p in base.rglob("*.parquet")}
     assert parts and all(p.startswith("system_id=") and "/date=" in p for p in parts)
     assert doc["decisions"] == demo_ws.scalar("SELECT count(*) FROM decisions")
     assert len(doc["files"]) == len(list(lake_dir.rglob("*.parquet")))

@@ -92,8 +92,9 @@ def test_backdoor_scan_of_a_clean_model_flags_nothing(lgb_ws):
 def test_other_libraries_through_the_safe_loaders(tmp_path, kind):
     ws = open_workspace(tmp_path / "ws.duckdb")
     build(ws, tmp_path, kind=kind, n=800)
-    ev = run_attack(ws, local_admin(), "loan", "evasion", budget=400, seed=1)
-    assert ev["target_kind"] == "registered" and ev["queries"] <= 400 and ev["result"]["profiles"] > 0
+    probe = run_attack(ws, local_admin(), "loan", "probing", budget=300, seed=1)
+    assert probe["target_kind"] == "registered" and probe["queries"] <= 300 and probe["result"]["features"]
+    assert "loan_amount" in probe["result"]["flippable_features"]
     scan = run_attack(ws, local_admin(), "loan", "backdoor-scan", budget=800, seed=1)
     assert scan["result"]["candidates"] > 0
 

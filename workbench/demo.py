@@ -21,7 +21,7 @@ def is_empty(ws: Workspace) -> bool:
 
 def build_demo(ws: Workspace, actor: Actor, sample: Path | None = None,
                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Load sample decisions and metrics, register the sample's models, and run detection once."""
+    """Load sample decisions, metrics and LLM traces, register the sample's models, and run detection once."""
     require(actor, "write:ingest")
     sample = Path(sample) if sample else settings.sample_dir()
     say = progress or (lambda _msg: None)
@@ -31,6 +31,7 @@ def build_demo(ws: Workspace, actor: Actor, sample: Path | None = None,
     files = ingest(ws, actor, [sample / "decisions"], kind="decisions")
     say("ingesting metrics")
     files += ingest(ws, actor, [sample / "metrics"], kind="metrics")
+    files += _ingest_traces(ws, actor, sample, say)
     errors = [f.error for f in files if f.error]
     if errors:
         raise WorkbenchError("demo ingest failed: " + errors[0])
@@ -40,6 +41,24 @@ def build_demo(ws: Workspace, actor: Actor, sample: Path | None = None,
                [json.dumps({"sample": str(sample)})])
     audit.record(ws, actor, "demo.build", str(sample), {"files": len(files), "models": models, "alerts": alerts})
     return {"files": [f.as_dict() for f in files], "models": models, "alerts": alerts}
+
+
+def _ingest_traces(ws: Workspace, actor: Actor, sample: Path, say: Callable[[str], None]) -> list:
+    """The LLM agent's spans (sample/traces/spans), after setting its canary and organisation domains as its owner
+    would (from the sample's traces/ground_truth.json, when the actor may change settings)."""
+    spans = sample / "traces" / "spans"
+    if not spans.is_dir():
+        return []
+    truth_file = sample / "traces" / "ground_truth.json"
+    if truth_file.exists() and actor.can("write:settings"):
+        from workbench.traces.systems import configure
+
+        truth = json.loads(truth_file.read_text(encoding="utf-8"))
+        if truth.get("system_id"):
+            configure(ws, actor, truth["system_id"], canary=truth.get("canary"),
+                      org_domains=truth.get("org_domains"))
+    say("ingesting LLM agent traces")
+    return ingest(ws, actor, [spans], kind="traces")
 
 
 def _register_models(ws: Workspace, actor: Actor, sample: Path, say: Callable[[str], None]) -> int:

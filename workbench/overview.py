@@ -7,8 +7,8 @@ from typing import Any
 import pandas as pd
 
 from workbench.access import Actor, require
+from workbench.ingest import typed
 from workbench.store import Workspace
-from workbench.store.sqltext import typed_json_fields
 
 
 def decision_rollup(ws: Workspace, actor: Actor) -> pd.DataFrame:
@@ -121,13 +121,13 @@ def feature_drift(ws: Workspace, actor: Actor, system_id: str, bucket: str = "1 
     # quoting) only; the temp table's columns are positional (c0, c1, ...).
     names = list(types)
     kinds = ["number" if types[f] == "number" else "string" for f in names]
-    inner, items, param = typed_json_fields("features", dict(zip(names, kinds, strict=True)), "fl")
+    # typed columns written at ingest (workbench.ingest.typed); the JSON is parsed only for rows without them
+    rel, items, rparams = typed.relation(ws.con, system_id, dict(zip(names, kinds, strict=True)),
+                                         source="decisions", sample=sample)
     cols = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(items))
     step = int(ws.scalar("SELECT epoch_us(?::INTERVAL)", [bucket]) or 86_400_000_000)
     ws.execute(f"""CREATE OR REPLACE TEMP TABLE _wb_drift AS
-        SELECT bucket, {cols} FROM (
-          SELECT make_timestamptz((epoch_us(ts) // {step}) * {step}) AS bucket, {inner} AS fl
-          FROM (SELECT ts, features FROM decisions WHERE system_id = ? {sample}))""", [param, system_id])
+        SELECT make_timestamptz((epoch_us(ts) // {step}) * {step}) AS bucket, {cols} FROM {rel}""", rparams)
     parts, params = [], []
     for i, (f, kind) in enumerate(zip(names, kinds, strict=True)):
         q = f"c{i}"

@@ -47,6 +47,8 @@ def _message(err: Mapping[str, Any]) -> str:
     kind = err.get("type")
     if kind == "missing":
         return "missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
     if kind == "value_error" and "error" in (err.get("ctx") or {}):
         return str(err["ctx"]["error"])
     return str(err.get("msg", "invalid"))

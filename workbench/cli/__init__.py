@@ -20,7 +20,7 @@ app = typer.Typer(
 # Each module adds its commands to `app` (or a sub-app) when imported.
 _COMMAND_MODULES = ("core", "audit_cmd", "models_cmd", "detect_cmd", "cases_cmd", "casework_cmd", "playbooks_cmd",
                     "report_cmd", "drills_cmd", "access_cmd", "integrations_cmd",
-                    "redteam_cmd", "lake_cmd")
+                    "redteam_cmd", "lake_cmd", "traces_cmd")
 
 
 def _load_commands() -> None:

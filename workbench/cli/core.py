@@ -17,10 +17,11 @@ from workbench.errors import WorkbenchError
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files, globs or directories to ingest.")],
-    kind: Annotated[str | None, typer.Option(help="Force the kind: decisions or metrics.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Force the kind: decisions, metrics or traces.")] = None,
     from_: Annotated[str | None, typer.Option("--from", "--format",
-                                             help="Force the format: jsonl, csv, parquet, prometheus, or an "
-                                                  "importer name such as sagemaker.")] = None,
+                                             help="Force the format: jsonl, csv, parquet, prometheus, an "
+                                                  "importer name such as sagemaker, or for traces otlp, "
+                                                  "otlp-json or langfuse.")] = None,
     system: Annotated[str | None, typer.Option(help="System id for rows or series that do not name one.")] = None,
     mapping: Annotated[Path | None, typer.Option(help="YAML mapping file for a platform export.")] = None,
     reingest: Annotated[bool, typer.Option("--reingest", help="Read files again even if their hash was ingested "
@@ -69,6 +70,8 @@ def ingest(
         for r in results:
             if r.error:
                 typer.echo(f"error: {r.error}", err=True)
+            elif r.skipped and r.note:
+                typer.echo(f"{r.path}: skipped: {r.note}")
             elif r.skipped:
                 typer.echo(f"{r.path}: already ingested (sha256 {r.sha256[:12]}, source {r.source_id}); skipped "
                            "(--reingest reads it again, e.g. with other options)")

@@ -155,9 +155,13 @@ def eval_cmd(truth: Annotated[Path, typer.Option("--truth", help="ground_truth.j
              clean_truth: Annotated[Path | None, typer.Option(
                  "--clean-truth", help="The clean variant's ground_truth.json (its span gives the days; "
                                        "default: the clean workspace's decisions).")] = None,
+             traces_truth: Annotated[Path | None, typer.Option(
+                 "--traces-truth", help="The trace sample's ground_truth.json, scored on the llm_* alerts "
+                                        "(default: traces/ground_truth.json beside --truth, when the workspace "
+                                        "holds traces).")] = None,
              db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
     """Score the stored alerts against labelled incidents: precision, recall, time to detect, false alerts per day
-    (and on the clean variant with --clean-db)."""
+    (and on the clean variant with --clean-db); LLM trace incidents are scored on the llm_* alerts."""
     from workbench.detect.evaluate import evaluate, load_truth
     from workbench.errors import WorkbenchError
 
@@ -173,6 +177,9 @@ def eval_cmd(truth: Annotated[Path, typer.Option("--truth", help="ground_truth.j
         cws = workspace(clean_db, create=False)
         clean = evaluate(cws, actor(cws, user), data | {"clean": True})
         res["clean"] = clean
+    llm = _eval_traces(ws, actor(ws, user), truth, traces_truth)
+    if llm is not None:
+        res["traces"] = llm
     if json_:
         emit_json([res])
         return
@@ -197,6 +204,33 @@ def eval_cmd(truth: Annotated[Path, typer.Option("--truth", help="ground_truth.j
               title=f"clean variant: {len(clean['false_alerts'])} false alert(s)")
         typer.echo(_overall("clean variant", clean["summary"]))
     typer.echo(f"credit: {res['credit_rule']}")
+    for name, r in (("this truth", res), ("LLM traces", llm)):
+        if r is not None and "llm" in r:
+            _show_llm(name, r)
+
+
+def _eval_traces(ws, who, truth: Path, traces_truth: Path | None) -> dict | None:
+    """The trace sample's scoring when --traces-truth is given or sits beside --truth (and spans are loaded)."""
+    from workbench.detect.evaluate import evaluate, is_traces_truth, load_truth
+
+    if traces_truth is None:
+        beside = Path(truth).parent / "traces" / "ground_truth.json"
+        if not beside.exists() or is_traces_truth(load_truth(truth)) or not ws.table_exists("trace_spans") \
+                or not ws.scalar("SELECT count(*) FROM trace_spans"):
+            return None
+        traces_truth = beside
+    return evaluate(ws, who, traces_truth)
+
+
+def _show_llm(name: str, res: dict) -> None:
+    """The LLM view of a trace truth: per incident, its own detector and span recall/precision."""
+    s = res["llm"]
+    rows = [r | {"span_recall": _pct(r["span_recall"]), "span_precision": _pct(r["span_precision"]),
+                 "detectors": ", ".join(r["detectors"])} for r in s["incidents"]]
+    table(rows, ["type", "detected", "alerts", "span_recall", "span_precision", "detectors"],
+          title=f"LLM incidents ({name})")
+    typer.echo(f"LLM traces: {s['detected']} of {s['total']} incidents detected, {s['alerts']} llm_* alerts, "
+               f"{s['false_alerts']} false ({s['false_alerts_per_day']:.2f} per day)")
 
 
 def _overall(name: str, s: dict) -> str:

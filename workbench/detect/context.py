@@ -16,7 +16,6 @@ from typing import Any
 from workbench.access import Actor
 from workbench.detect import baseline
 from workbench.store import Workspace
-from workbench.store.sqltext import typed_json_fields
 
 
 @dataclass
@@ -116,8 +115,7 @@ def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: d
         hi = max(s_until, ref["until"])
         feats = [Feature(name, typ, f"f{k}") for k, (name, typ) in enumerate(
             ws.rows("SELECT feature, type FROM feature_catalog WHERE system_id = ? ORDER BY feature", [sid]))]
-        # names that differ only in case cannot share a struct: typed_json_fields reads them another way
-        inner, items, param = typed_json_fields("features", {f.name: f.type for f in feats}, "s")
+        rel, items, rparams = _typed_features(ws, sid, feats, lo, hi)
         cols = "".join(f", {sql} AS {f.col}" for f, sql in zip(feats, items, strict=True))
         table = f"_d{i}"
         ws.execute(f"""
@@ -126,13 +124,21 @@ def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: d
                    latency_ms, status,
                    ts >= ? AND ts < ? AS in_ref,
                    ts >= ? AND ts <= ? AS in_scope, false AS claimed{cols}
-            FROM (SELECT *{f", {inner} AS s" if feats else ""} FROM all_decisions
-                  WHERE system_id = ? AND ts >= ? AND ts <= ?)
-        """, [ref["since"], ref["until"], s_since, s_until, *([param] if feats else []), sid, lo, hi])
+            FROM {rel}
+        """, [ref["since"], ref["until"], s_since, s_until, *rparams])
         n, n_ref, n_scope = ws.one(f"SELECT count(*), count_if(in_ref), count_if(in_scope) FROM {table}")
         ctx.systems.append(SystemScope(sid, table, feats, ref["since"], ref["until"], ref["source"], s_since,
                                        s_until, n, n_ref, n_scope))
     return ctx
+
+
+def _typed_features(ws: Workspace, sid: str, feats: list[Feature], lo: datetime, hi: datetime):
+    """(relation, SQL per feature, parameters): the system's decisions in [lo, hi] with their typed features, read
+    from the typed feature table written at ingest (workbench.ingest.typed; JSON only for rows without one)."""
+    from workbench.ingest import typed
+
+    return typed.relation(ws.con, sid, {f.name: f.type for f in feats}, where="ts >= ? AND ts <= ?",
+                          where_params=[lo, hi])
 
 
 def ensure_bins(ctx: Ctx, s: SystemScope) -> dict[str, tuple[str, int]]:

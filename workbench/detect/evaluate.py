@@ -24,6 +24,8 @@ from typing import Any
 from workbench import audit
 from workbench.access import Actor, require
 from workbench.detect.alerts import SEVERITIES, fetch, severity_at_least
+from workbench.detect.llm_eval import TYPE_DETECTOR as LLM_TYPE_DETECTOR
+from workbench.detect.llm_eval import score as llm_score
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 
@@ -32,6 +34,15 @@ CREDIT_SLACK = timedelta(hours=1)
 TYPE_DETECTOR = {"extraction": "extraction", "evasion": "evasion", "backdoor": "backdoor",
                  "unregistered_artifact": "artifact", "dos_flood": "flood", "stolen_credential": "credential",
                  "drift": "drift"}
+# LLM and agent traces (issue 18): a trace sample's truth (traces/ground_truth.json) is scored on the llm_* alerts
+# only, a decision sample's truth on the others, so one workspace holding both is measured fairly on each.
+TYPE_DETECTOR.update(LLM_TYPE_DETECTOR)
+
+
+def is_traces_truth(data: dict[str, Any]) -> bool:
+    """Whether a ground truth labels LLM trace incidents (its types, or a trace sample's canary/kind)."""
+    return (data.get("kind") == "traces" or "canary" in data
+            or any(str(i.get("type")) in LLM_TYPE_DETECTOR for i in data.get("incidents") or []))
 
 
 def _ts(text: str | None) -> datetime | None:
@@ -109,6 +120,8 @@ def _detected_at(alert: dict[str, Any]) -> datetime:
 def _days(ws: Workspace, data: dict[str, Any]) -> float:
     """Days of data the truth file covers (else the span of the workspace's decisions)."""
     t0, t1 = _ts(data.get("start")), _ts(data.get("end"))
+    if (t0 is None or t1 is None) and data.get("days"):  # a trace sample's truth gives its days
+        return float(data["days"])
     if t0 is None or t1 is None:
         t0, t1 = ws.one("SELECT min(ts), max(ts) FROM decisions") or (None, None)
     if t0 is None or t1 is None:
@@ -122,6 +135,8 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
     require(actor, "read:decisions")
     data = truth if isinstance(truth, dict) else load_truth(truth)
     alerts = fetch(ws, with_decisions=True, actor=actor)
+    traces = is_traces_truth(data)
+    alerts = [a for a in alerts if str(a["detector"]).startswith("llm_") == traces]
     for a in alerts:
         a["_ids"] = set(a["decision_ids"])
         a["_t0"], a["_t1"] = _ts(a["window_start"]), _ts(a["window_end"])
@@ -200,6 +215,8 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
         "credit_rule": "shared decisions, else a named principal within the incident's window "
                        f"(+/- {CREDIT_SLACK}), else (drift) the named feature within its window",
     }
+    if traces:  # the LLM view: per incident, span recall and precision of its own detector's alerts
+        result["llm"] = llm_score(alerts, data)
     audit.record(ws, actor, "detect.eval", None, {"incidents": len(rows), "false_alerts": len(false),
                                                   "clean": bool(data.get("clean"))})
     return result

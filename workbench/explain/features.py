@@ -10,7 +10,6 @@ import pandas as pd
 from workbench.errors import WorkbenchError
 from workbench.explain.loaders import LoadedModel
 from workbench.store import Workspace
-from workbench.store.sqltext import typed_json_fields
 
 META = ("decision_id", "ts", "model_version", "model_sha256", "score", "prediction")
 _P = "__wb_"  # prefix of the query's own columns; feature columns come back positional (__wb_f0, ...)
@@ -22,16 +21,19 @@ def catalog(ws: Workspace, system_id: str) -> dict[str, str]:
                         [system_id]))
 
 
-def _columns(types: dict[str, str]) -> tuple[str, str, list[Any]]:
-    """(inner SELECT item, outer SELECT items, parameter) reading the typed features of `d`, any names.
+def _typed(ws: Workspace, system_id: str, types: dict[str, str], where: str = "true",
+           params: list[Any] | None = None, source: str = "all_decisions") -> tuple[str, str, list[Any]]:
+    """(relation of the system's decisions `d` with typed features, outer SELECT items, parameters).
 
-    The names travel in one parameter (or quoted by workbench.store.sqltext) and come back as positional
-    columns renamed in pandas."""
-    if not types:
-        return "", "", []
-    inner, items, param = typed_json_fields("d.features", types, f"{_P}fl")
+    Features come from the typed feature table written at ingest (workbench.ingest.typed; the JSON is parsed only
+    for rows without one). The names travel in one parameter (or quoted) and come back as positional columns
+    renamed in pandas."""
+    from workbench.ingest import typed
+
+    rel, items, rparams = typed.relation(ws.con, system_id, types, source=source, where=where, where_params=params,
+                                         prefix=_P)
     outer = "".join(f", {sql} AS {_P}f{i}" for i, sql in enumerate(items))
-    return f", {inner} AS {_P}fl", outer, [param]
+    return rel, outer, rparams
 
 
 def _meta(types: dict[str, str]) -> str:
@@ -49,12 +51,12 @@ def unique(ids: list[str]) -> list[str]:
 
 def load_by_ids(ws: Workspace, system_id: str, ids: list[str], types: dict[str, str]) -> pd.DataFrame:
     """Metadata and typed feature columns for the given decisions, in order; error if any is missing."""
-    inner, outer, fparams = _columns(types)
+    rel, outer, fparams = _typed(ws, system_id, types, "list_contains(?::VARCHAR[], decision_id)", [ids])
     frame = ws.df(
-        f"SELECT {_meta(types)}{outer} FROM (SELECT d.*, ids.k AS {_P}k{inner} "
+        f"SELECT {_meta(types)}{outer} FROM (SELECT d.*, ids.k AS {_P}k "
         f"FROM (SELECT unnest(?::VARCHAR[]) AS decision_id, generate_subscripts(?::VARCHAR[], 1) AS k) ids "
-        f"JOIN all_decisions d ON d.decision_id = ids.decision_id AND d.system_id = ?) d ORDER BY d.{_P}k",
-        [*fparams, ids, ids, system_id])
+        f"JOIN {rel} d ON d.decision_id = ids.decision_id) d ORDER BY d.{_P}k",
+        [ids, ids, *fparams])
     frame = _rename(frame, types)
     if len(frame) != len(ids):
         found = set(frame["decision_id"])
@@ -69,12 +71,12 @@ def load_by_ids(ws: Workspace, system_id: str, ids: list[str], types: dict[str, 
 def load_where(ws: Workspace, system_id: str, where: str, params: list[Any], types: dict[str, str], *,
                order: str = "hash(d.decision_id)", limit: int | None = None) -> pd.DataFrame:
     """Metadata and typed features for decisions matching a SQL condition on d (sampled by hash order)."""
-    inner, outer, fparams = _columns(types)
     lim = f" LIMIT {int(limit)}" if limit else ""
-    # the rows are chosen first, and the features JSON is parsed for the kept rows only
-    frame = ws.df(f"SELECT {_meta(types)}{outer} FROM (SELECT d.*{inner} FROM (SELECT * FROM all_decisions d "
-                  f"WHERE d.system_id = ? AND ({where}) ORDER BY {order}{lim}) d) d ORDER BY {order}",
-                  [*fparams, system_id, *params])
+    # the rows are chosen first (in a subquery of their own), and their typed features joined to the kept rows only
+    source = f"(SELECT * FROM all_decisions d WHERE d.system_id = ? AND ({where}) ORDER BY {order}{lim})"
+    rel, outer, fparams = _typed(ws, system_id, types, source=source)
+    frame = ws.df(f"SELECT {_meta(types)}{outer} FROM {rel} d ORDER BY {order}",
+                  [*fparams[:-1], system_id, *params, fparams[-1]])
     return _rename(frame, types)
 
 

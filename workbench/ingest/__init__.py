@@ -16,7 +16,7 @@ import duckdb
 from workbench import audit, traces
 from workbench.access import Actor, require
 from workbench.errors import WorkbenchError
-from workbench.ingest import decisions, metrics
+from workbench.ingest import decisions, metrics, notdata
 from workbench.ingest import settle as settling
 from workbench.ingest.files import detect_format, expand, head_text, sha256_file, sniff_kind
 from workbench.ingest.importers import IMPORTERS, load_all
@@ -48,6 +48,7 @@ class FileResult:
     system_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    note: str | None = None  # why a file was skipped other than as already ingested (workbench/ingest/notdata.py)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dictionary for --json output."""
@@ -69,11 +70,11 @@ def ingest(
     """Ingest files, globs and directories; one transaction per file; returns one result per file."""
     require(actor, "write:ingest")
     if kind is not None and kind not in KINDS:
-        raise WorkbenchError(f"unknown kind {kind!r}; use decisions or metrics")
+        raise WorkbenchError(f"unknown kind {kind!r}; use decisions, metrics or traces")
     load_all()
-    if fmt is not None and fmt not in ("jsonl", "csv", "parquet", "prometheus", *IMPORTERS):
+    if fmt is not None and fmt not in ("jsonl", "csv", "parquet", "prometheus", *IMPORTERS, *traces.FORMATS):
         raise WorkbenchError(f"unknown format {fmt!r}; known: jsonl, csv, parquet, prometheus, "
-                             + ", ".join(sorted(IMPORTERS)))
+                             + ", ".join(sorted([*IMPORTERS, *traces.FORMATS])))
     results = []
     for path in expand(paths):
         result = ingest_file(ws, actor, path, kind=kind, fmt=fmt, system=system, mapping=mapping, reingest=reingest)
@@ -101,12 +102,15 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
     try:
         # The CLI calls this directly: an unknown --kind/--from must not record the file as ingested.
         if kind is not None and kind not in KINDS:
-            raise WorkbenchError(f"unknown kind {kind!r}; use decisions or metrics")
-        if fmt is not None and fmt not in ("jsonl", "csv", "parquet", "prometheus", *IMPORTERS):
+            raise WorkbenchError(f"unknown kind {kind!r}; use decisions, metrics or traces")
+        if fmt is not None and fmt not in ("jsonl", "csv", "parquet", "prometheus", *IMPORTERS, *traces.FORMATS):
             raise WorkbenchError(f"unknown format {fmt!r}; known: jsonl, csv, parquet, prometheus, "
-                                 + ", ".join(sorted(IMPORTERS)))
+                                 + ", ".join(sorted([*IMPORTERS, *traces.FORMATS])))
         if not path.is_file():
             raise WorkbenchError(f"{path}: not found")
+        if skip := notdata.note(path, kind, fmt, IMPORTERS):  # e.g. ground_truth.json beside the spans
+            result.skipped, result.note = True, skip
+            return result
         before = _identity(path)  # before the first read: every read below must see these bytes
         size = before[2]
         if reingest or ws.scalar("SELECT count(*) FROM sources WHERE size_bytes = ?", [size]):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.ingest.lines import read_numbered
+from workbench.ingest import typed
 from workbench.ingest.limits import BAD_NAME_SQL_RE, FEATURE_NAME_MAX, RAW_CAP, feature_name_problem, shown_name
+from workbench.ingest.lines import read_numbered
 from workbench.ingest.reading import Reader
 
 BLANK = "__blank line__"  # marks a blank line of a text file: not a record, dropped before counting
@@ -91,6 +92,8 @@ def settle(reader: Reader, source_id: int, path: Path) -> dict[str, int]:
         _feature_keys(con, sid)
     loaded = con.execute(f"SELECT count(*) FROM decisions WHERE source_id = {sid}").fetchone()[0]
     update_feature_catalog(reader, source_id, systems or [], keyed=keyed)
+    # the canonical readers give every row its own line; an importer's rows are checked for that first
+    typed.store(con, sid, sorted(systems or []), unique_lines=reader.stage_sql is not None)
     read = total + len(reader.rejects)
     quarantined = con.execute(f"SELECT count(*) FROM quarantine WHERE source_id = {sid}").fetchone()[0]
     return {"rows_read": read, "rows_loaded": loaded, "duplicates": read - quarantined - loaded,

@@ -37,8 +37,13 @@ def sniff(head: str) -> str | None:
 
 
 def recognise(path: Path, kind: str | None, fmt: str | None) -> str | None:
-    """The trace format to read a file with when it holds traces (or --kind traces forces it), else None."""
-    if kind not in (None, "traces") or (fmt is not None and fmt not in FORMATS):
+    """The trace format to read a file with when it holds traces (or --kind traces forces it), else None.
+
+    `--from otlp-json` and `--from langfuse` name a trace format; `--from otlp` reads traces when the file holds
+    spans (resourceSpans) or `--kind traces` says so, else OTLP metrics; `--kind traces --from jsonl` sniffs
+    which of the two trace formats it is. Any other format with `--kind traces` is a one-line error.
+    """
+    if kind not in (None, "traces"):
         return None
     if fmt in FORMATS:
         return fmt
@@ -46,6 +51,17 @@ def recognise(path: Path, kind: str | None, fmt: str | None) -> str | None:
         found = sniff(head_text(path))
     except Exception:  # noqa: BLE001 - an unreadable file is left to the ordinary readers to report
         found = None
+    if fmt == "otlp":
+        return "otlp-json" if found == "otlp-json" or kind == "traces" else None
+    if fmt in ("jsonl", "json") and kind == "traces":
+        return found or "otlp-json"
+    if fmt is not None:
+        if kind == "traces":
+            from workbench.errors import WorkbenchError
+
+            raise WorkbenchError(f"{path}: traces are read from OTLP JSON or Langfuse JSONL (--from otlp, otlp-json "
+                                 f"or langfuse), not {fmt}")
+        return None
     return found or ("otlp-json" if kind == "traces" else None)
 
 

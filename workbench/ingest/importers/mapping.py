@@ -19,11 +19,20 @@ Mapping keys (YAML):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.ingest.importers.mapping_schema import (
+    FEATURE_TYPES,
+    KNOWN_KEYS,
+    OPTIONAL,
+    SELECTOR_KINDS,
+    MappingDoc,
+    Selector,
+)
 from workbench.ingest.reading import sql_str
+from workbench.schemas import Problem, problems_error, validate
 
 EVENT_COLUMNS = (
     "line BIGINT", "raw VARCHAR", "parse_error VARCHAR", "event_id VARCHAR", "ts_raw VARCHAR",
@@ -31,11 +40,10 @@ EVENT_COLUMNS = (
     "extra JSON",
 )
 
-FEATURE_TYPES = ("number", "string", "bool", "auto")
-SELECTOR_KINDS = ("field", "custom_attribute", "header", "input", "output", "path")
-OPTIONAL = ("decision_id", "source_ip", "session_id", "latency_ms", "status", "ground_truth", "model_sha256")
-KNOWN_KEYS = ("system_id", "model_version", "principal", "features", "score", "prediction", *OPTIONAL)
 NUMBER_RE = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+
+__all__ = ["EVENT_COLUMNS", "EXAMPLES", "FEATURE_TYPES", "KNOWN_KEYS", "OPTIONAL", "SELECTOR_KINDS", "Mapping",
+           "MappingDoc", "Selector", "apply", "describe", "fail", "parse", "select_sql"]
 
 EXAMPLES = {
     "sagemaker": '{system_id: loan-origination, model_version: "1.1", principal: {custom_attribute: principal}, '
@@ -52,17 +60,6 @@ EXAMPLES = {
     "vertex": "{system_id: card-fraud, model_version: {field: deployed_model_id, values: {\"8123\": \"3.1\"}}, "
               "principal: {input: principal}, score: {output: score}, prediction: {output: label}}",
 }
-
-
-@dataclass(frozen=True)
-class Selector:
-    """Where a value comes from: a constant, or a kind (field, custom_attribute, header, input, output) and key."""
-
-    kind: str = "const"
-    key: Any = None
-    index: Any = None
-    values: dict[str, str] | None = None
-    const: str | None = None
 
 
 @dataclass
@@ -88,82 +85,31 @@ class Mapping:
 
 def fail(importer: str, key: str, problem: str) -> WorkbenchError:
     """The one-line mapping error: which field, what is wrong, and an example mapping to write."""
+    return _error(importer, [Problem(key, problem)])
+
+
+def _error(importer: str, found: list[Problem]) -> WorkbenchError:
+    """Every mapping problem on one line (an ingest result is one line), then an example mapping."""
     example = EXAMPLES.get(importer, EXAMPLES["kserve"])
-    return WorkbenchError(f"{importer} mapping: {key}: {problem}; example mapping: {example}")
-
-
-def _selector(importer: str, key: str, value: Any, *, constant_ok: bool = True) -> Selector:
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        if value == "output":
-            return Selector("output")
-        if not constant_ok:
-            raise fail(importer, key, f"expected a selector such as {{output: 1}}, got {value!r}")
-        return Selector(const=str(value))
-    if not isinstance(value, dict):
-        raise fail(importer, key, f"expected a value or a selector such as {{field: name}}, got {value!r}")
-    kinds = [k for k in value if k in SELECTOR_KINDS]
-    unknown = [k for k in value if k not in (*SELECTOR_KINDS, "index", "values")]
-    if len(kinds) != 1 or unknown:
-        raise fail(importer, key, f"give exactly one of {', '.join(SELECTOR_KINDS)} (got {', '.join(map(str, value))})")
-    kind = kinds[0]
-    values = value.get("values")
-    if values is not None and not isinstance(values, dict):
-        raise fail(importer, f"{key}.values", "must map raw values to canonical ones, e.g. {0: allow, 1: block}")
-    return Selector(kind, value[kind], value.get("index"),
-                    {str(k): str(v) for k, v in values.items()} if values else None)
+    return problems_error(f"{importer} mapping", found, f"example mapping: {example}", one_line=True)
 
 
 def parse(doc: Any, importer: str, system: str | None = None) -> Mapping:
-    """Validate a mapping document (parsed YAML); raise a one-line WorkbenchError naming the bad field."""
+    """Validate a mapping document (parsed YAML); raise one WorkbenchError naming every bad field on one line."""
     if doc is None:
         raise fail(importer, "mapping", "no mapping given (pass --mapping FILE)")
     if not isinstance(doc, dict):
         raise fail(importer, "mapping", "the mapping file must be a YAML object of key: value lines")
-    unknown = [k for k in doc if k not in KNOWN_KEYS]
-    if unknown:
-        raise fail(importer, str(unknown[0]), f"unknown key (known: {', '.join(KNOWN_KEYS)})")
-    system_id = doc.get("system_id")
-    if system_id is None and not system:
-        raise fail(importer, "system_id", "missing (name the system, or pass --system)")
-    for key in ("model_version", "principal", "prediction"):
-        if doc.get(key) in (None, ""):
-            raise fail(importer, key, "missing")
-    features: list[tuple[str, str]] = []
-    raw_features = doc.get("features")
-    if isinstance(raw_features, list):
-        features = [(str(f), "auto") for f in raw_features]
-    elif isinstance(raw_features, dict):
-        for name, typ in raw_features.items():
-            if typ not in FEATURE_TYPES:
-                raise fail(importer, f"features.{name}", f"type must be one of {', '.join(FEATURE_TYPES)}, got {typ!r}")
-            features.append((str(name), str(typ)))
-    elif raw_features is not None:
-        raise fail(importer, "features", "must be a list of names in payload order, or name: type lines")
-    if len({f for f, _ in features}) != len(features):
-        raise fail(importer, "features", "names must be unique")
-    pred = doc["prediction"]
-    thresholds: list[float] = []
-    labels: list[str] = []
-    prediction: Selector | None = None
-    if isinstance(pred, dict) and "thresholds" in pred:
-        try:
-            thresholds = [float(t) for t in pred["thresholds"]]
-        except (TypeError, ValueError) as exc:
-            raise fail(importer, "prediction.thresholds", "must be a list of numbers") from exc
-        labels = [str(x) for x in pred.get("labels") or []]
-        if len(labels) != len(thresholds) + 1:
-            raise fail(importer, "prediction.labels", f"needs {len(thresholds) + 1} labels for "
-                       f"{len(thresholds)} thresholds (one per band, lowest score first)")
-        if "score" not in doc:
-            raise fail(importer, "score", "missing (prediction.thresholds are applied to the score)")
-    else:
-        prediction = _selector(importer, "prediction", pred)
-    score = _selector(importer, "score", doc["score"], constant_ok=False) if doc.get("score") is not None else None
-    optional = {k: _selector(importer, k, doc[k]) for k in OPTIONAL if doc.get(k) is not None}
-    return Mapping(importer, str(system_id) if system_id is not None else None,
-                   _selector(importer, "model_version", doc["model_version"]),
-                   _selector(importer, "principal", doc["principal"]), prediction, thresholds, labels, score,
-                   features, optional)
+    m, found = validate(MappingDoc, doc, context={"system": system})
+    if m is None:
+        known = f"unknown key (known: {', '.join(KNOWN_KEYS)})"
+        raise _error(importer, [replace(p, message=known) if p.message == "unknown key" else p for p in found])
+    pred = m.prediction
+    bands = pred.thresholds is not None
+    return Mapping(importer, m.system_id, m.model_version.selector(), m.principal.selector(),
+                   None if bands else pred.selector(), list(pred.thresholds or []), list(pred.labels or []),
+                   m.score.selector() if m.score else None, list((m.features or {}).items()),
+                   {k: sel.selector() for k in OPTIONAL if (sel := getattr(m, k)) is not None})
 
 
 def _path(key: Any, index: Any = None) -> str:
