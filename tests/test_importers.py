@@ -137,6 +137,25 @@ def test_mapping_validation_names_the_field(doc, field):
     assert str(exc.value).startswith(f"kserve mapping: {field}:") and "example mapping:" in str(exc.value)
 
 
+def test_mapping_validation_lists_every_problem_on_one_line():
+    doc = {"model_version": {"field": "v", "values": [1]}, "principal": None, "features": ["a", "a"],
+           "prediction": {"thresholds": [0.5], "labels": ["lo"]}, "score": "abc", "status": {"header": "x", "y": 1},
+           "colour": 1}
+    with pytest.raises(Exception) as exc:
+        parse(doc, "kserve")
+    text = str(exc.value)
+    assert "\n" not in text and text.startswith("kserve mapping: ") and "; example mapping: " in text
+    fields = [p.path for p in exc.value.problems]
+    assert fields == ["system_id", "model_version.values", "principal", "features", "prediction.labels", "score",
+                      "status", "colour"]
+    assert all(f"{f}: " in text for f in fields)
+    m = parse({"model_version": {"field": "v", "values": {1: "3.1"}}, "principal": "svc", "features": ["a", "b"],
+               "prediction": {"thresholds": [0.5], "labels": [0, 1]}, "score": {"output": 1}}, "kserve", "sys")
+    assert (m.model_version.kind, m.model_version.values, m.principal.const) == ("field", {"1": "3.1"}, "svc")
+    assert (m.features, m.thresholds, m.labels, m.score.key, m.system_id) == ([("a", "auto"), ("b", "auto")],
+                                                                               [0.5], ["0", "1"], 1, None)
+
+
 def test_cli_names_the_missing_mapping(exports, tmp_path, capsys):
     from workbench.cli import _load_commands, app
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cases import report_parts as parts
+from workbench.cases.report_conversations import lines as conversation_lines
 from workbench.cases.report_render import (
     HEADINGS,
     RESPONSE_COLS,
@@ -286,6 +287,10 @@ def to_pdf(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> b
     p.table(s["evidence"], ["evidence_id", "kind", "label", "added_by", "size", "sha256"], (13, 20, 45, 18, 18, 72))
     for line in evidence_notes(s["evidence"]):
         p.para(line)
+    for c in s.get("conversations") or []:  # frozen LLM conversations (report_conversations)
+        p.heading(f"Conversation excerpt (evidence #{c['evidence_id']})", 10)
+        for line in conversation_lines(c):
+            p.para(line)
     p.heading(next(h), section=True)
     if not s["explanations"]:
         p.para("No explanations were added as evidence.")

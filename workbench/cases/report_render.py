@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from workbench.cases.report_conversations import lines as conversation_lines
 from workbench.cases.report_safe import md_block, md_text
 
 
@@ -191,6 +192,9 @@ def to_markdown(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any])
     lines += [h[7], "",
               md_table(s["evidence"], ["evidence_id", "kind", "label", "added_at", "added_by", "size", "sha256"])]
     lines += [f"- {md_text(line)}" for line in evidence_notes(s["evidence"])]
+    for c in s.get("conversations") or []:  # frozen LLM conversations: attacker text, every line escaped
+        first, *rest = conversation_lines(c)
+        lines += ["", f"**Conversation excerpt.** {md_text(first)}", "", *[f"- {md_text(x)}" for x in rest]]
     lines += ["", h[8], ""]
     if not s["explanations"]:
         lines += ["_no explanations were added as evidence_", ""]

@@ -107,6 +107,19 @@ INCIDENT_HTML = _MACROS + """<!DOCTYPE html>
 {% if evidence_notes %}<ul>
 {% for line in evidence_notes %}<li>{{ line|cell(2000) }}</li>
 {% endfor %}</ul>{% endif %}
+{% for c in s.conversations %}<h3>Conversation excerpt (evidence #{{ c.evidence_id|cell }})</h3>
+{% if c.problem %}<p class="problem">{{ c.problem|cell(1000) }}</p>{% else %}
+<p>Conversation {{ c.conversation_id|cell }} of {{ c.system_id|cell }}: {{ c.spans|length }} of
+{{ c.spans_total }} spans shown ({{ c.flagged_total }} flagged), sha256 {{ c.sha256|cell(80) }}.{% if c.masked %}
+Personal values are masked for this reader's role.{% endif %}</p>
+<ul class="conversation">
+{% for sp in c.spans %}<li style="margin-left:{{ sp.depth * 1.5 }}em">{% if sp.flags %}<strong>FLAGGED</strong>
+{% endif %}{{ sp.kind|cell }}: {{ sp.what|cell(200) }} <span class="note">span {{ sp.span_id|cell }},
+{{ sp.ts|cell }}, {{ sp.principal|cell }}</span>
+{% for f in sp.flags %}<br>flagged by {{ f|cell(300) }}{% endfor %}
+{% for t in sp.texts %}<br><em>{{ t.label }}:</em> {{ t.text|cell(700) }}{% endfor %}</li>
+{% endfor %}</ul>{% endif %}
+{% endfor %}
 <h2 id="s9">{{ headings[8] }}</h2>
 {% for e in explanations %}
 <h3>Evidence #{{ e.x.evidence_id|cell }}: {{ e.x.label|cell(1000) }}</h3>

@@ -25,6 +25,7 @@ from workbench import audit
 from workbench.access import Actor, require
 from workbench.cases import evidence as ev
 from workbench.cases import report_asof as asof
+from workbench.cases import report_conversations as conv
 from workbench.cases import report_writeup as writeup
 from workbench.cases.evidence_reading import incident_masker
 from workbench.cases.evidence_size import size_text
@@ -37,7 +38,7 @@ from workbench.store import Workspace
 
 FORMATS = ("md", "html", "pdf")
 SECTIONS = ("summary", "timeline", "evidence", "explanations", "playbooks", "audit", "marking", "writeup", "impact",
-            "findings", "actions")
+            "findings", "actions", "conversations")
 MANIFEST_FORMAT = "workbench-report-manifest-v2"
 _SUMMARY = ("incident_id", "title", "severity", "status", "owner", "systems", "atlas", "description", "created_at",
             "created_by", "closed_at")
@@ -140,6 +141,7 @@ def _sections(
         "explanations": explanations,
         "playbooks": playbooks,
         "audit": audit_rows,
+        "conversations": conv.conversation_excerpts(ws, items),  # frozen LLM conversations (report_conversations)
     }
 
 
@@ -188,6 +190,7 @@ def report_data(
     shown = {**_sections(ws, state, rows, seq, items, tl, playbooks), **added}
     for name in ("summary", "playbooks", "audit", "writeup", "impact", "findings", "actions"):
         shown[name] = mask.text(shown[name])
+    shown["conversations"] = mask.text(conv.shown(ws, actor, shown["conversations"]))
     pb_view = asof.playbook_view(playbooks, playbooks_dir)
     return {**out, "masked": bool(mask.active), "sections": plain(shown), "playbook_view": plain(mask.text(pb_view))}
 
