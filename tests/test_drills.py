@@ -25,7 +25,8 @@ from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.store import open_workspace
 
 ATLAS_YAML = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "atlas" / "ATLAS.yaml"
-SCENARIOS = sorted(p.stem for p in scenarios_dir().glob("*.md"))
+# LLM trace drills (llm-*.md) are built and scored in tests/test_drills_traces.py.
+SCENARIOS = sorted(p.stem for p in scenarios_dir().glob("*.md") if not p.stem.startswith("llm-"))
 FACILITATOR = local_admin()
 
 # Scripted answers: (question id, answer template, minutes after the clock start, participant).
@@ -311,7 +312,7 @@ def test_cli_list_score_and_refusal(drill_dir: Path, demo_ws) -> None:
     _load_commands()
     runner = CliRunner()
     listed = runner.invoke(app, ["drill", "list", "--json"])
-    assert listed.exit_code == 0 and listed.stdout.count("\n") == len(SCENARIOS) and '"error": null' in listed.stdout
+    assert listed.exit_code == 0 and listed.stdout.count("\n") == len(list_scenarios()) and '"error": null' in listed.stdout
     db = str(drill_dir / "extraction-then-evasion.duckdb")
     started = runner.invoke(app, ["drill", "clock", "start", "--db", db])
     assert started.exit_code == 0 and "clock started" in started.stdout, started.output

@@ -11,7 +11,7 @@ from workbench.app_pages import pages_for
 from workbench.drills.workspace import is_drill
 from workbench.ui import auth, connection
 from workbench.ui.errors import shown
-from workbench.ui.lib import icon
+from workbench.ui.favicon import icon
 
 HERE = Path(__file__).resolve().parent
 

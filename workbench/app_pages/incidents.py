@@ -7,7 +7,25 @@ import pandas as pd
 import streamlit as st
 
 from workbench import charts
+from workbench.cases.evidence import list_evidence, verify_evidence
 from workbench.cases.evidence_size import size_text
+from workbench.cases.incidents import (
+    add_note,
+    assign,
+    assignable_users,
+    create_incident,
+    get_incident,
+    list_incidents,
+    mark,
+)
+from workbench.cases.incidents import set_status as set_incident_status
+from workbench.cases.playbooks import attach as attach_playbook
+from workbench.cases.playbooks import load_playbooks
+from workbench.cases.playbooks import progress as playbook_progress
+from workbench.cases.playbooks import set_step as set_playbook_step
+from workbench.cases.playbooks import suggest as suggest_playbooks
+from workbench.cases.reports import render_report
+from workbench.cases.timeline import build_timeline
 from workbench.ui import cached, case_panels, connection, evidence_widgets, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context, require_page
@@ -15,9 +33,6 @@ from workbench.ui.state import context, require_page
 ws, actor = context()
 st.title("Incidents")
 require_page(actor, "read:incidents", "see incidents")
-INC = "workbench.cases.incidents"
-EVI = "workbench.cases.evidence"
-PB = "workbench.cases.playbooks"
 TLP = ["clear", "green", "amber", "amber+strict", "red"]
 PAP = ["clear", "green", "amber", "red"]
 TLP_COLOURS = {"clear": "gray", "green": "green", "amber": "orange", "amber+strict": "orange", "red": "red"}
@@ -43,7 +58,7 @@ if actor.can("write:incidents"):
         description = st.text_area("Description", key="inc_new_desc")
         if st.form_submit_button("Create", type="primary"):
             with shown("New incident"):
-                inc = cached.fresh(INC, "create_incident", actor, title, severity,
+                inc = cached.fresh(create_incident, actor, title, severity,
                                    systems=[s.strip() for s in systems.split(",") if s.strip()],
                                    atlas=[a.strip() for a in atlas.split(",") if a.strip()], description=description)
                 st.session_state["inc_selected"] = inc["incident_id"]
@@ -51,7 +66,7 @@ if actor.can("write:incidents"):
 
 incidents = None
 with shown("Incidents"):
-    incidents = pd.DataFrame(cached.call(INC, "list_incidents", actor, feature="Incidents"))
+    incidents = pd.DataFrame(cached.call(list_incidents, actor))
 if incidents is None:
     st.stop()
 if incidents.empty:
@@ -80,7 +95,7 @@ if not incident_id:
 st.divider()
 inc = None
 with shown("Incident"):
-    inc = cached.call(INC, "get_incident", actor, incident_id)
+    inc = cached.call(get_incident, actor, incident_id)
 if not inc:
     st.stop()
 st.subheader(f"{inc['incident_id']} · {inc['title']}")
@@ -107,12 +122,12 @@ if actor.can("write:incidents") and inc.get("allowed_next"):
         note = c2.text_input("Note (needed to close or reopen)", key="inc_note_status")
         if c3.form_submit_button("Apply"):
             with shown("Status"):
-                cached.fresh(INC, "set_status", actor, incident_id, nxt, note or None)
+                cached.fresh(set_incident_status, actor, incident_id, nxt, note or None)
                 _refresh()
 
 if actor.can("write:incidents") and inc["status"] != "closed":
     with st.expander("Owner, TLP and PAP", icon=":material/person:"), st.form("inc_case"):
-        people = cached.call(INC, "assignable_users", actor) if cached.has(INC, "assignable_users") else []
+        people = cached.call(assignable_users, actor)
         people = list(dict.fromkeys([*([inc["owner"]] if inc.get("owner") else []), *people]))
         c1, c2, c3 = st.columns(3)
         owner = c1.selectbox("Owner", ["(nobody)", *people], key="inc_owner",
@@ -125,19 +140,19 @@ if actor.can("write:incidents") and inc["status"] != "closed":
             with shown("Owner and marking"):
                 who = None if owner == "(nobody)" else owner
                 if who != inc.get("owner"):
-                    cached.fresh(INC, "assign", actor, incident_id, who)
-                cached.fresh(INC, "mark", actor, incident_id, tlp=new_tlp, pap=new_pap)
+                    cached.fresh(assign, actor, incident_id, who)
+                cached.fresh(mark, actor, incident_id, tlp=new_tlp, pap=new_pap)
                 _refresh()
 
 t_time, t_evi, t_obs, t_task, t_pb, t_notes, t_rep = st.tabs(
     ["Timeline", "Evidence", "Observables", "Tasks", "Playbook", "Notes", "Report"])
 with t_time, shown("Timeline"):
-    tl = cached.call("workbench.cases.timeline", "build_timeline", actor, incident_id, feature="Timeline")
+    tl = cached.call(build_timeline, actor, incident_id)
     st.plotly_chart(charts.incident_timeline(tl), key="inc_tl_chart")
     st.dataframe(tl, hide_index=True)
 
 with t_evi, shown("Evidence"):
-    listed = cached.call(EVI, "list_evidence", actor, incident_id, with_content=True, feature="Evidence")
+    listed = cached.call(list_evidence, actor, incident_id, with_content=True)
     if not listed:
         st.caption("No evidence yet: add alerts from Triage and decision sets from Decisions.")
     else:
@@ -150,7 +165,7 @@ with t_evi, shown("Evidence"):
     if inc["status"] != "closed":
         evidence_widgets.upload_evidence(actor, incident_id, key="inc_upload")
     if st.button("Re-hash the frozen evidence", key="inc_verify_evi"):
-        res = pd.DataFrame(cached.fresh(EVI, "verify_evidence", actor, incident_id))
+        res = pd.DataFrame(cached.fresh(verify_evidence, actor, incident_id))
         bad = res[~res.get("ok", pd.Series(True, index=res.index)).astype(bool)] if not res.empty else res
         (st.success if bad.empty else st.error)(
             f"{len(res) - len(bad)} of {len(res)} items match their recorded SHA-256.")
@@ -163,13 +178,12 @@ with t_task, shown("Tasks"):
     case_panels.tasks(actor, inc)
 
 with t_pb, shown("Playbook"):
-    books = cached.need(PB, "load_playbooks", "Playbooks")()
-    attached = cached.call(PB, "progress", actor, incident_id, feature="Playbook progress")
+    books = load_playbooks()
+    attached = cached.call(playbook_progress, actor, incident_id)
     can_edit = actor.can("write:incidents") and inc["status"] != "closed"
     have = {p["playbook_id"] for p in attached}
     if can_edit and books:
-        ranked = [r["playbook_id"] for r in cached.call(PB, "suggest", actor, incident_id)
-                  if r.get("score")] if cached.has(PB, "suggest") else []
+        ranked = [r["playbook_id"] for r in cached.call(suggest_playbooks, actor, incident_id) if r.get("score")]
         options = [i for i in [*ranked, *sorted(books)] if i not in have]
         options = list(dict.fromkeys(options))
         if options:
@@ -177,7 +191,7 @@ with t_pb, shown("Playbook"):
             pick = c1.selectbox("Attach a playbook", options, key=f"inc_pb_pick_{incident_id}",
                                 format_func=lambda i: books[i].title + ("  ★ suggested" if i in ranked else ""))
             if c2.button("Attach", key=f"inc_pb_attach_{incident_id}"):
-                cached.fresh(PB, "attach", actor, incident_id, pick)
+                cached.fresh(attach_playbook, actor, incident_id, pick)
                 _refresh()
     if not attached:
         st.caption("No playbook attached yet." + ("" if can_edit else " An analyst can attach one."))
@@ -202,11 +216,11 @@ with t_pb, shown("Playbook"):
             elif action:
                 st.caption(f"Workbench action: `{action.get('text')}`")
             if ticked != step["done"]:
-                cached.fresh(PB, "set_step", actor, incident_id, pb["playbook_id"], step["step_id"], ticked)
+                cached.fresh(set_playbook_step, actor, incident_id, pb["playbook_id"], step["step_id"], ticked)
                 _refresh()
 
 with t_notes, shown("Notes"):
-    notes = [i for i in cached.call(EVI, "list_evidence", actor, incident_id, kind="note", with_content=True)]
+    notes = [i for i in cached.call(list_evidence, actor, incident_id, kind="note", with_content=True)]
     for n in notes:
         content = n.get("content") or {}
         st.markdown(f"**{n.get('added_by')}** · {n.get('added_at'):%Y-%m-%d %H:%M} UTC  \n"
@@ -215,15 +229,14 @@ with t_notes, shown("Notes"):
         with st.form("inc_note", clear_on_submit=True):
             text = st.text_area("Add a note", key="inc_note_text")
             if st.form_submit_button("Add note"):
-                cached.fresh(INC, "add_note", actor, incident_id, text)
+                cached.fresh(add_note, actor, incident_id, text)
                 _refresh()
 
 with t_rep, shown("Report"):
-    render = cached.need("workbench.cases.reports", "render_report", "Incident reports")
     fmt = st.segmented_control("Format", ["html", "md", "pdf"], default="html", key="inc_rep_fmt") or "html"
     if st.button("Build the report", key="inc_rep_build", icon=":material/description:"):
         with st.spinner("Rendering the report with its manifest of hashes…"):
-            out = render(ws, actor, incident_id, fmt)
+            out = render_report(ws, actor, incident_id, fmt)
         data = out if isinstance(out, bytes) else out.encode("utf-8") if isinstance(out, str) else out["data"]
         st.session_state["inc_report"] = (incident_id, fmt, data)
     rep = st.session_state.get("inc_report")

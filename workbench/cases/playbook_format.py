@@ -87,7 +87,7 @@ def _text(value: Any) -> str:
 
 
 def _optional_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
+    return None if value is None or value == "" else _text(value)
 
 
 def _non_empty(value: list[Any]) -> list[Any]:

@@ -35,6 +35,12 @@ def _cut(text: Any) -> str:
     return s if len(s) <= TEXT_CHARS else s[:TEXT_CHARS] + f"… (+{len(s) - TEXT_CHARS} chars)"
 
 
+def _when(ts: Any) -> str | None:
+    """A frozen span's start time (written with str()) as ISO seconds in UTC."""
+    s = None if ts is None else str(ts)
+    return s if s is None or len(s) < 19 else s[:10] + "T" + s[11:19] + "Z"
+
+
 def _pick(spans: list[dict[str, Any]]) -> list[int]:
     """Indexes of the spans to show: flagged ones with their ancestors, else the first ones; at most MAX_SPANS."""
     index = {s.get("span_id"): i for i, s in enumerate(spans)}
@@ -60,7 +66,7 @@ def excerpt(data: dict[str, Any]) -> dict[str, Any]:
         rows.append({
             "depth": int(s.get("depth") or 0), "kind": s.get("kind"),
             "what": s.get("tool_name") or s.get("model") or s.get("name") or s.get("kind"),
-            "span_id": s.get("span_id"), "ts": s.get("ts"), "principal": s.get("principal"),
+            "span_id": s.get("span_id"), "ts": _when(s.get("ts")), "principal": s.get("principal"),
             "flags": [f"{f.get('detector')} ({f.get('severity')}, {f.get('alert_id')})" for f in s.get("flags") or []
                       if isinstance(f, dict)],
             "texts": [{"label": label, "text": _cut(s[key])} for label, key in TEXTS if s.get(key)],

@@ -59,6 +59,12 @@ def incidents_section(raw: Any, errs: list[str]) -> list[DrillIncident]:
                             principals=principals, intensity=float(item.get("intensity", 1.0)),
                             seed=None if item.get("seed") is None else int(item["seed"]),
                             params=dict(item.get("params") or {}))
+        if inc.type.startswith("llm_"):  # an LLM trace incident: injected by the trace generator (drills/traces.py)
+            from workbench.drills.traces import check_incident
+
+            errs += [f"incident {iid}: {e}" for e in check_incident(inc)]
+            out.append(inc)
+            continue
         try:
             from workbench.sample.incidents import _check
 

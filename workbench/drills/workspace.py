@@ -26,6 +26,7 @@ import duckdb
 
 from workbench import audit
 from workbench.access import Actor, local_admin, require
+from workbench.drills import traces as drill_traces
 from workbench.drills.scenario import Scenario, load_scenario, parse_scenario
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace, open_workspace
@@ -176,10 +177,12 @@ def start_drill(scenario_path: str | Path, out_dir: str | Path, *, actor: Actor 
     cache, source = _model_sources(scenario, out_dir, models_dir)
     say(f"generating {scenario.days} days of traffic with {len(scenario.incidents)} injected incident(s)")
     generate(data_dir, seed=scenario.seed, days=scenario.days, decisions_per_day=scenario.decisions_per_day,
-             incidents=[i.spec() for i in scenario.incidents], models_dir=source)
+             incidents=[i.spec() for i in scenario.incidents if not i.type.startswith("llm_")], models_dir=source)
     _refresh_cache(data_dir / "models", cache)
     truth_file = data_dir / "ground_truth.json"
     sample_truth = json.loads(truth_file.read_text())
+    trace_truth = drill_traces.generate(scenario, data_dir, sample_truth)  # LLM agent traces (drills/traces.py)
+    sample_truth["incidents"] += (trace_truth or {}).get("incidents", [])
     # The answer key goes into the workspace; nothing beside the data gives it away.
     for leak in (truth_file, data_dir / "manifest.json"):
         leak.unlink(missing_ok=True)
@@ -190,6 +193,7 @@ def start_drill(scenario_path: str | Path, out_dir: str | Path, *, actor: Actor 
     ws = open_workspace(target)
     try:
         _set_meta(ws, META_KEY, {"drill": True, "status": "building", "scenario_id": scenario.id})
+        drill_traces.configure_system(ws, builder, trace_truth)
         say("ingesting and detecting")
         demo = build_demo(ws, builder, data_dir, progress=say)
         truth = _resolve_truth(ws, scenario, sample_truth)

@@ -180,8 +180,8 @@ class Reader:
         out = []
         for line, position, kept, why, unreadable in bad:
             got = found.get(position) if unreadable else None
-            if got is None:
-                out.append((int(line), kept, csv_reason(why)))
+            if got is None:  # (after a blank line DuckDB's text of the row starts with that line's end: not ours)
+                out.append((int(line), kept.lstrip("\r\n") if kept else kept, csv_reason(why)))
                 continue
             text, size, digest, bad_byte = got
             if size > MAX_LINE:

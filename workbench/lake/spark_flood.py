@@ -71,10 +71,11 @@ class SparkFlood:
         from pyspark.sql import functions as F
 
         run, free = self._rows(ctx, s)
-        free = free.cache()
+        run, free = run.cache(), free.cache()  # the system's rows are read from the lake once per run
         r = free.agg(F.min("us"), F.max("us"), F.count(F.lit(1))).first()
         if r[0] is None:
             free.unpersist()
+            run.unpersist()
             return []
         t_min, t_max, n = int(r[0]), int(r[1]), int(r[2])
         bucket = flood.bucket_minutes(n, (t_max - t_min) / MIN_US)
@@ -98,17 +99,19 @@ class SparkFlood:
                     continue
                 seg = c.iloc[i0:i1 + 1]
                 observed, expected = float(seg["n"].sum()), float(seg["exp"].sum())
-                alert = self._window(ctx, s, run, k, w0, w1, bucket, seg, observed, expected, days)
+                alert = self._window(ctx, s, run, free, k, w0, w1, bucket, seg, observed, expected, days)
                 if alert:
                     out.append(alert)
+                    # the window's culprits are claimed now: later windows judge the rest, as flood does
+                    free.unpersist()
+                    free = self._rows(ctx, s)[1].cache()
         free.unpersist()
+        run.unpersist()
         return out
 
-    def _per_principal(self, ctx: Ctx, s: SystemScope, run: Any, w0: datetime, w1: datetime,
-                       days: int) -> list[dict[str, Any]]:
+    def _per_principal(self, run: Any, free: Any, w0: datetime, w1: datetime, days: int) -> list[dict[str, Any]]:
         from pyspark.sql import functions as F
 
-        _, free = self._rows(ctx, s)
         u0, u1 = _us(w0), _us(w1)
         day0 = u0 // DAY_US * DAY_US
         tod = F.col("us") - F.floor(F.col("us") / DAY_US) * DAY_US
@@ -123,12 +126,11 @@ class SparkFlood:
         per.sort(key=lambda p: (-(p["n"] - p["expected"]), p["principal"] is None, p["principal"] or ""))
         return per
 
-    def _bursts(self, ctx: Ctx, s: SystemScope, names: list[str], w0: datetime, w1: datetime) -> list[tuple]:
+    def _bursts(self, free: Any, names: list[str], w0: datetime, w1: datetime) -> list[tuple]:
         """(decision_id, us) of each culprit's bursts of activity that overlap the window."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        _, free = self._rows(ctx, s)
         u0, u1 = _us(w0), _us(w1)
         r = free.where(F.col("principal").isin(names) & (F.col("us") >= u0 - 3 * 3600 * 1_000_000)
                        & (F.col("us") < u1 + 3 * 3600 * 1_000_000)).select("decision_id", "principal", "us")
@@ -163,12 +165,12 @@ class SparkFlood:
                                or (err_in is not None and err_other is not None and err_in > 2 * err_other + 0.005))
         return out
 
-    def _window(self, ctx: Ctx, s: SystemScope, run: Any, k: int, w0: datetime, w1: datetime, bucket: int,
+    def _window(self, ctx: Ctx, s: SystemScope, run: Any, free: Any, k: int, w0: datetime, w1: datetime, bucket: int,
                 seg: pd.DataFrame, observed: float, expected: float, days: int) -> Alert | None:
         # a copy of flood._window's judgement over Spark's results (keep the two in step)
         excess = observed - expected
         culprits = []
-        for p in self._per_principal(ctx, s, run, w0, w1, days):
+        for p in self._per_principal(run, free, w0, w1, days):
             ex = p["n"] - p["expected"]
             if ex < flood.MIN_EXCESS_SHARE * excess or p["n"] < flood.RATIO_MIN * max(p["expected"], 1.0):
                 break
@@ -177,7 +179,7 @@ class SparkFlood:
         names = [p["principal"] for p in culprits]
         t0, t1 = w0, w1
         if names:
-            hits = self._bursts(ctx, s, names, w0, w1)
+            hits = self._bursts(free, names, w0, w1)
             ctx.ws.execute("INSERT INTO _hits SELECT ?, ?, ?, unnest(?::VARCHAR[])",
                            [flood.NAME, key, s.system_id, [h[0] for h in hits]])
             ctx.claim(flood.NAME, s, [key])

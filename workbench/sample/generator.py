@@ -12,7 +12,7 @@ import numpy as np
 
 from workbench.errors import WorkbenchError
 from workbench.sample import attacks
-from workbench.sample.incidents import DAY_US, INCIDENT_TYPES, IncidentSpec, Plan, iso, parse_ts, resolve
+from workbench.sample.incidents import DAY_US, INCIDENT_TYPES, IncidentSpec, Plan, resolve
 from workbench.sample.metrics import write_decisions, write_metrics
 from workbench.sample.models import Serving, build_models, sha256_file, write_registry
 from workbench.sample.systems import CONFIGS, FRAUD, LOAN, SYSTEMS, model_frame, true_risk

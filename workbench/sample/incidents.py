@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from workbench.durations import duration_us
 from workbench.errors import WorkbenchError
 from workbench.sample.systems import CONFIGS, FRAUD, LOAN, SYSTEMS
 from workbench.sample.traffic import HOUR_US, US, Population
+from workbench.timestamps import iso_from_us as iso
+from workbench.timestamps import us_from_iso as parse_ts
 
 INCIDENT_TYPES: tuple[str, ...] = (
     "extraction",
@@ -57,7 +59,7 @@ class IncidentSpec:
     """What to inject: every field optional except type; None means 'choose from the seed'.
 
     start: ISO-8601 (UTC if no offset), "day N HH:MM" (N counted from 0 at the sample start) or "+6h".
-    duration: "90m", "3h", "1h30m", "2d" or ISO "PT3H". For drift it is the ramp length (0 = step change),
+    duration: "90m", "3h", "1h30m", "2d" or ISO 8601 "PT3H", "P2D" (workbench.durations). For drift it is the ramp length (0 = step change),
     and the shift lasts to the end of the sample.
     """
 
@@ -91,33 +93,9 @@ class Plan:
     atlas: list[str] = field(default_factory=list)
 
 
-def parse_ts(text: str) -> int:
-    """ISO-8601 timestamp to epoch microseconds (naive means UTC)."""
-    dt = datetime.fromisoformat(text.strip().replace("z", "Z"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(round(dt.timestamp() * US))
-
-
-def iso(ts_us: int) -> str:
-    """Epoch microseconds to ISO-8601 UTC with a trailing Z."""
-    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(ts_us))
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{dt.microsecond:06d}Z" if dt.microsecond else "Z")
-
-
-_DUR = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|min|m|s)")
-
-
 def parse_duration(text: str) -> int:
-    """'3h', '90m', '1h30m', '2d', 'PT3H' to microseconds."""
-    t = text.strip().lower()
-    if t.startswith("pt") or t.startswith("p"):
-        t = t.lstrip("p").replace("t", "")
-    units = {"d": DAY_US, "h": HOUR_US, "m": 60 * US, "min": 60 * US, "s": US}
-    parts = _DUR.findall(t)
-    if not parts or _DUR.sub("", t).strip():
-        raise WorkbenchError(f"cannot read duration {text!r}: use forms like '90m', '3h', '1h30m', '2d'")
-    return int(sum(float(v) * units[u] for v, u in parts))
+    """'3h', '90m', '1h30m', '2d' or ISO 8601 'PT3H', 'P2D' to microseconds (workbench.durations)."""
+    return duration_us(text)
 
 
 def parse_start(text: str, origin_us: int) -> int:

@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from workbench.sample.incidents import iso
+from workbench.timestamps import iso_from_us as iso
 from workbench.sample.systems import CONFIGS, SYSTEMS
 
 SESSION_GAP_MINUTES = 30

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 import streamlit as st
 
 from workbench.access import Actor, is_issued, local_admin
+from workbench.cases.accounts import actor_for_identity, authenticate
 from workbench.errors import WorkbenchError
 from workbench.session import has_accounts
 from workbench.store import Workspace
-from workbench.ui import lib
 from workbench.ui.errors import message_for
 
 ACTOR_KEY = "wb_actor"
@@ -124,10 +124,7 @@ def _password_gate(ws: Workspace) -> Actor:
         password = st.text_input("Password", type="password", key="signin_password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        authenticate = lib.call("workbench.cases.accounts", "authenticate")
-        if authenticate is None:
-            st.error("Accounts exist but the accounts module is not installed; use the CLI for now.")
-        elif not user or not password:
+        if not user or not password:
             st.warning("Enter a user name and a password.")
         else:
             try:
@@ -151,12 +148,8 @@ def _oidc_gate(ws: Workspace) -> Actor:
         st.stop()
     identities = oidc_identities(st.user.to_dict())
     shown_as = next((i for i in identities if i), "an unnamed identity")
-    resolve = lib.call("workbench.cases.accounts", "actor_for_identity")
     try:
-        if resolve is None:
-            raise WorkbenchError("OIDC sign-in needs the accounts module with actor_for_identity; "
-                                 "use local accounts for now")
-        actor = resolve(ws, *identities)
+        actor = actor_for_identity(ws, *identities)
     except WorkbenchError as exc:
         st.error(f"Signed in as {shown_as}, but the workspace refuses it: {message_for(exc)}", icon="🔒")
         if st.button("Sign out"):

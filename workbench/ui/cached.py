@@ -1,51 +1,51 @@
-"""Cached library calls: aggregates computed in DuckDB once per (workspace, user, arguments) within a TTL."""
+"""Cached library calls: aggregates computed in DuckDB once per (workspace, user, arguments) within a TTL.
+
+Pages import the library's functions and pass the function itself: `cached.call(list_incidents, actor,
+open_only=True)`. The cache keys on the function's module and qualified name, the workspace generation, the
+user and the arguments; a renamed function fails at the page's import, not here."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import streamlit as st
 
 from workbench.access import Actor
-from workbench.ui import lib
+from workbench.store import Workspace
 from workbench.ui.connection import get_ws, ws_key
-from workbench.ui.errors import NotAvailable
 
 TTL_SECONDS = 300
 MAX_ENTRIES = 512
 
-
-def has(module: str, name: str) -> bool:
-    """Whether the library call exists in this build."""
-    return lib.call(module, name) is not None
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def need(module: str, name: str, feature: str) -> Any:
-    """The library function, or raise NotAvailable (shown as an info box by ui.errors.shown)."""
-    fn = lib.call(module, name)
-    if fn is None:
-        raise NotAvailable(feature, f"{module}.{name}")
-    return fn
+def key_of(fn: Callable[..., Any]) -> str:
+    """The cache's name for a library function: `module.qualname`."""
+    return f"{fn.__module__}.{fn.__qualname__}"
 
 
 @st.cache_data(ttl=TTL_SECONDS, max_entries=MAX_ENTRIES, show_spinner=False)
-def _call(key: str, module: str, name: str, user: str, role: str, args: tuple, kwargs: dict,
+def _call(key: str, name: str, user: str, role: str, args: tuple, kwargs: dict, _fn: Callable[..., Any],
           _actor: Actor) -> Any:
-    # The signed-in actor itself (unhashed: leading underscore); a rebuilt Actor(user, role) carries no sign-in.
-    fn = lib.call(module, name)
-    return fn(get_ws(), _actor, *args, **kwargs)
+    # The function and the signed-in actor itself are unhashed (leading underscore): `name` stands for the
+    # function, and a rebuilt Actor(user, role) would carry no sign-in.
+    return _fn(get_ws(), _actor, *args, **kwargs)
 
 
-def call(module: str, name: str, actor: Actor, *args: Any, feature: str | None = None, **kwargs: Any) -> Any:
-    """`module.name(ws, actor, *args, **kwargs)` through st.cache_data, keyed by workspace generation and user.
+def call(fn: Callable[Concatenate[Workspace, Actor, P], R], actor: Actor, /, *args: P.args,
+         **kwargs: P.kwargs) -> R:
+    """`fn(ws, actor, *args, **kwargs)` through st.cache_data, keyed by workspace generation, user and arguments.
 
     The key holds the user, so reads of decision-level data stay per user (the library audits the first read;
     reruns of the same view within the TTL do not flood the audit log)."""
-    need(module, name, feature or f"{module}.{name}")
-    return _call(ws_key(), module, name, actor.user, actor.role, tuple(args), dict(kwargs), _actor=actor)
+    return _call(ws_key(), key_of(fn), actor.user, actor.role, tuple(args), dict(kwargs), _fn=fn, _actor=actor)
 
 
-def fresh(module: str, name: str, actor: Actor, *args: Any, feature: str | None = None, **kwargs: Any) -> Any:
-    """The same call without the cache (for writes and for data that must be current, e.g. the audit log)."""
-    fn = need(module, name, feature or f"{module}.{name}")
+def fresh(fn: Callable[Concatenate[Workspace, Actor, P], R], actor: Actor, /, *args: P.args,
+          **kwargs: P.kwargs) -> R:
+    """The same call without the cache (for writes and for data that must be current, e.g. the audit log);
+    after a write the caller runs `connection.data_changed()` to drop the cached aggregates."""
     return fn(get_ws(), actor, *args, **kwargs)

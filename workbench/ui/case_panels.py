@@ -10,11 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from workbench.access import Actor
+from workbench.cases.incidents import assignable_users
+from workbench.cases.merge import merge_incidents
+from workbench.cases.observables import add_observable, list_observables, mark_observable
+from workbench.cases.tasks import add_task, list_tasks, tasks_from_playbook, update_task
 from workbench.ui import cached, connection
 
-INC = "workbench.cases.incidents"
-OBS = "workbench.cases.observables"
-TASKS = "workbench.cases.tasks"
 TYPES = ["principal", "ip", "api_key", "model_sha256", "decision_id", "feature_value", "url", "email", "other"]
 TLP = ["clear", "green", "amber", "amber+strict", "red"]
 TASK_STATUSES = ["todo", "in_progress", "done", "cancelled"]
@@ -52,7 +53,7 @@ def _sightings_text(seen: list[dict[str, Any]]) -> str:
 def observables(actor: Actor, inc: dict[str, Any]) -> None:
     """Observables table, the incidents and alerts they are also seen in (as links), add and mark forms."""
     iid = inc["incident_id"]
-    obs = cached.call(OBS, "list_observables", actor, iid, feature="Observables")
+    obs = cached.call(list_observables, actor, iid)
     can = actor.can("write:incidents") and inc["status"] != "closed"
     if not obs:
         st.caption("No observables yet: they come from the alerts and decisions in the evidence, or add one below.")
@@ -90,7 +91,7 @@ def observables(actor: Actor, inc: dict[str, Any]) -> None:
                 note = c3.text_input("Note", key="inc_obs_note")
                 if st.form_submit_button("Mark", key="inc_obs_mark_go"):
                     o = obs[pick]
-                    cached.fresh(OBS, "mark_observable", actor, iid, o["type"], o["value"], tlp=level,
+                    cached.fresh(mark_observable, actor, iid, o["type"], o["value"], tlp=level,
                                  note=note or None)
                     _refresh()
     if can:
@@ -101,7 +102,7 @@ def observables(actor: Actor, inc: dict[str, Any]) -> None:
             level = c3.selectbox("TLP", TLP, index=TLP.index(inc.get("tlp") or "amber"), key="inc_obs_new_tlp")
             note = st.text_input("Note", key="inc_obs_new_note")
             if st.form_submit_button("Add observable", key="inc_obs_add_go"):
-                cached.fresh(OBS, "add_observable", actor, iid, kind, value, tlp=level, note=note)
+                cached.fresh(add_observable, actor, iid, kind, value, tlp=level, note=note)
                 _refresh()
 
 
@@ -114,7 +115,7 @@ def _due(day: Any, at: time | None) -> str | None:
 def tasks(actor: Actor, inc: dict[str, Any]) -> None:
     """Tasks table with assignee, status and due; add, update, and tasks from the attached playbooks."""
     iid = inc["incident_id"]
-    rows = cached.call(TASKS, "list_tasks", actor, iid, feature="Tasks")
+    rows = cached.call(list_tasks, actor, iid)
     can = actor.can("write:incidents") and inc["status"] != "closed"
     if rows:
         st.dataframe(pd.DataFrame(rows)[["task_id", "status", "title", "assignee", "due", "overdue", "source",
@@ -126,7 +127,7 @@ def tasks(actor: Actor, inc: dict[str, Any]) -> None:
         st.caption("No tasks yet.")
     if not can:
         return
-    people = [NOBODY, *cached.call(INC, "assignable_users", actor)]
+    people = [NOBODY, *cached.call(assignable_users, actor)]
     with st.form("inc_task_add", clear_on_submit=True):
         title = st.text_input("New task", key="inc_task_title")
         c1, c2, c3 = st.columns(3)
@@ -134,7 +135,7 @@ def tasks(actor: Actor, inc: dict[str, Any]) -> None:
         day = c2.date_input("Due date", value=None, key="inc_task_due_day")
         at = c3.time_input("Due time (UTC)", value=None, key="inc_task_due_time")
         if st.form_submit_button("Add task", key="inc_task_add_go"):
-            cached.fresh(TASKS, "add_task", actor, iid, title, assignee=None if who == NOBODY else who,
+            cached.fresh(add_task, actor, iid, title, assignee=None if who == NOBODY else who,
                          due=_due(day, at))
             _refresh()
     if rows:
@@ -147,12 +148,12 @@ def tasks(actor: Actor, inc: dict[str, Any]) -> None:
             who = c2.selectbox("Assignee", ["(unchanged)", *people], key="inc_task_new_assignee")
             day = c3.date_input("Due date", value=None, key="inc_task_new_due")
             if st.form_submit_button("Update task", key="inc_task_update_go"):
-                cached.fresh(TASKS, "update_task", actor, tid, status=status,
+                cached.fresh(update_task, actor, tid, status=status,
                              assignee=None if who == "(unchanged)" else ("-" if who == NOBODY else who),
                              due=_due(day, None))
                 _refresh()
     if st.button("Tasks from the attached playbooks", key="inc_task_from_pb", icon=":material/checklist:"):
-        made = cached.fresh(TASKS, "tasks_from_playbook", actor, iid)
+        made = cached.fresh(tasks_from_playbook, actor, iid)
         st.success(f"{len(made)} task(s) added from the playbook steps.")
         connection.data_changed()
 
@@ -171,5 +172,5 @@ def merge(actor: Actor, inc: dict[str, Any], listing: pd.DataFrame) -> None:
                          format_func=lambda i: f"{i} · {titles[i][:50]}")
     note = st.text_input("Why they are one incident", key="inc_merge_note")
     if st.button(f"Merge into {inc['incident_id']}", key="inc_merge_go", icon=":material/call_merge:"):
-        cached.fresh("workbench.cases.merge", "merge_incidents", actor, inc["incident_id"], other, note or None)
+        cached.fresh(merge_incidents, actor, inc["incident_id"], other, note or None)
         _refresh()

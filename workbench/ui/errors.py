@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import duckdb
 import streamlit as st
 
 from workbench.errors import PermissionDenied, WorkbenchError, WorkspaceBusy
@@ -25,24 +26,11 @@ def message_for(exc: BaseException) -> str:
         return f"{text}."
     if isinstance(exc, WorkbenchError):
         return text
-    try:
-        import duckdb
-
-        if isinstance(exc, duckdb.Error):
-            return (f"The workspace query failed ({type(exc).__name__}: {text}). "
-                    "Reload the page; if it persists, run `workbench status` on the workspace.")
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(exc, duckdb.Error):
+        return (f"The workspace query failed ({type(exc).__name__}: {text}). "
+                "Reload the page; if it persists, run `workbench status` on the workspace.")
     return (f"Something went wrong ({type(exc).__name__}: {text}). This is a bug in the workbench; "
             "the details are in the server log. Reload the page to continue.")
-
-
-class NotAvailable(Exception):
-    """A library call the page needs is not built yet (shown as an info box, not an error)."""
-
-    def __init__(self, feature: str, module: str) -> None:
-        super().__init__(f"{feature} ({module})")
-        self.feature, self.module = feature, module
 
 
 @contextmanager
@@ -50,8 +38,6 @@ def shown(what: str | None = None) -> Iterator[None]:
     """Run a block; a WorkbenchError or any bug is shown as one st.error line instead of a traceback."""
     try:
         yield
-    except NotAvailable as exc:
-        not_available(exc.feature, exc.module)
     except WorkbenchError as exc:
         st.error(((what + ": ") if what else "") + message_for(exc), icon="⚠️")
     except Exception as exc:  # noqa: BLE001 - the point is that nothing escapes as a traceback
@@ -70,8 +56,3 @@ def guarded(fn: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
-
-def not_available(feature: str, module: str) -> None:
-    """Say plainly that a part of the workbench is not installed or not built yet."""
-    st.info(f"{feature} is not available yet in this build (`{module}` is missing). "
-            "The rest of the app works; update the workbench to get it.", icon="🧩")

@@ -14,15 +14,21 @@ import pandas as pd
 import streamlit as st
 
 from workbench.access import Actor
+from workbench.cases.evidence import (
+    add_attribution_drift,
+    add_drift,
+    add_explanation,
+    add_file_bytes,
+    add_metric_window,
+    max_upload_bytes,
+)
+from workbench.cases.incidents import list_incidents
 from workbench.ui import cached, connection
 from workbench.ui.errors import shown
 
-EVI = "workbench.cases.evidence"
-INC = "workbench.cases.incidents"
-
 
 def _open_incidents(actor: Actor) -> list[dict[str, Any]]:
-    return cached.call(INC, "list_incidents", actor, open_only=True, feature="Incidents")
+    return cached.call(list_incidents, actor, open_only=True)
 
 
 def _freeze_box(actor: Actor, key: str, what: str, default_label: str) -> tuple[str, str] | None:
@@ -62,8 +68,7 @@ def freeze_explanation(actor: Actor, system: str | None, explanation: dict[str, 
             shown("Freeze explanation"):
         picked = _freeze_box(actor, key, "explanation", f"SHAP explanation of {explanation.get('decision_id')}")
         if picked:
-            item = cached.fresh(EVI, "add_explanation", actor, picked[0], {"system_id": system, **explanation},
-                                picked[1])
+            item = cached.fresh(add_explanation, actor, picked[0], {"system_id": system, **explanation}, picked[1])
             _done(item, picked[0])
 
 
@@ -83,15 +88,14 @@ def freeze_drift_page(actor: Actor, system: str | None, tests: pd.DataFrame | No
         if has_tests:
             picked = _freeze_box(actor, f"{key}_tests", "drift tests", f"drift tests of {target} on {system}")
             if picked:
-                item = cached.fresh(EVI, "add_drift", actor, picked[0], system, tests, target=target,
-                                    label=picked[1])
+                item = cached.fresh(add_drift, actor, picked[0], system, tests, target=target, label=picked[1])
                 _done(item, picked[0])
         if attr:
             rows, attrs = attr
             picked = _freeze_box(actor, f"{key}_attr", "attribution drift",
                                  f"attribution drift of {system} ({attrs.get('alert_n', len(rows))} decisions)")
             if picked:
-                item = cached.fresh(EVI, "add_attribution_drift", actor, picked[0], system, rows,
+                item = cached.fresh(add_attribution_drift, actor, picked[0], system, rows,
                                     meta={k: attrs.get(k) for k in ("alert_n", "reference_n", "versions", "method")},
                                     label=picked[1])
                 _done(item, picked[0])
@@ -111,8 +115,8 @@ def freeze_alert_metrics(actor: Actor, alert: dict[str, Any] | None, key: str = 
         picked = _freeze_box(actor, key, "metric window", f"metrics of {alert['system_id']} around "
                              f"{alert.get('alert_id')}")
         if picked:
-            item = cached.fresh(EVI, "add_metric_window", actor, picked[0], alert["system_id"], None,
-                                t0.isoformat(), t1.isoformat(), picked[1])
+            item = cached.fresh(add_metric_window, actor, picked[0], alert["system_id"], None, t0.isoformat(),
+                                t1.isoformat(), picked[1])
             _done(item, picked[0])
 
 
@@ -120,7 +124,7 @@ def upload_evidence(actor: Actor, incident_id: str, key: str = "frz_upload") -> 
     """An incident's file upload: kept read-only in the evidence store, hashed, refused over the size limit."""
     if not _can(actor):
         return
-    limit = cached.need(EVI, "max_upload_bytes", "Evidence files")()
+    limit = max_upload_bytes()
     with st.form(f"{key}_form", clear_on_submit=True):
         up = st.file_uploader(f"Add a file as evidence (at most {limit / 1024 / 1024:g} MiB)", key=f"{key}_file")
         label = st.text_input("Label (default: the file name)", key=f"{key}_label")
@@ -129,6 +133,5 @@ def upload_evidence(actor: Actor, incident_id: str, key: str = "frz_upload") -> 
                 if up.size > limit:
                     st.error(f"{up.name} is {up.size:,} bytes; evidence files are limited to {limit:,} bytes.")
                     return
-                item = cached.fresh(EVI, "add_file_bytes", actor, incident_id, up.name, up.getvalue(),
-                                    label.strip() or None)
+                item = cached.fresh(add_file_bytes, actor, incident_id, up.name, up.getvalue(), label.strip() or None)
                 _done(item, incident_id)

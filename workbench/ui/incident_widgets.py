@@ -8,10 +8,9 @@ from typing import Any
 import streamlit as st
 
 from workbench.access import Actor
+from workbench.cases.incidents import create_incident, open_incidents_with_alerts, suggest_title
 from workbench.ui import cached, connection
 from workbench.ui.errors import shown
-
-INC = "workbench.cases.incidents"
 
 
 def go_to_incident(incident_id: str) -> None:
@@ -26,10 +25,9 @@ def open_from_alert(actor: Actor, alert: dict[str, Any], key: str = "tr") -> Non
         st.caption(f"Your role ({actor.role}) cannot open incidents.")
         return
     alert_id = str(alert.get("alert_id"))
-    lib = cached.need(INC, "suggest_title", "Incident titles")
-    title = st.text_input("Incident title", value=lib(alert), key=f"{key}_inc_title_{alert_id}",
+    title = st.text_input("Incident title", value=suggest_title(alert), key=f"{key}_inc_title_{alert_id}",
                           max_chars=200)
-    already = cached.fresh(INC, "open_incidents_with_alerts", actor, [alert_id], feature="Incidents")
+    already = cached.fresh(open_incidents_with_alerts, actor, [alert_id])
     for dup in already:
         st.warning(f"This alert is already in open incident {dup['incident_id']} ({dup['status']}).",
                    icon=":material/content_copy:")
@@ -40,7 +38,7 @@ def open_from_alert(actor: Actor, alert: dict[str, Any], key: str = "tr") -> Non
     if st.button(label, type="secondary" if already else "primary", icon=":material/add_alert:",
                  key=f"{key}_open_inc"):
         with shown("Open incident"):
-            inc = cached.fresh(INC, "create_incident", actor, title, str(alert.get("severity") or "medium").lower(),
-                               alert_ids=[alert_id], feature="Incidents")
+            inc = cached.fresh(create_incident, actor, title, str(alert.get("severity") or "medium").lower(),
+                               alert_ids=[alert_id])
             connection.data_changed()
             go_to_incident(inc["incident_id"])
