@@ -212,6 +212,34 @@ def test_incident_evidence_sizes_fit_each_kind(demo_db: Path, tmp_path: Path) ->
     assert "item_count" not in table.columns and "content" not in table.columns
 
 
+def test_incident_writeup_editable_in_the_app(demo_db: Path) -> None:
+    from workbench.cases import incidents, report_writeup, reports
+
+    with open_workspace(demo_db) as ws:
+        iid = incidents.create_incident(ws, local_admin(), "Write-up", "high")["incident_id"]
+    at = _app().run()
+    at.switch_page("app_pages/incidents.py").run()
+    _clean(at, "incidents")
+    at.text_area(key="inc_wu_exec_summary").input("Approvals through a **stolen** key; contained.")
+    at.text_area(key="inc_wu_root_cause").input("A leaked partner API key.")
+    at.text_area(key="inc_wu_lessons").input("Rotate partner keys monthly.")
+    at.text_input(key="inc_wu_amount_feature").input("loan_amount")
+    at.text_input(key="inc_wu_amount_note").input("requested amounts, not losses")
+    [b for b in at.button if b.label == "Save write-up"][0].click().run()
+    _clean(at, "write-up saved")
+    assert any("Write-up saved (5 of 5 fields filled)" in s.value for s in at.success)
+    at.text_area(key="inc_wu_lessons").input("")  # clearing a field
+    [b for b in at.button if b.label == "Save write-up"][0].click().run()
+    _clean(at, "write-up cleared")
+    with open_workspace(demo_db) as ws:
+        w = report_writeup.get(ws, local_admin(), iid)
+        assert w["root_cause"] == "A leaked partner API key." and w["amount_feature"] == "loan_amount"
+        assert w["lessons"] is None and w["amount_note"] == "requested amounts, not losses"
+        assert ws.scalar("SELECT count(*) FROM audit_log WHERE action = 'incident.write' AND object = ?", [iid]) == 2
+        md = reports.render_report(ws, local_admin(), iid, "md").decode()
+    assert "A leaked partner API key." in md and "Approvals through a **stolen** key" in md
+
+
 def test_sign_in_required_when_accounts_exist(demo_db: Path) -> None:
     passwords = _with_accounts(demo_db)
     at = _app().run()

@@ -176,9 +176,8 @@ def test_app_cli_and_notebook_write_together(shared_db: Path) -> None:
 @pytest.mark.slow
 def test_notebook_removes_its_temporary_workspace(small_sample: Path) -> None:
     """The notebooks' fresh demo workspace (built when no WORKBENCH_NOTEBOOK_DB is given) goes with the kernel."""
-    code = ("import sys\nsys.path.insert(0, sys.argv[1])\nimport build_notebooks as b\n"
-            "src = b.IMPORTS + '\\n' + b.OPEN.split('if not WORKSPACE')[0]\n"
-            "exec(src)\npath = fresh_demo_workspace(sys.argv[2])\nprint(path, flush=True)\n")
+    code = ("import sys\nfrom workbench.notebook import fresh_demo_workspace\n"
+            "path = fresh_demo_workspace(sys.argv[2])\nprint(path, flush=True)\n")
     got = subprocess.run([sys.executable, "-c", code, str(ROOT / "notebooks"), str(small_sample)],
                          capture_output=True, text=True, env=_env(), timeout=300)
     assert got.returncode == 0, got.stderr[-2000:]

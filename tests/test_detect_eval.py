@@ -16,9 +16,9 @@ import pytest
 from workbench.access import Actor, local_admin
 from workbench.detect import context as ctx_mod
 from workbench.detect import extraction, list_alerts, probing, run_all
-from workbench.detect.alerts import iso
 from workbench.detect.evaluate import evaluate
 from workbench.store import open_workspace
+from workbench.timestamps import iso_z
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_nab.py"
 
@@ -127,7 +127,7 @@ def test_backdoor_alert_id_does_not_reveal_the_trigger(demo_ws, admin, small_sam
     seen = next(a for a in list_alerts(demo_ws, Actor("ana", "analyst")) if a["detector"] == "backdoor")
     assert seen["alert_id"] == bd["alert_id"] and str(trigger["value"]) not in json.dumps(seen)
     version = bd["evidence"]["new_version"]
-    start = iso(np.datetime64(bd["window_start"].replace("Z", ""), "h").astype(object))
+    start = iso_z(np.datetime64(bd["window_start"].replace("Z", ""), "h").astype(object))
     # the id recipe with the raw value (as an analyst could try every amount) must not give the id
     for value in (trigger["value"], float(trigger["value"]), str(trigger["value"])):
         key = "|".join(["backdoor", bd["system_id"], bd["principal"] or "", bd["feature"], "", start,

@@ -13,9 +13,9 @@ import pytest
 
 from workbench.access import local_admin
 from workbench.detect import list_alerts
-from workbench.detect.evaluate import _ts
 from workbench.detect.metric_anomaly import judge_series
 from workbench.store import open_workspace
+from workbench.timestamps import as_datetime
 
 
 def _flood(alerts: list[dict]) -> dict:
@@ -46,10 +46,10 @@ def test_flood_cites_the_metric_anomalies_inside_it_without_a_second_alert(demo_
     for c in cited.values():
         assert c["explained_by_this_alert"] and c["direction"] == "above"
         assert c["observed"] > c["expected"] and abs(c["peak_z"]) >= 8
-    t0, t1 = _ts(flood["window_start"]), _ts(flood["window_end"])
+    t0, t1 = as_datetime(flood["window_start"]), as_datetime(flood["window_end"])
     pad = timedelta(minutes=15)
     dup = [a for a in alerts if a["detector"] == "metric_anomaly" and a["system_id"] == flood["system_id"]
-           and _ts(a["window_start"]) <= t1 + pad and _ts(a["window_end"]) >= t0 - pad]
+           and as_datetime(a["window_start"]) <= t1 + pad and as_datetime(a["window_end"]) >= t0 - pad]
     assert dup == [], "the flood's metric anomalies must not be raised again as their own alert"
 
 
@@ -96,11 +96,11 @@ def long_flood_ws(small_sample: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_end_of_a_long_flood_is_not_a_new_anomaly(long_flood_ws):
     alerts = list_alerts(long_flood_ws, local_admin())
     flood = _flood(alerts)
-    t1 = _ts(flood["window_end"])
+    t1 = as_datetime(flood["window_end"])
     cited = flood["evidence"]["metric_anomalies"]
     assert {"request_rate", "latency_p95_ms", "error_rate"} <= {c["metric"] for c in cited}
-    late = [c for c in cited if _ts(c["end"]) > t1 + timedelta(minutes=10)]
+    late = [c for c in cited if as_datetime(c["end"]) > t1 + timedelta(minutes=10)]
     assert late == [], f"metric events running past the flood's end: {late}"
     after = [a for a in alerts if a["detector"] == "metric_anomaly"
-             and t1 - timedelta(minutes=15) <= _ts(a["window_start"]) <= t1 + timedelta(hours=3)]
+             and t1 - timedelta(minutes=15) <= as_datetime(a["window_start"]) <= t1 + timedelta(hours=3)]
     assert after == [], [a["summary"] for a in after]

@@ -312,7 +312,8 @@ def test_cli_list_score_and_refusal(drill_dir: Path, demo_ws) -> None:
     _load_commands()
     runner = CliRunner()
     listed = runner.invoke(app, ["drill", "list", "--json"])
-    assert listed.exit_code == 0 and listed.stdout.count("\n") == len(list_scenarios()) and '"error": null' in listed.stdout
+    assert listed.exit_code == 0 and listed.stdout.count("\n") == len(list_scenarios())
+    assert '"error": null' in listed.stdout
     db = str(drill_dir / "extraction-then-evasion.duckdb")
     started = runner.invoke(app, ["drill", "clock", "start", "--db", db])
     assert started.exit_code == 0 and "clock started" in started.stdout, started.output

@@ -1,5 +1,6 @@
 """Each forensic notebook executes top to bottom (nbclient) against a fresh small demo workspace in < 60 s,
-acts as the named user, and files its findings as evidence through the cases library."""
+acts as the named user, and files its findings as evidence through the cases library. Each `.ipynb` is the
+jupytext pair of a percent-format script `notebooks/<name>.py`, stored without outputs."""
 
 from __future__ import annotations
 
@@ -36,15 +37,37 @@ def _text(nb: nbformat.NotebookNode) -> str:
     return "\n".join(out)
 
 
+NAMES = ["attribution_forensics", "drill_after_action", "inference_api_abuse", "post_incident_forensics"]
+
+
 def test_notebooks_are_committed_without_outputs() -> None:
     names = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
-    assert names == ["attribution_forensics", "drill_after_action", "inference_api_abuse", "post_incident_forensics"]
+    assert names == NAMES
     for name in names:
         nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
         nbformat.validate(nb)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), f"{name} has outputs"
         assert any("parameters" in c.metadata.get("tags", []) for c in code), f"{name} has no parameters cell"
+
+
+def test_each_notebook_is_paired_with_its_script_and_in_sync() -> None:
+    """The .py script is the source: the .ipynb holds the same cells (jupytext round trip), and no generator
+    writes notebooks from code strings."""
+    jupytext = pytest.importorskip("jupytext")
+
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.py")) == NAMES, "one percent-format script per notebook"
+    config = (NOTEBOOKS / "jupytext.toml").read_text()
+    assert 'formats = "ipynb,py:percent"' in config
+    for name in NAMES:
+        script = (NOTEBOOKS / f"{name}.py").read_text()
+        assert "\n# %%" in script and "nbformat" not in script, f"{name}.py is not a percent-format notebook"
+        stored = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        assert jupytext.writes(stored, fmt="py:percent") == script, (
+            f"{name}.ipynb is out of sync with {name}.py: run `jupytext --sync notebooks/{name}.py`")
+        from_script = jupytext.reads(script, fmt="py:percent")
+        cells = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in from_script.cells]
+        assert cells == [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in stored.cells], name
 
 
 @pytest.mark.parametrize("name, evidence_kinds", [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -117,3 +119,36 @@ def test_budget_and_input_errors(lgb_ws):
         run_attack(lgb_ws, local_admin(), "loan", "evasion", budget=10, mutable=["salary"])
     with pytest.raises(PermissionDenied):
         run_attack(lgb_ws, Actor("v", "viewer"), "loan", "probing", budget=10)
+
+
+@pytest.mark.parametrize(("attack", "budget"), [("evasion", 400), ("extraction", 1100), ("backdoor-scan", 500)])
+def test_progress_callback_counts_up_to_the_queries_used(lgb_ws, attack, budget):
+    calls: list[tuple[int, int]] = []
+    run = run_attack(lgb_ws, local_admin(), "loan", attack, budget=budget, seed=1,
+                     progress=lambda used, total: calls.append((used, total)))
+    used = [u for u, _ in calls]
+    assert len(calls) > 1 and {t for _, t in calls} == {budget}
+    assert used == sorted(set(used)) and used[0] > 0  # strictly increasing
+    assert used[-1] == run["queries"] <= budget
+
+
+def test_cli_shows_progress_only_without_json(lgb_ws, monkeypatch):
+    from typer.testing import CliRunner
+
+    from workbench.cli import _load_commands, app
+
+    _load_commands()
+    lgb_ws.execute("CHECKPOINT")
+    args = ["redteam", "--system", "loan", "--attack", "probing", "--budget", "150", "--db", str(lgb_ws.path)]
+    r = CliRunner().invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    assert r.stderr == "" and [json.loads(line)["attack"] for line in r.stdout.splitlines()] == ["probing"]
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws on a terminal only: make stderr one
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
+    r = CliRunner().invoke(app, [*args, "--json"])
+    assert r.exit_code == 0 and r.stderr == ""
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    bar = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", r.stderr)  # the bar, on stderr
+    used = int(re.search(r"(\d+) of 150 queries", r.stdout).group(1))
+    assert "probing on loan" in bar and "  0/150 queries" in bar and f"{used}/150 queries" in bar

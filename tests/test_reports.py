@@ -405,3 +405,63 @@ def test_html_is_small_and_hostile_writeup_stays_text(ws, case) -> None:
     html = reports.render_report(ws, ANALYST, case, "html").decode()
     assert "<script" not in html and "javascript:" not in html
     assert len(html.encode()) < 200_000  # no 4.8 MB plotly.js: charts are inline SVG
+
+
+# -- frozen LLM conversations (issue 18) ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trace_template(tmp_path_factory):
+    from trace_helpers import build_trace_ws
+
+    return build_trace_ws(tmp_path_factory.mktemp("report_traces"))
+
+
+def test_report_shows_a_frozen_conversation_masked_for_the_reader(trace_template, tmp_path) -> None:
+    import re
+    import shutil
+
+    from trace_helpers import conversation_of, incident_span
+
+    from workbench.access import local_admin
+    from workbench.cases.evidence_hashing import evidence_store
+    from workbench.store import open_workspace
+    from workbench.traces import conversations
+
+    db = tmp_path / "r.duckdb"
+    shutil.copy(trace_template[0], db)
+    admin = local_admin()
+    conv = conversation_of(db, incident_span(trace_template[1], "llm_sensitive_data"))
+    hostile = "<script>alert(1)</script> [x](javascript:alert(2)) | col"
+    with open_workspace(db) as ws:
+        ws.execute("UPDATE trace_spans SET input_text = ? WHERE conversation_id = ? AND input_text IS NOT NULL",
+                   [hostile, conv])
+        iid = incidents.create_incident(ws, ANALYST, "Card number in an answer", "high")["incident_id"]
+        before = reports.report_data(ws, admin, iid)
+        conversations.freeze(ws, admin, iid, "bank-assist", conv)
+        raw = " ".join(s["output_text"] or "" for s in conversations.conversation(ws, admin, "bank-assist",
+                                                                                  conv)["spans"])
+        card = re.search(r"\d{4} \d{4} \d{4} \d{4}", raw).group(0)
+        lead_md = reports.render_report(ws, admin, iid, "md").decode()
+        ana_md = reports.render_report(ws, ANALYST, iid, "md").decode()
+        ana_html = reports.render_report(ws, ANALYST, iid, "html").decode()
+        assert reports.render_report(ws, ANALYST, iid, "pdf").startswith(b"%PDF")
+        assert "Conversation excerpt" in lead_md and "Conversation excerpt" in ana_md
+        assert card in lead_md and "FLAGGED" in lead_md and "llm_sensitive" in lead_md
+        assert card not in ana_md and card not in ana_html and "card hmac:" in ana_md
+        assert "masked for this reader" in ana_md
+        assert "<script" not in ana_html and "&lt;script&gt;" in ana_html and 'href="javascript' not in ana_html
+        assert "<script" not in lead_md and "\\[x\\]" in lead_md
+        # The excerpt is part of the case as recorded: hashed the same for every reader, absent before the freeze.
+        data = reports.report_data(ws, admin, iid)
+        assert data["hashes"]["conversations"] == reports.report_data(ws, ANALYST, iid)["hashes"]["conversations"]
+        assert before["sections"]["conversations"] == [] and data["sections"]["conversations"][0]["flagged_total"]
+        man = reports.manifest(data)
+        assert "conversations" in man["sections"] and reports.verify_manifest(ws, ANALYST, man)["ok"]
+        cut = reports.report_data(ws, admin, iid, as_of_seq=before["as_of_seq"])
+        assert cut["sections"]["conversations"] == []
+        # An altered frozen file is never shown, and the manifest check fails.
+        path = next((evidence_store(ws) / "incidents" / iid).iterdir())
+        path.chmod(0o644)
+        path.write_text(path.read_text().replace(card, "0000 0000 0000 0000"))
+        changed = reports.render_report(ws, admin, iid, "md").decode()
+        assert "no longer has its recorded SHA-256" in changed and "0000 0000" not in changed
+        assert not reports.verify_manifest(ws, admin, man)["ok"]

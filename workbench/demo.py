@@ -9,9 +9,12 @@ from typing import Any
 
 from workbench import audit, settings
 from workbench.access import Actor, require
+from workbench.detect import LAST_RUN, run_all
 from workbench.errors import WorkbenchError
+from workbench.explain import registry
 from workbench.ingest import ingest
 from workbench.store import Workspace
+from workbench.traces.systems import configure
 
 
 def is_empty(ws: Workspace) -> bool:
@@ -21,7 +24,10 @@ def is_empty(ws: Workspace) -> bool:
 
 def build_demo(ws: Workspace, actor: Actor, sample: Path | None = None,
                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Load sample decisions, metrics and LLM traces, register the sample's models, and run detection once."""
+    """Load sample decisions, metrics and LLM traces, register the sample's models, and run detection once.
+
+    A detector that fails is named in `detector_errors` (one line each, also said through `progress`); the
+    other detectors' alerts are kept."""
     require(actor, "write:ingest")
     sample = Path(sample) if sample else settings.sample_dir()
     say = progress or (lambda _msg: None)
@@ -36,11 +42,13 @@ def build_demo(ws: Workspace, actor: Actor, sample: Path | None = None,
     if errors:
         raise WorkbenchError("demo ingest failed: " + errors[0])
     models = _register_models(ws, actor, sample, say)
-    alerts = _detect(ws, actor, say)
+    alerts, detector_errors = _detect(ws, actor, say)
     ws.execute("INSERT OR REPLACE INTO workspace_meta(key, value) VALUES ('demo', ?)",
                [json.dumps({"sample": str(sample)})])
-    audit.record(ws, actor, "demo.build", str(sample), {"files": len(files), "models": models, "alerts": alerts})
-    return {"files": [f.as_dict() for f in files], "models": models, "alerts": alerts}
+    audit.record(ws, actor, "demo.build", str(sample), {"files": len(files), "models": models, "alerts": alerts,
+                                                       "detector_errors": detector_errors})
+    return {"files": [f.as_dict() for f in files], "models": models, "alerts": alerts,
+            "detector_errors": detector_errors}
 
 
 def _ingest_traces(ws: Workspace, actor: Actor, sample: Path, say: Callable[[str], None]) -> list:
@@ -51,8 +59,6 @@ def _ingest_traces(ws: Workspace, actor: Actor, sample: Path, say: Callable[[str
         return []
     truth_file = sample / "traces" / "ground_truth.json"
     if truth_file.exists() and actor.can("write:settings"):
-        from workbench.traces.systems import configure
-
         truth = json.loads(truth_file.read_text(encoding="utf-8"))
         if truth.get("system_id"):
             configure(ws, actor, truth["system_id"], canary=truth.get("canary"),
@@ -65,10 +71,6 @@ def _register_models(ws: Workspace, actor: Actor, sample: Path, say: Callable[[s
     registry_file = sample / "models" / "registry.json"
     if not registry_file.exists():
         return 0
-    try:
-        from workbench.explain import registry
-    except ImportError:  # the explain package is optional while it is being built
-        return 0
     say("registering models")
     count = 0
     for entry in json.loads(registry_file.read_text()):
@@ -78,10 +80,10 @@ def _register_models(ws: Workspace, actor: Actor, sample: Path, say: Callable[[s
     return count
 
 
-def _detect(ws: Workspace, actor: Actor, say: Callable[[str], None]) -> int:
-    try:
-        from workbench.detect import run_all
-    except ImportError:
-        return 0
+def _detect(ws: Workspace, actor: Actor, say: Callable[[str], None]) -> tuple[int, dict[str, str]]:
     say("running detectors")
-    return len(run_all(ws, actor))
+    alerts = run_all(ws, actor)
+    errors = dict(LAST_RUN.get("errors") or {})
+    for name, error in errors.items():
+        say(f"detector {name} failed: {error}")
+    return len(alerts), errors

@@ -2,18 +2,23 @@
 decisions, findings filed on an incident.
 
 A notebook starts with ``nb = notebook.open_session("notebooks/<name>.ipynb", WORKSPACE)``: the workspace is a
-shared handle (the file is open only while a call runs, so the app and the CLI can use it between cells), the
-actor is the signed-in user (WORKBENCH_USER / WORKBENCH_PASSWORD) or, without accounts, the OS user as admin, and
-without a workspace a fresh demo workspace is built in a temporary folder that is removed when the kernel exits.
+shared handle (in a kernel the file is open only while a cell runs, elsewhere only while a call runs, so the app
+and the CLI can use it between cells), the actor is the signed-in user (WORKBENCH_USER / WORKBENCH_PASSWORD) or,
+without accounts, the OS user as admin, and without a workspace a fresh demo workspace is built in a temporary
+folder that is removed when the kernel exits.
 Every read of decision-level data and every write goes through the library, checked and audited like the app.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,7 @@ from workbench import audit, cases, explore
 from workbench.access import Actor, local_admin, require
 from workbench.demo import build_demo
 from workbench.detect import get_alert
+from workbench.errors import WorkbenchError
 from workbench.session import actor_for
 from workbench.store import Workspace, open_workspace
 
@@ -38,6 +44,19 @@ def fresh_demo_workspace(sample: str | Path | None = None) -> Path:
     return path
 
 
+def fresh_drill_workspace(scenario: str) -> Path:
+    """Start a drill of the scenario with the CLI, in its own process as a facilitator would, in a new temporary
+    folder (removed when this process exits), with its clock started; return the drill workspace's path."""
+    folder = Path(tempfile.mkdtemp(prefix="workbench-drill-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    done = subprocess.run([sys.executable, "-m", "workbench", "drill", "start", scenario, "--out", str(folder),
+                           "--start-clock", "--json"], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise WorkbenchError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else
+                             f"`workbench drill start {scenario}` failed")
+    return Path(json.loads(done.stdout.splitlines()[-1])["path"])
+
+
 def open_as_user(workspace: str | Path | None = None, *, sample: str | Path | None = None,
                  user: str | None = None, password: str | None = None) -> tuple[Workspace, Actor]:
     """A shared handle on the workspace (a fresh demo one when None) and the actor signed in on it."""
@@ -45,7 +64,34 @@ def open_as_user(workspace: str | Path | None = None, *, sample: str | Path | No
     ws = open_workspace(path, keep_open=False)
     with ws.hold():
         actor = actor_for(ws, user, password)
+    hold_while_cells_run(ws)
     return ws, actor
+
+
+def hold_while_cells_run(ws: Workspace) -> bool:
+    """Inside an IPython kernel, keep the file open while each cell runs and let it go between cells (one open
+    per cell instead of one per query); return whether it is done (False outside IPython)."""
+    try:
+        from IPython import get_ipython  # optional: present only where a kernel runs
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    held: list[AbstractContextManager[Workspace]] = []
+
+    def before_cell(*_: object) -> None:
+        hold = ws.hold()
+        hold.__enter__()
+        held.append(hold)
+
+    def after_cell(*_: object) -> None:
+        while held:
+            held.pop().__exit__(None, None, None)
+
+    shell.events.register("pre_run_cell", before_cell)
+    shell.events.register("post_run_cell", after_cell)
+    return True
 
 
 def aggregate(ws: Workspace, actor: Actor, sql: str, params: Sequence[Any] | None = None, *, why: str = "",

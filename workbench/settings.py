@@ -58,6 +58,9 @@ SETTINGS: dict[str, Setting] = {
                 "Ingest quarantines timestamps at or after this (a date, or days from now such as +366d)."),
         Setting("evidence_max_mb", "WORKBENCH_EVIDENCE_MAX_MB", "50",
                 "Largest file (MiB) the app accepts as incident evidence; uploads over it are refused."),
+        Setting("spark_master", "WORKBENCH_SPARK_MASTER", "local[2]",
+                "Spark master for `detect --engine spark` (a cluster URL, or local[N])."),
+        Setting("spark_memory", "WORKBENCH_SPARK_MEMORY", "1g", "Spark driver memory for `detect --engine spark`."),
     ]
 }
 

@@ -1,9 +1,10 @@
 """The one home for timestamps: reading ISO-8601 text and writing UTC times (every stored time is UTC).
 
-Reading: `parse_iso` (text; `Z` or an offset, naive means UTC), `to_datetime` (text, datetime, pandas or
-None, with a one-line error naming what could not be read), `us_from_iso`/`epoch_us` (epoch microseconds,
-the sample generator's clock). Writing: `iso_z` (ISO-8601 UTC, trailing Z, fraction only when non-zero; alert
-ids hash it), `iso_z_fixed` (a fixed number of fraction digits), `iso_from_us`, and `human_utc` for summaries.
+Reading: `parse_iso` (text: `Z` or an offset; none means UTC), `as_datetime` (text, datetime, date or
+pandas), `to_datetime` (the same, None for nothing, a one-line error naming what could not be read),
+`us_from_iso`/`epoch_us` (epoch microseconds, the sample generator's clock).
+Writing: `iso_z` (ISO-8601 UTC, trailing Z, fraction only when non-zero; alert ids hash it), `iso_z_fixed`
+(a fixed number of fraction digits), `iso_from_us`, and `human_utc` for summaries.
 """
 
 from __future__ import annotations
@@ -30,19 +31,27 @@ def parse_iso(text: str) -> datetime:
     return aware(datetime.fromisoformat(str(text).strip().replace("z", "Z").replace("Z", "+00:00")))
 
 
-def to_datetime(value: Any, what: str = "time") -> datetime | None:
-    """An aware datetime from ISO text, a datetime, a date (midnight UTC) or a pandas Timestamp; None for
-    None, '' or NaT. Unreadable text raises WorkbenchError naming `what`."""
-    if value is None or (isinstance(value, str) and not value.strip()) or value is pd.NaT:
-        return None
+def as_datetime(value: Any) -> datetime:
+    """An aware datetime from a datetime, a date (midnight UTC), a pandas Timestamp or ISO text (naive means
+    UTC); ValueError when there is none or it cannot be read."""
+    if value is None or value is pd.NaT:
+        raise ValueError("no time given")
     if isinstance(value, pd.Timestamp):
         return aware(value.to_pydatetime())
     if isinstance(value, datetime):
         return aware(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return parse_iso(str(value))
+
+
+def to_datetime(value: Any, what: str = "time") -> datetime | None:
+    """Like `as_datetime`, but None for None, '' or NaT, and unreadable text raises a one-line WorkbenchError
+    naming `what`."""
+    if value is None or value is pd.NaT or (isinstance(value, str) and not value.strip()):
+        return None
     try:
-        return parse_iso(str(value))
+        return as_datetime(value)
     except ValueError as exc:
         raise WorkbenchError(f"cannot read {what} {value!r}: use ISO-8601, e.g. {EXAMPLE}") from exc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from workbench.audit import entries, verify
 from workbench.ui import cached, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context, require_page
@@ -20,7 +21,7 @@ limit = c3.number_input("Rows", min_value=50, max_value=100_000, value=1000, ste
 
 if st.button("Verify the chain", type="primary", icon=":material/verified:", key="audit_verify"):
     with shown("Verify"), st.spinner("Re-computing every row's hash…"):
-        check = cached.fresh("workbench.audit", "verify", actor)
+        check = cached.fresh(verify, actor)
         if check.ok:
             st.success(f"The chain is intact: {check.rows:,} rows, every hash re-computed and linked.")
         else:
@@ -28,7 +29,7 @@ if st.button("Verify the chain", type="primary", icon=":material/verified:", key
                      "compare it with the last verified export to see what changed.")
 
 with shown("Audit log"):
-    rows = pd.DataFrame(cached.fresh("workbench.audit", "entries", actor, limit=int(limit),
+    rows = pd.DataFrame(cached.fresh(entries, actor, limit=int(limit),
                                      action_prefix=prefix.strip() or None, obj=obj.strip() or None))
     if rows.empty:
         st.info("No audit rows match.")

@@ -6,6 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from workbench.errors import WorkbenchError
+from workbench.ingest import ingest_file, rejects, verify_sources
+from workbench.overview import sources_table
 from workbench.ui import cached, connection, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
@@ -33,7 +35,6 @@ with tab_upload:
         if go and not files:
             st.warning("Choose one or more files first.")
         if go and files:
-            ingest_file = cached.need("workbench.ingest", "ingest_file", "Ingest")
             results = []
             with st.status(f"Ingesting {len(files)} file(s)…", expanded=True) as box:
                 bar = st.progress(0.0)
@@ -70,7 +71,7 @@ with tab_upload:
 
 with tab_sources:
     with shown("Sources"):
-        src = cached.call("workbench.overview", "sources_table", actor)
+        src = cached.call(sources_table, actor)
         if src.empty:
             widgets.empty_workspace_hint()
         else:
@@ -80,7 +81,7 @@ with tab_sources:
             widgets.csv_download(src, "sources.csv")
     if st.button("Re-hash the files on disk (custody check)", key="verify_sources"):
         with shown("Custody check"), st.spinner("Hashing source files…"):
-            check = pd.DataFrame(cached.fresh("workbench.ingest", "verify_sources", actor))
+            check = pd.DataFrame(cached.fresh(verify_sources, actor))
             bad = check[check["status"] != "ok"] if not check.empty else check
             if check.empty:
                 st.info("No source files recorded yet.")
@@ -95,7 +96,7 @@ with tab_quarantine:
         st.info(f"Quarantined rows hold raw decision data; your role ({actor.role}) sees only the counts.")
     else:
         with shown("Quarantine"):
-            rows = pd.DataFrame(cached.call("workbench.ingest", "rejects", actor, limit=2000))
+            rows = pd.DataFrame(cached.call(rejects, actor, limit=2000))
             if rows.empty:
                 st.success("Nothing in quarantine.")
             else:

@@ -5,9 +5,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench import charts
+from workbench import charts, charts_explain
 from workbench import decision_sample as sampling
-from workbench.ui import cached, connection, evidence_widgets, lib, widgets
+from workbench.cases.evidence import add_decision_set
+from workbench.cases.incidents import list_incidents
+from workbench.decision_sample import sample_decisions
+from workbench.explain import explain_decisions, replay
+from workbench.explain.registry import list_models
+from workbench.explore import nearest_normal
+from workbench.overview import workspace_summary
+from workbench.ui import cached, connection, evidence_widgets, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
 
@@ -24,7 +31,7 @@ scoped_ids = [str(i) for i in preset.get("decision_ids") or []]
 
 summary = None
 with shown("Workspace summary"):
-    summary = cached.call("workbench.overview", "workspace_summary", actor)
+    summary = cached.call(workspace_summary, actor)
 systems = [s["system_id"] for s in (summary or {}).get("systems", [])]
 if not systems:
     widgets.empty_workspace_hint()
@@ -74,12 +81,12 @@ with shown("Search"):
         st.warning(str(exc))
         st.stop()
     pattern = principal.strip()
-    found = cached.call("workbench.decision_sample", "sample_decisions", actor, system_id=system, since=start,
+    found = cached.call(sample_decisions, actor, system_id=system, since=start,
                         until=end, principal=pattern or None, prediction=prediction.strip() or None,
                         score_min=score[0] if score[0] > 0 else None, score_max=score[1] if score[1] < 1 else None,
                         feature_filters=tuple(conditions),
                         decision_ids=tuple(scoped_ids) or None,
-                        limit=int(limit), mode=mode, feature="Decision search")
+                        limit=int(limit), mode=mode)
 if found is None:
     st.stop()
 df = pd.DataFrame(found["decisions"])
@@ -110,7 +117,7 @@ widgets.csv_download(table, f"decisions_{system}.csv")
 
 if actor.can("write:incidents"):
     with st.expander("Freeze these decisions as incident evidence"), shown("Evidence"):
-        incs = cached.call("workbench.cases.incidents", "list_incidents", actor, open_only=True, feature="Incidents")
+        incs = cached.call(list_incidents, actor, open_only=True)
         if not incs:
             st.caption("No open incident; open one from Triage or the Incidents page.")
         else:
@@ -126,8 +133,7 @@ if actor.can("write:incidents"):
             label = (f"Add the alert's {len(to_freeze):,} decisions" if whole
                      else f"Add {len(to_freeze):,} decisions")
             if st.button(label, key="dec_add"):
-                res = cached.fresh("workbench.cases.evidence", "add_decision_set", actor, target, system,
-                                   to_freeze, feature="Evidence")
+                res = cached.fresh(add_decision_set, actor, target, system, to_freeze)
                 connection.data_changed()
                 st.success(f"Frozen in {target}: {res.get('item_count', len(to_freeze))} decisions, "
                            f"sha256 {str(res.get('sha256', ''))[:12]}…")
@@ -141,13 +147,8 @@ st.subheader(f"Decision {decision_id}")
 left, right = st.columns(2)
 with left, shown("Explanation"):
     with st.spinner("Computing SHAP values…"):
-        expl = cached.call("workbench.explain", "explain_decisions", actor, system, [decision_id],
-                           feature="SHAP explanations")
-    charts_explain = lib.module("workbench.charts_explain")
-    if charts_explain is not None and hasattr(charts_explain, "waterfall"):
-        st.plotly_chart(charts_explain.waterfall(expl[0]), key="dec_waterfall")
-    else:
-        st.plotly_chart(charts.attribution_bars(expl[0]), key="dec_waterfall")
+        expl = cached.call(explain_decisions, actor, system, [decision_id])
+    st.plotly_chart(charts_explain.waterfall(expl[0]), key="dec_waterfall")
     e = expl[0]
     st.caption(f"Method {e.get('method')} · model {e.get('model_version')} · baseline (expected score) "
                f"{e.get('base_value', float('nan')):.3f} → output {e.get('output', float('nan')):.3f}"
@@ -156,12 +157,11 @@ with left, shown("Explanation"):
                + (" · ⚠ logged model hash differs from the registered artifact"
                   if e.get("logged_sha256_matches") is False else ""))
 with right, shown("Nearest normal decisions"):
-    near = cached.call("workbench.explore", "nearest_normal", actor, system, decision_id, k=5,
-                       feature="Nearest normal decisions")
+    near = cached.call(nearest_normal, actor, system, decision_id, k=5)
     st.caption("The most similar decisions that no alert points at (standardised numeric features).")
     st.dataframe(pd.DataFrame(near), hide_index=True)
 with st.expander("Replay under another model version"), shown("Replay"):
-    versions = [m["version"] for m in cached.call("workbench.explain.registry", "list_models", actor)
+    versions = [m["version"] for m in cached.call(list_models, actor)
                 if m.get("system_id") == system]
     if not versions:
         st.info(f"No registered model for {system}: register one with `workbench models add`.")
@@ -169,7 +169,6 @@ with st.expander("Replay under another model version"), shown("Replay"):
         version = st.selectbox("Version", versions, key="dec_replay_version")
         if st.button("Replay", key="dec_replay"):
             with st.spinner("Re-scoring…"):
-                out = cached.call("workbench.explain", "replay", actor, system, [decision_id], version,
-                                  feature="Replay")
+                out = cached.call(replay, actor, system, [decision_id], version)
             st.dataframe(pd.DataFrame(out) if not isinstance(out, pd.DataFrame) else out, hide_index=True)
 evidence_widgets.freeze_explanation(actor, system, (globals().get("expl") or [None])[0])  # SHAP view

@@ -6,8 +6,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench import charts
-from workbench.ui import cached, evidence_widgets, lib, widgets
+from workbench import charts, charts_explain
+from workbench.detect import drift
+from workbench.detect.alerts import list_alerts
+from workbench.explain import attribution_drift
+from workbench.explore import search_decisions
+from workbench.overview import workspace_summary
+from workbench.ui import cached, evidence_widgets, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
 
@@ -18,7 +23,7 @@ st.title("Drift")
 
 summary = None
 with shown("Workspace summary"):
-    summary = cached.call("workbench.overview", "workspace_summary", actor)
+    summary = cached.call(workspace_summary, actor)
 systems = [s["system_id"] for s in (summary or {}).get("systems", [])]
 if not systems:
     widgets.empty_workspace_hint()
@@ -37,12 +42,11 @@ st.caption("Each input feature, the prediction and the score, window by window, 
            "is over its threshold; drift is two windows over in a row (or a strong latest one).")
 picked = None
 with shown("Drift tests"):
-    table = cached.call("workbench.detect.drift", "windows", actor, system, window, feature="Drift tests")
+    table = cached.call(drift.windows, actor, system, window)
     if table.empty:
         st.info("No drift judged for this system yet: it needs a reference and complete windows after it. "
                 "Run the detectors (`workbench detect`) once data spans more than the reference window.")
     else:
-        drift_lib = lib.module("workbench.detect.drift")
         run = table["run_id"].dropna()
         mon = table[table["role"] == "monitored"]
         ref = table[table["role"] == "reference"]
@@ -50,7 +54,7 @@ with shown("Drift tests"):
                    f"to {ref['window_end'].max():%Y-%m-%d} ({ref.groupby('window_start')['n'].first().sum():,} "
                    f"decisions) · {mon['window_start'].nunique()} windows judged · "
                    + (f"detector run {run.iloc[0]}" if len(run) else "computed now (no attack claims)"))
-        verdicts = drift_lib.summary(table)
+        verdicts = drift.summary(table)
         st.dataframe(verdicts, hide_index=True, key="dr_summary",
                      column_config={"result": st.column_config.TextColumn("result", help="drift: an alert; "
                                     "watch: a window over its threshold that did not last; pass: none over"),
@@ -82,8 +86,7 @@ with shown("Attribution drift"):
     if not actor.can("read:decisions"):
         st.info(f"Attribution drift reads decision rows; your role ({actor.role}) sees the feature drift above.")
         st.stop()
-    alerts = pd.DataFrame(cached.call("workbench.detect.alerts", "list_alerts", actor, system=system)) \
-        if cached.has("workbench.detect.alerts", "list_alerts") else pd.DataFrame()
+    alerts = pd.DataFrame(cached.call(list_alerts, actor, system=system))
     sources = ([f"alert {a}" for a in alerts["alert_id"]] if not alerts.empty else [])
     if picked:
         sources.insert(0, "the period selected above")
@@ -98,19 +101,14 @@ with shown("Attribution drift"):
                 row = alerts[alerts["alert_id"] == source[6:]].iloc[0]
                 ids = list(row.get("decision_ids") or [])[:2000]
             else:
-                found = cached.call("workbench.explore", "search_decisions", actor, system_id=system,
-                                    since=picked[0], until=picked[1], limit=2000)
+                found = cached.call(search_decisions, actor, system_id=system, since=picked[0], until=picked[1],
+                                    limit=2000)
                 ids = found["decision_id"].astype(str).tolist()
             if not ids:
                 st.warning("That set holds no decisions.")
                 st.stop()
-            ad = cached.call("workbench.explain", "attribution_drift", actor, system, ids,
-                             feature="Attribution drift")
-        charts_explain = lib.module("workbench.charts_explain")
-        fig = (charts_explain.alert_vs_baseline(ad) if charts_explain is not None else
-               charts.bar_ranking(ad.rename(columns={"share_rise": "value"})[["feature", "value"]],
-                                  "Rise in share of mean |SHAP| (set vs reference)"))
-        st.plotly_chart(fig, key="dr_attr")
+            ad = cached.call(attribution_drift, actor, system, ids)
+        st.plotly_chart(charts_explain.alert_vs_baseline(ad), key="dr_attr")
         st.dataframe(ad, hide_index=True)
         st.caption(f"{ad.attrs.get('alert_n', len(ids))} decisions vs {ad.attrs.get('reference_n', '?')} reference "
                    f"decisions · method {', '.join(ad.attrs.get('method', []))}")

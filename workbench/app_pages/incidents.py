@@ -233,6 +233,7 @@ with t_notes, shown("Notes"):
                 _refresh()
 
 with t_rep, shown("Report"):
+    case_panels.writeup(actor, inc)  # executive summary, root cause, lessons, money at stake (report_writeup)
     fmt = st.segmented_control("Format", ["html", "md", "pdf"], default="html", key="inc_rep_fmt") or "html"
     if st.button("Build the report", key="inc_rep_build", icon=":material/description:"):
         with st.spinner("Rendering the report with its manifest of hashes…"):

@@ -6,6 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from workbench import charts
+from workbench.cases.incidents import list_incidents
+from workbench.detect.alerts import list_alerts
+from workbench.explain.registry import list_models
+from workbench.integrations.watch import last_run
+from workbench.overview import metric_series, workspace_summary
 from workbench.ui import auth, cached, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
@@ -16,7 +21,7 @@ auth.single_user_banner()
 
 summary = None
 with shown("Workspace summary"):
-    summary = cached.call("workbench.overview", "workspace_summary", actor)
+    summary = cached.call(workspace_summary, actor)
 systems = [s["system_id"] for s in (summary or {}).get("systems", [])]
 if summary is not None and not systems and not summary.get("metric_points"):
     widgets.empty_workspace_hint()
@@ -42,8 +47,7 @@ with shown("Systems inventory"):
     # Derived from the same single scan as the summary (no second pass over the decisions).
     seen = pd.DataFrame((summary or {}).get("models_seen") or [],
                         columns=["system_id", "model_version", "model_sha256", "decisions", "first", "last"])
-    registered = pd.DataFrame(cached.call("workbench.explain.registry", "list_models", actor,
-                                          feature="The model registry"))
+    registered = pd.DataFrame(cached.call(list_models, actor))
     st.caption("Model artifacts seen in the decision logs against the registry: an unregistered hash is a red flag.")
     if not seen.empty:
         reg_hashes = set(registered["sha256"]) if "sha256" in registered else set()
@@ -66,7 +70,7 @@ with left:
 with right:
     st.subheader("Alerts by severity")
     with shown("Alerts"):
-        alerts = pd.DataFrame(cached.call("workbench.detect.alerts", "list_alerts", actor, feature="Alerts"))
+        alerts = pd.DataFrame(cached.call(list_alerts, actor))
         counts = (alerts.groupby(["severity", "detector"]).size().rename("alerts").reset_index()
                   if not alerts.empty else alerts)
         st.plotly_chart(charts.alerts_by_severity(counts), key="ov_alerts")
@@ -77,14 +81,13 @@ st.subheader("Health timeline")
 with shown("Health timeline"):
     if systems:
         system = widgets.pick_system(systems, key="ov_system", allow_all=False)
-        series = cached.call("workbench.overview", "metric_series", actor, system, "1 hour")
+        series = cached.call(metric_series, actor, system, "1 hour")
         marks = pd.DataFrame()
-        if cached.has("workbench.detect.alerts", "list_alerts"):
-            sys_alerts = pd.DataFrame(cached.call("workbench.detect.alerts", "list_alerts", actor, system=system))
-            if not sys_alerts.empty:
-                marks = sys_alerts.rename(columns={"window_start": "start", "window_end": "end"})
-                marks["start"] = pd.to_datetime(marks["start"], utc=True, format="ISO8601")
-                marks["end"] = pd.to_datetime(marks["end"], utc=True, format="ISO8601")
+        sys_alerts = pd.DataFrame(cached.call(list_alerts, actor, system=system))
+        if not sys_alerts.empty:
+            marks = sys_alerts.rename(columns={"window_start": "start", "window_end": "end"})
+            marks["start"] = pd.to_datetime(marks["start"], utc=True, format="ISO8601")
+            marks["end"] = pd.to_datetime(marks["end"], utc=True, format="ISO8601")
         st.plotly_chart(charts.metric_timeline(series, marks, title=f"Health of {system} (hourly mean; "
                                                "shaded: alert windows)"), key="ov_health")
     else:
@@ -92,8 +95,6 @@ with shown("Health timeline"):
 
 st.subheader("Watch mode and deliveries")
 with shown("Watch mode"):
-    from workbench.integrations.watch import last_run
-
     run = last_run(ws)
     if run is None:
         st.caption("Watch mode has not run: `workbench watch DIR --every 10` loads new files, detects and delivers.")
@@ -114,7 +115,7 @@ with shown("Watch mode"):
 st.subheader("Open incidents")
 with shown("Open incidents"):
     if actor.can("read:incidents"):
-        incidents = cached.call("workbench.cases.incidents", "list_incidents", actor, feature="Incidents")
+        incidents = cached.call(list_incidents, actor)
         open_ones = [i for i in incidents if i.get("status") != "closed"]
         if open_ones:
             df = pd.DataFrame(open_ones)

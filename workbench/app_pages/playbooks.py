@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench.ui import cached
+from workbench.cases.playbooks import lint, load_playbooks
 from workbench.ui.errors import shown
 from workbench.ui.state import context
 
@@ -13,17 +13,14 @@ ws, actor = context()
 st.title("Playbooks")
 
 with shown("Playbooks"):
-    load = cached.need("workbench.cases.playbooks", "load_playbooks", "Playbooks")
-    lint = cached.need("workbench.cases.playbooks", "lint", "Playbook lint")
-    books = list(load().values())
+    books = list(load_playbooks().values())
     if not books:
         st.info("No playbooks found. They live in the project's playbooks/ folder as markdown files.")
         st.stop()
     problems = lint()
     by_book: dict[str, list] = {}
-    for p in problems or []:
-        key = p.get("playbook") if isinstance(p, dict) else getattr(p, "playbook", None)
-        by_book.setdefault(str(key), []).append(p)
+    for p in problems:
+        by_book.setdefault(str(p["playbook"]), []).append(p)
     def _status(book_id: str) -> str:
         found = by_book.get(book_id, [])
         errors = sum(1 for p in found if p.get("level") == "error")

@@ -8,7 +8,9 @@ import tempfile
 import pandas as pd
 import streamlit as st
 
-from workbench.redteam import charts, report
+from workbench.explain.registry import list_models
+from workbench.redteam import charts, list_runs, report, run_attack
+from workbench.redteam.coverage import coverage
 from workbench.ui import cached
 from workbench.ui.errors import shown
 from workbench.ui.state import context
@@ -24,7 +26,7 @@ st.caption("Attack your own registered model (never a live endpoint): evasion, e
 
 models = []
 with shown("Registered models"):
-    models = cached.call("workbench.explain.registry", "list_models", actor)
+    models = cached.call(list_models, actor)
 systems = sorted({m["system_id"] for m in models if m.get("stored_path")})
 if not systems:
     st.info("No registered model to attack yet: add one with `workbench model add PATH --system S --version V`.")
@@ -49,18 +51,30 @@ elif st.button("Run attack", type="primary", key="rt_run"):
         with shown("Red-team run"):
             out_dir = tempfile.mkdtemp(prefix="wb-redteam-app-") if check else None
             status.write("learning the feature space and attacking the registered artifact")
-            run = cached.fresh("workbench.redteam", "run_attack", actor, system, attack, version=version,
-                               budget=int(budget), seed=int(seed), emit_dir=out_dir)
+            bar = st.progress(0.0, text=f"0 of {int(budget):,} queries")
+            shown_pct = [-1]
+
+            def tick(used: int, total: int) -> None:
+                """Move the bar when the share of the budget used changes by a percent (not on every batch)."""
+                pct = min(100, 100 * used // max(total, 1))
+                if pct != shown_pct[0]:
+                    shown_pct[0] = pct
+                    bar.progress(pct / 100, text=f"{used:,} of {total:,} queries")
+
+            run = cached.fresh(run_attack, actor, system, attack, version=version,
+                               budget=int(budget), seed=int(seed), emit_dir=out_dir, progress=tick)
+            bar.progress(min(1.0, run["queries"] / max(int(budget), 1)),
+                         text=f"{run['queries']:,} of {int(budget):,} queries used")
             status.write(f"{run['queries']} queries in {run['seconds']:.1f} s")
             if out_dir:
                 status.write("replaying the traffic through the detectors in a scratch copy")
-                cached.fresh("workbench.redteam.coverage", "coverage", actor, out_dir)
+                cached.fresh(coverage, actor, out_dir)
             st.session_state["rt_selected"] = run["run_id"]
             status.update(label=f"{attack} done: {run['run_id']}", state="complete")
 
 runs = []
 with shown("Red-team runs"):
-    runs = cached.fresh("workbench.redteam", "list_runs", actor, system)
+    runs = cached.fresh(list_runs, actor, system)
 if not runs:
     st.info("No red-team runs for this system yet.")
     st.stop()
@@ -87,6 +101,27 @@ else:
     if not flagged:
         st.success("No single feature value flips decisions far more often than its neighbours.")
 
+if actor.can("facilitate:drills") and actor.can("read:decisions") and actor.can("export"):
+    with st.expander("Drill: train the team on this attack"):
+        st.caption("Builds a separate drill workspace: this run's emitted traffic, disguised, inside the normal "
+                   "traffic it was emitted with, with questions generated from the run (who attacked, which ATLAS "
+                   "technique, for evasion the feature moved most). Its clock waits for the facilitator.")
+        if not run.get("emit_dir"):
+            st.info("This run kept no traffic: run the attack with 'Also check detection coverage' to start a "
+                    "drill from it.")
+        else:
+            rebuild = st.checkbox("Rebuild it if it exists (its answers are lost)", key="rt_drill_force")
+            if st.button("Start a drill from this run", key="rt_drill"):
+                from workbench.drills.from_redteam import start_drill_from_redteam
+
+                with shown("Drill"), st.spinner("Building the drill workspace…"):
+                    info = cached.fresh(start_drill_from_redteam, actor, run["run_id"], ws.path.parent / "drills",
+                                        force=rebuild)
+                    st.success(f"Drill {info.scenario_id} ready: {info.path} ({info.decisions:,} decisions, "
+                               f"{info.alerts} alerts). Open it with `WORKBENCH_DB={info.path} "
+                               f"WORKBENCH_DRILL_ROLE=facilitator streamlit run workbench`; "
+                               "the participants' app takes WORKBENCH_DRILL_ROLE=participant.")
+
 st.subheader("Detection coverage")
 st.plotly_chart(charts.coverage_matrix(report.coverage_rows(runs)), key="rt_matrix")
 missed = [r for r in report.coverage_rows(runs) if r["fired"] == "MISSED"]
@@ -94,6 +129,6 @@ if missed:
     st.warning(f"{len(missed)} technique(s) of these attacks were not detected: see the report's findings.")
 if actor.can("export"):
     with shown("Report"):
-        body = cached.fresh("workbench.redteam.report", "render", actor, system, None, "html")
+        body = cached.fresh(report.render, actor, system, None, "html")
         st.download_button("Download the report (HTML)", body, file_name=f"redteam-{system}.html",
                            mime="text/html", key="rt_download")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from workbench.sql_sandbox import _table_rules, run_sql
 from workbench.ui import cached, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context, require_page
@@ -36,9 +37,7 @@ EXAMPLES = {
 
 def schema_browser() -> None:
     """The tables this user may query, their size and their columns."""
-    from workbench.sql_sandbox import _table_rules  # the sandbox's own rules: list only what it would run
-
-    rules = _table_rules(ws, actor)
+    rules = _table_rules(ws, actor)  # the sandbox's own rules: list only what it would run
     cols = ws.df("SELECT table_name AS table, column_name AS column, data_type AS type FROM "
                  "information_schema.columns WHERE table_schema = 'main' AND table_catalog = current_database() "
                  "ORDER BY table_name, ordinal_position")
@@ -73,7 +72,7 @@ if st.button("Run", type="primary", icon=":material/play_arrow:", key="sql_run")
         st.warning("Write a query first.")
     else:
         with shown("Query"), st.spinner("Running…"):
-            result = cached.fresh("workbench.sql_sandbox", "run_sql", actor, query, feature="Ad-hoc SQL")
+            result = cached.fresh(run_sql, actor, query)
             st.session_state["sql_result"] = (query, result.df(), result.truncated, result.seconds,
                                               list(result.notes))
 

@@ -6,6 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from workbench import charts
+from workbench.cases.evidence import add_alert
+from workbench.cases.incidents import list_incidents
+from workbench.detect import LAST_RUN, run_all
+from workbench.detect.alerts import get_alert, list_alerts
+from workbench.detect.alerts import set_status as set_alert_status
+from workbench.explore import metric_window, principal_activity, search_decisions
 from workbench.ui import cached, connection, evidence_widgets, incident_widgets, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context
@@ -20,20 +26,24 @@ def alert_principals(a: dict) -> list[str]:
 
 ws, actor = context()
 st.title("Triage")
-ALERTS = "workbench.detect.alerts"
 
 top = st.columns([4, 1])
 top[0].caption("What fired, why, and who is behind it. Box-select on the chart to narrow the queue; "
                "pick a row to open the alert.")
 if actor.can("write:detect") and top[1].button("Run detectors", icon=":material/radar:", key="tr_run"):
     with shown("Detection"), st.status("Running the detectors…", expanded=True) as box:
-        found = cached.fresh("workbench.detect", "run_all", actor, feature="Detection")
-        box.update(label=f"Detection finished: {len(found)} alerts", state="complete", expanded=False)
+        found = cached.fresh(run_all, actor)
+        failed = dict(LAST_RUN.get("errors") or {})
+        for name, error in failed.items():  # one line per failed detector; the others' alerts are stored
+            st.error(f"Detector {name} failed: {error}", icon="⚠️")
+        box.update(label=f"Detection finished: {len(found)} alerts"
+                         + (f"; {len(failed)} detector(s) failed" if failed else ""),
+                   state="error" if failed else "complete", expanded=bool(failed))
         connection.data_changed()
 
 alerts = None
 with shown("Alert queue"):
-    alerts = pd.DataFrame(cached.call(ALERTS, "list_alerts", actor, feature="The alert queue"))
+    alerts = pd.DataFrame(cached.call(list_alerts, actor))
 if alerts is None:
     st.stop()
 if alerts.empty:
@@ -98,7 +108,7 @@ if not alert_id:
 st.divider()
 alert = None
 with shown("Alert"):
-    alert = cached.call(ALERTS, "get_alert", actor, alert_id, feature="Alert detail")
+    alert = cached.call(get_alert, actor, alert_id)
 if not alert:
     st.warning(f"Alert {alert_id} is gone (detectors re-ran?). Pick another from the queue.")
     st.stop()
@@ -127,7 +137,7 @@ with head[1]:
                                       alert.get("status") or "open"), key="tr_status")
             status_note = st.text_input("Note", key="tr_status_note")
             if st.button("Save status", key="tr_status_save"):
-                cached.fresh(ALERTS, "set_status", actor, alert_id, new_status, status_note or None)
+                cached.fresh(set_alert_status, actor, alert_id, new_status, status_note or None)
                 connection.data_changed()
                 st.rerun()
 
@@ -136,14 +146,13 @@ if actor.can("write:incidents"):
     with acts[0]:
         incident_widgets.open_from_alert(actor, alert)  # title asked for; warns when already in an open incident
     with acts[1], shown("Add to incident"):
-        open_incs = cached.call("workbench.cases.incidents", "list_incidents", actor, open_only=True,
-                                feature="Incidents")
+        open_incs = cached.call(list_incidents, actor, open_only=True)
         titles = {i["incident_id"]: i["title"] for i in open_incs}
         if titles:
             target = st.selectbox("Incident", list(titles), key="tr_add_target", label_visibility="collapsed",
                                   format_func=lambda i: f"{i} · {titles[i][:40]}")
             if st.button("Add to incident", key="tr_add"):
-                cached.fresh("workbench.cases.evidence", "add_alert", actor, target, alert_id, feature="Evidence")
+                cached.fresh(add_alert, actor, target, alert_id)
                 connection.data_changed()
                 st.success(f"Alert {alert_id} frozen as evidence in {target}.")
 else:
@@ -169,12 +178,12 @@ with t_dec:
         with shown("Decisions"):
             ids = tuple(alert.get("decision_ids") or ())
             if ids:
-                dec = cached.call("workbench.explore", "search_decisions", actor, system_id=alert.get("system_id"),
-                                  decision_ids=ids[:2000], limit=2000, feature="Decision search")
+                dec = cached.call(search_decisions, actor, system_id=alert.get("system_id"), decision_ids=ids[:2000],
+                                  limit=2000)
             else:
-                dec = cached.call("workbench.explore", "search_decisions", actor, system_id=alert.get("system_id"),
+                dec = cached.call(search_decisions, actor, system_id=alert.get("system_id"),
                                   principal=alert.get("principal"), since=alert.get("window_start"),
-                                  until=alert.get("window_end"), limit=500, feature="Decision search")
+                                  until=alert.get("window_end"), limit=500)
             st.caption(f"{len(dec):,} decisions" + (f" of {len(ids):,} (first 2,000)" if len(ids) > 2000 else ""))
             part = (widgets.part_title(len(dec), len(ids), "the first 2,000") if ids
                     else widgets.part_title(len(dec), None if len(dec) >= 500 else len(dec), "the first 500"))
@@ -185,8 +194,7 @@ with t_act:
         if principals:
             one = principals[0] if len(principals) == 1 else st.selectbox(
                 "Principal", principals, key="tr_act_principal")
-            act = cached.call("workbench.explore", "principal_activity", actor, alert.get("system_id"),
-                              one, bucket="1 hour", feature="Principal activity")
+            act = cached.call(principal_activity, actor, alert.get("system_id"), one, bucket="1 hour")
             st.plotly_chart(charts.activity(act.rename(columns={"decisions": "n"}),
                                             (alert.get("window_start"), alert.get("window_end")),
                                             title=f"Decisions per hour by {one}"), key="tr_act_chart")
@@ -197,8 +205,7 @@ with t_met:
     with shown("Metrics"):
         start, end = pd.Timestamp(alert.get("window_start")), pd.Timestamp(alert.get("window_end"))
         pad = max(pd.Timedelta(hours=2), (end - start) * 2)
-        met = cached.call("workbench.explore", "metric_window", actor, alert.get("system_id"), None,
-                          since=start - pad, until=end + pad, feature="Metric window")
+        met = cached.call(metric_window, actor, alert.get("system_id"), None, since=start - pad, until=end + pad)
         st.plotly_chart(charts.metric_timeline(met, pd.DataFrame(
             [{"start": start, "end": end, "severity": alert.get("severity")}])), key="tr_met_chart")
 evidence_widgets.freeze_alert_metrics(actor, alert)  # the metrics view, frozen as incident evidence

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from workbench.cases.playbook_format import PHASES, Playbook
+from workbench.errors import WorkbenchError
+from workbench.timestamps import iso_z_fixed, to_datetime
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:workbench:cacao")
 REQUIRED = (
@@ -39,19 +41,11 @@ def _sid(kind: str, *parts: str) -> str:
 
 
 def _stamp(value: Any, fallback: datetime) -> str:
-    if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
-    elif isinstance(value, date):
-        dt = datetime(value.year, value.month, value.day, tzinfo=UTC)
-    elif value:
-        try:
-            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-        except ValueError:
-            dt = fallback
-    else:
+    try:
+        dt = to_datetime(value) or fallback
+    except WorkbenchError:
         dt = fallback
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return iso_z_fixed(dt, 3)
 
 
 def playbook_uuid(pb: Playbook) -> str:

@@ -129,10 +129,8 @@ def _start(ws: Workspace, actor: Actor, incident_id: str) -> str:
 # -- alerts ----------------------------------------------------------------------------------------
 def fetch_alert(ws: Workspace, actor: Actor, alert_id: str) -> dict[str, Any]:
     """An alert as a plain dict under the detect package's alert contract."""
-    try:
-        from workbench.detect import get_alert
-    except ImportError as exc:
-        raise WorkbenchError("alerts are not available: the detect package is not installed") from exc
+    from workbench.detect import get_alert  # detect imports workbench.cases (masking): imported on use
+
     alert = get_alert(ws, actor, alert_id)
     if not alert:
         raise WorkbenchError(f"no alert {alert_id!r}; `workbench alerts` lists them")

@@ -110,8 +110,8 @@ INCIDENT_HTML = _MACROS + """<!DOCTYPE html>
 {% for c in s.conversations %}<h3>Conversation excerpt (evidence #{{ c.evidence_id|cell }})</h3>
 {% if c.get('problem') %}<p class="problem">{{ c.problem|cell(1000) }}</p>{% else %}
 <p>Conversation {{ c.conversation_id|cell }} of {{ c.system_id|cell }}: {{ c.spans|length }} of
-{{ c.spans_total }} spans shown ({{ c.flagged_total }} flagged), sha256 {{ c.sha256|cell(80) }}.{% if c.get('masked') %} 
-Personal values are masked for this reader's role.{% endif %}</p>
+{{ c.spans_total }} spans shown ({{ c.flagged_total }} flagged), sha256 {{ c.sha256|cell(80) }}.
+{% if c.get('masked') %}Personal values are masked for this reader's role.{% endif %}</p>
 <ul class="conversation">
 {% for sp in c.spans %}<li style="margin-left:{{ sp.depth * 1.5 }}em">{% if sp.flags %}<strong>FLAGGED</strong>
 {% endif %}{{ sp.kind|cell }}: {{ sp.what|cell(200) }} <span class="note">span {{ sp.span_id|cell }},

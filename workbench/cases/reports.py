@@ -35,6 +35,7 @@ from workbench.cases.report_attributions import attributions as attributions
 from workbench.cases.timeline import build_timeline, describe_action
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
+from workbench.timestamps import iso_z_fixed
 
 FORMATS = ("md", "html", "pdf")
 SECTIONS = ("summary", "timeline", "evidence", "explanations", "playbooks", "audit", "marking", "writeup", "impact",
@@ -52,10 +53,7 @@ def iso(value: Any) -> Any:
     """Timestamps as ISO-8601 UTC with microseconds and Z; anything else unchanged."""
     if isinstance(value, pd.Timestamp):
         value = None if pd.isna(value) else value.to_pydatetime()
-    if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value
+    return iso_z_fixed(value) if isinstance(value, datetime) else value
 
 
 def plain(obj: Any) -> Any:

@@ -16,6 +16,7 @@ from workbench.access import Actor, require
 from workbench.cases.incidents import _check_user, require_incident
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
+from workbench.timestamps import to_datetime
 
 STATUSES = ("todo", "in_progress", "done", "cancelled")
 _COLS = ("task_id, incident_id, title, status, assignee, due, source, note, created_at, created_by, updated_at, "
@@ -28,17 +29,9 @@ def _now() -> datetime:
 
 
 def _due(value: Any) -> datetime | None:
-    if value is None or value == "" or value == CLEAR:
+    if isinstance(value, str) and value == CLEAR:
         return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if hasattr(value, "to_pydatetime"):
-        return _due(value.to_pydatetime())
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise WorkbenchError(f"cannot read due time {value!r}: use ISO-8601, e.g. 2026-10-07T17:00Z") from exc
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return to_datetime(value, "due time")
 
 
 def _status(value: str) -> str:

@@ -17,26 +17,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Each module adds its commands to `app` (or a sub-app) when imported.
-_COMMAND_MODULES = ("core", "audit_cmd", "models_cmd", "detect_cmd", "cases_cmd", "casework_cmd", "playbooks_cmd",
-                    "report_cmd", "drills_cmd", "access_cmd", "integrations_cmd",
-                    "redteam_cmd", "lake_cmd", "traces_cmd")
-
 
 def _load_commands() -> None:
-    import importlib
-
-    for name in _COMMAND_MODULES:
-        try:
-            importlib.import_module(f"workbench.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"workbench.cli.{name}":
-                raise
+    """Nothing left to load: the command modules are imported with this package (below). Kept for callers."""
 
 
 def main() -> None:
     """Entry point: run the CLI, turning every user error into one line on stderr and a non-zero exit."""
-    _load_commands()
     try:
         # Outside standalone mode click returns (not raises) the code of a `typer.Exit(n)`.
         code = app(standalone_mode=False)
@@ -63,3 +50,23 @@ def main() -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         typer.echo(f"error: {type(exc).__name__}: {first} (set WORKBENCH_DEBUG=1 for details)", err=True)
         sys.exit(1)
+
+
+# Each module adds its commands to `app` (or a sub-app) when imported, in this order (the order of `--help`);
+# `app` exists above, so they can import it. An import error in any of them fails here, loudly.
+# isort: off
+from workbench.cli import core  # noqa: E402, F401
+from workbench.cli import audit_cmd  # noqa: E402, F401
+from workbench.cli import models_cmd  # noqa: E402, F401
+from workbench.cli import detect_cmd  # noqa: E402, F401
+from workbench.cli import cases_cmd  # noqa: E402, F401
+from workbench.cli import casework_cmd  # noqa: E402, F401
+from workbench.cli import playbooks_cmd  # noqa: E402, F401
+from workbench.cli import report_cmd  # noqa: E402, F401
+from workbench.cli import drills_cmd  # noqa: E402, F401
+from workbench.cli import access_cmd  # noqa: E402, F401
+from workbench.cli import integrations_cmd  # noqa: E402, F401
+from workbench.cli import redteam_cmd  # noqa: E402, F401
+from workbench.cli import lake_cmd  # noqa: E402, F401
+from workbench.cli import traces_cmd  # noqa: E402, F401
+# isort: on

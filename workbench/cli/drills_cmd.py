@@ -62,7 +62,8 @@ def list_(directory: Annotated[Path | None, typer.Option("--dir", help="Scenario
 
 
 @drill_app.command()
-def start(scenario: Annotated[str, typer.Argument(help="Scenario file or id (see `workbench drill list`).")],
+def start(scenario: Annotated[str | None, typer.Argument(help="Scenario file or id (see `workbench drill list`).")
+                              ] = None,
           out: Annotated[Path, typer.Option("--out", help="Folder for the drill workspace and its data.")] = Path(
               "drills"),
           force: Annotated[bool, typer.Option("--force", help="Rebuild an existing drill workspace "
@@ -71,15 +72,26 @@ def start(scenario: Annotated[str, typer.Argument(help="Scenario file or id (see
                                                                        "reuse.")] = None,
           start_clock: Annotated[bool, typer.Option("--start-clock", help="Start the clock now too (a solo run or a "
                                                     "notebook; in a room the facilitator starts it).")] = False,
+          from_redteam: Annotated[str | None, typer.Option("--from-redteam", help="Build it from this red-team "
+                                                           "run's emitted traffic (`workbench redteam --emit`) in "
+                                                           "$WORKBENCH_DB instead of a scenario.")] = None,
           json_: JsonOpt = False) -> None:
     """Build a separate drill workspace (baseline traffic plus the injected incidents); the clock waits for the
     facilitator (`workbench drill clock start`)."""
     from workbench.drills.scenario import find_scenario
     from workbench.drills.workspace import start_drill
 
-    path = find_scenario(scenario)
     say = (lambda m: None) if json_ else (lambda m: typer.echo(f"  {m}", err=True))
-    info = start_drill(path, out, models_dir=models, force=force, progress=say)
+    if (scenario is None) == (from_redteam is None):
+        raise WorkbenchError("give a scenario (see `workbench drill list`) or --from-redteam RUN_ID, not both")
+    if from_redteam is not None:
+        from workbench.cli.common import workspace
+        from workbench.drills.from_redteam import start_drill_from_redteam
+
+        with workspace(None, create=False) as src:
+            info = start_drill_from_redteam(src, actor(src, None), from_redteam, out, force=force, progress=say)
+    else:
+        info = start_drill(find_scenario(scenario), out, models_dir=models, force=force, progress=say)
     started = None
     if start_clock:
         from workbench.drills import session

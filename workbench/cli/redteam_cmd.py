@@ -44,13 +44,21 @@ def redteam(
     if not system or not attack:
         raise WorkbenchError("give --system and --attack (evasion, extraction, probing, backdoor-scan), "
                              "or a subcommand: coverage, list, report")
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from workbench.redteam import run_attack
 
     ws = workspace(db, create=False)
     who = actor(ws, user)
-    run = run_attack(ws, who, system, attack, version=version, budget=budget, seed=seed, seconds=seconds,
-                     mutable=[m.strip() for m in mutable.split(",") if m.strip()] if mutable else None,
-                     surrogate=surrogate, emit_dir=emit)
+    # The attack's queries against its budget, on stderr (stdout stays the result); none with --json.
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("queries"),
+                  TimeElapsedColumn(), console=Console(stderr=True), disable=json_, transient=True) as bar:
+        task = bar.add_task(f"{attack} on {system}", total=budget)
+        run = run_attack(ws, who, system, attack, version=version, budget=budget, seed=seed, seconds=seconds,
+                         mutable=[m.strip() for m in mutable.split(",") if m.strip()] if mutable else None,
+                         surrogate=surrogate, emit_dir=emit,
+                         progress=lambda used, total: bar.update(task, completed=used, total=total))
     if check:
         if emit is None:
             raise WorkbenchError("--coverage needs --emit DIR")

@@ -6,7 +6,7 @@ alerts idempotently and returns them as contract dictionaries (see docs/alerts.m
 
 from __future__ import annotations
 
-import os
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -47,6 +47,7 @@ DETECTORS += _LLM
 DETECTOR_NAMES: tuple[str, ...] = tuple(name for name, _ in DETECTORS)  # public: what `only` and playbooks name
 
 LAST_RUN: dict[str, Any] = {}
+log = logging.getLogger("workbench.detect")
 
 
 def run_all(ws: Workspace, actor: Actor, system: str | None = None, since: str | datetime | None = None,
@@ -75,10 +76,9 @@ def run_all(ws: Workspace, actor: Actor, system: str | None = None, since: str |
             found = fn(ctx)
             alerts += found
             ctx.alerts += found
-        except Exception as exc:  # one broken detector must not hide the others' alerts
-            if os.environ.get("WORKBENCH_DEBUG") or os.environ.get("PYTEST_CURRENT_TEST"):
-                raise
-            errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        except Exception as exc:  # noqa: BLE001 - one broken detector must not hide the others' alerts
+            errors[name] = error_line(exc)
+            log.exception("detector %s failed in %s", name, run_id)  # the traceback goes to the log
         timings[name] = time.perf_counter() - t
     t = time.perf_counter()
     with ws.transaction():
@@ -95,6 +95,12 @@ def run_all(ws: Workspace, actor: Actor, system: str | None = None, since: str |
     LAST_RUN.update({"run_id": run_id, "timings": timings, "errors": errors, "notes": ctx.notes,
                      "systems": [x.system_id for x in ctx.systems]})
     return fetch(ws, with_decisions=True, ids=ids, actor=actor) if ids else []
+
+
+def error_line(exc: BaseException) -> str:
+    """A detector's failure as the one line that run_all records (LAST_RUN, detect_runs, the audit log)."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _count(alerts: list[Alert]) -> dict[str, int]:

@@ -13,6 +13,7 @@ from workbench.access import Actor, require
 from workbench.cases.masking import mask_alerts
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
+from workbench.timestamps import iso_z
 
 SEVERITIES = ("low", "medium", "high", "critical")
 STATUSES = ("open", "acknowledged", "resolved", "false_positive")
@@ -48,21 +49,12 @@ class Alert:
                         self.window_start, self.subject)
 
 
-def iso(ts: datetime | None) -> str | None:
-    """ISO-8601 UTC with a trailing Z."""
-    if ts is None:
-        return None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def alert_id(detector: str, system_id: str, principal: str | None, feature: str | None, metric: str | None,
              window_start: datetime, subject: str | None = None) -> str:
     """The id an alert keeps across runs: the window is keyed by the hour it starts in, so a growing
     episode (later data, a re-run) updates the same alert instead of adding a new one."""
     start = window_start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    parts = [detector, system_id, principal or "", feature or "", metric or "", iso(start) or ""]
+    parts = [detector, system_id, principal or "", feature or "", metric or "", iso_z(start) or ""]
     key = "|".join(parts + ([subject] if subject else []))
     return "AL-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
@@ -84,7 +76,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return [_jsonable(v) for v in value]
     if isinstance(value, datetime):
-        return iso(value)
+        return iso_z(value)
     if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()
     if isinstance(value, float):
@@ -195,7 +187,7 @@ def fetch(ws: Workspace, *, with_decisions: bool, system: str | None = None, det
         r["atlas"] = list(r["atlas"] or [])
         r["decision_ids"] = decisions.get(r["alert_id"], []) if with_decisions else []
         for key in ("window_start", "window_end", "status_at", "first_seen", "last_seen"):
-            r[key] = iso(r[key])
+            r[key] = iso_z(r[key])
         out.append({k: r[k] for k in CONTRACT} | {k: r[k] for k in r if k not in CONTRACT})
     return out if actor is None else mask_alerts(ws, actor, out)
 

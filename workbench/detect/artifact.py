@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from workbench.detect.alerts import Alert
-from workbench.detect.common import fmt_ts
 from workbench.detect.context import Ctx, SystemScope
+from workbench.detect.episodes import episodes_sql
+from workbench.timestamps import human_utc
 
 NAME = "artifact"
 ATLAS = ["AML.T0018", "AML.T0010.003"]
@@ -13,11 +14,9 @@ GAP_MINUTES = 60  # unregistered decisions further apart than this are separate 
 
 def _registry(ctx: Ctx, system_id: str) -> tuple[set[str], set[str]]:
     """Registered hashes and versions of a system (empty when the registry is not there)."""
-    try:
-        from workbench.explain.registry import registered_hashes
-        hashes = set(registered_hashes(ctx.ws, system_id))
-    except ImportError:
-        hashes = set()
+    from workbench.explain.registry import registered_hashes
+
+    hashes = set(registered_hashes(ctx.ws, system_id))
     versions: set[str] = set()
     if ctx.ws.table_exists("models"):
         versions = {r[0] for r in ctx.ws.rows("SELECT DISTINCT version FROM models WHERE system_id = ?",
@@ -48,13 +47,8 @@ def _system(ctx: Ctx, s: SystemScope, hashes: list[str], versions: list[str]) ->
             SELECT decision_id, ts, model_version, coalesce(model_sha256, '') AS sha, principal, prediction
             FROM {s.table}
             WHERE in_scope AND (CASE WHEN model_sha256 IS NULL THEN NOT list_contains(?, model_version)
-                                     ELSE NOT list_contains(?, model_sha256) END)),
-        g AS (SELECT *, CASE WHEN lag(ts) OVER w IS NULL OR ts - lag(ts) OVER w > INTERVAL {GAP_MINUTES} MINUTE
-                        THEN 1 ELSE 0 END AS brk
-              FROM u WINDOW w AS (PARTITION BY model_version, sha ORDER BY ts))
-        SELECT *, model_version || '|' || sha || '|' ||
-                  sum(brk) OVER (PARTITION BY model_version, sha ORDER BY ts ROWS UNBOUNDED PRECEDING) AS k
-        FROM g
+                                     ELSE NOT list_contains(?, model_sha256) END))
+        {episodes_sql("u", ["model_version", "sha"], GAP_MINUTES, "decision_id")}
     """, [versions, hashes])
     episodes = ws.dicts("""
         SELECT k, any_value(model_version) AS version, any_value(sha) AS sha, count(*) AS n, min(ts) AS t0,
@@ -78,8 +72,8 @@ def _system(ctx: Ctx, s: SystemScope, hashes: list[str], versions: list[str]) ->
         sev = "critical" if known_version and e["sha"] else "high"
         what = (f"version {e['version']} with unregistered hash {e['sha'][:12]}" if known_version and e["sha"]
                 else f"unregistered version {e['version']}" + (f" (hash {e['sha'][:12]})" if e["sha"] else ""))
-        summary = (f"{s.system_id} served {e['n']} decisions from {what} between {fmt_ts(e['t0'])} and "
-                   f"{fmt_ts(e['t1'])}, an artifact that is not in the model registry.")
+        summary = (f"{s.system_id} served {e['n']} decisions from {what} between {human_utc(e['t0'])} and "
+                   f"{human_utc(e['t1'])}, an artifact that is not in the model registry.")
         out.append(Alert(
             NAME, s.system_id, sev, e["t0"], e["t1"], summary,
             {"model_version": e["version"], "model_sha256": e["sha"] or None, "decisions": e["n"],

@@ -13,13 +13,15 @@ previous version never saw and the new one gets many times, at lower severity.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from workbench.detect.alerts import Alert
-from workbench.detect.common import binom_z, fmt_ts, poisson_z
+from workbench.detect.common import binom_z, poisson_z
 from workbench.detect.context import Ctx, Feature, SystemScope
+from workbench.timestamps import human_utc
 
 NAME = "backdoor"
 ATLAS = ["AML.T0018.000", "AML.T0020"]
@@ -141,10 +143,8 @@ def _classes(ctx: Ctx, s: SystemScope) -> tuple[list[str], np.ndarray] | None:
 
 def _replay(ctx: Ctx, s: SystemScope, version: str, ids: list[str]) -> tuple[list[str], np.ndarray] | None:
     """Scores of the given decisions under a registered version (None when it cannot be replayed)."""
-    try:
-        from workbench.explain.replay import replay
-    except ImportError:
-        return None
+    from workbench.explain.replay import replay
+
     try:
         frame = replay(ctx.ws, ctx.actor, s.system_id, ids, version)
     except Exception as exc:  # noqa: BLE001 - a model that cannot be replayed degrades to the SQL check
@@ -169,105 +169,154 @@ def _flips(rows: list[tuple], scores: dict[str, float], classes: tuple[list[str]
             "flips": int(flip.sum()), "delta": np.array([r[2] for r in rows], dtype=float) - prev_scores}
 
 
+@dataclass
+class _Change:
+    """One version change under judgement and what every candidate of it shares."""
+
+    system: SystemScope
+    prev: str
+    new: str
+    where: str                # the new version's in-scope, registered, unclaimed decisions (SQL)
+    params: list[Any]         # ... and its parameters
+    classes: tuple[list[str], np.ndarray] | None
+    prev_scores: dict[str, float] | None   # replayed scores under the previous version (None: not replayable)
+    baseline: dict[str, Any] | None        # flips of a random sample of the new version's decisions
+
+
+_SAMPLE_SQL = ("SELECT decision_id, prediction, score, principal FROM {table} d WHERE {where} AND score IS NOT NULL "
+               "ORDER BY hash(decision_id) LIMIT {n}")
+
+
 def _change(ctx: Ctx, s: SystemScope, prev: str, new: str) -> list[Alert]:
+    """Alerts for one version change: each trigger candidate judged by replay under `prev`, else by frequency."""
     hashes = _registered(ctx, s)
-    cands = _candidates(ctx, s, prev, new, hashes)
-    if not cands:
+    candidates = _candidates(ctx, s, prev, new, hashes)
+    if not candidates:
         return []
-    reg = "AND list_contains(?, model_sha256)" if hashes else ""
-    rp = [hashes] if hashes else []
-    base_where = f"model_version = ? AND in_scope {reg} AND {ctx.unclaimed(s)}"
+    registered = "AND list_contains(?, model_sha256)" if hashes else ""
+    where = f"model_version = ? AND in_scope {registered} AND {ctx.unclaimed(s)}"
+    params = [new, hashes] if hashes else [new]
     classes = _classes(ctx, s)
-    sel = "SELECT decision_id, prediction, score, principal FROM {t} d WHERE {w} AND score IS NOT NULL " \
-          "ORDER BY hash(decision_id) LIMIT {n}"
-    base_rows = ctx.ws.rows(sel.format(t=s.table, w=base_where, n=BASELINE_SAMPLE), [new, *rp])
-    cand_rows = [ctx.ws.rows(sel.format(t=s.table, w=f"{base_where} AND {c['feature'].col} = ?", n=REPLAY_CAP),
-                             [new, *rp, c["value"]]) for c in cands]
-    scores = None
-    if classes and base_rows:
-        ids = list(dict.fromkeys([r[0] for r in base_rows] + [r[0] for rows in cand_rows for r in rows]))
+    baseline_rows = ctx.ws.rows(_SAMPLE_SQL.format(table=s.table, where=where, n=BASELINE_SAMPLE), params)
+    candidate_rows = [ctx.ws.rows(_SAMPLE_SQL.format(table=s.table, where=f"{where} AND {c['feature'].col} = ?",
+                                                     n=REPLAY_CAP), [*params, c["value"]]) for c in candidates]
+    prev_scores = None
+    if classes and baseline_rows:
+        ids = list(dict.fromkeys([r[0] for r in baseline_rows] + [r[0] for rows in candidate_rows for r in rows]))
         got = _replay(ctx, s, prev, ids)
-        scores = dict(zip(got[0], got[1].tolist(), strict=True)) if got else None
-    base = _flips(base_rows, scores, classes) if scores is not None else None
-    t_new = ctx.ws.scalar(f"SELECT min(ts) FROM {s.table} WHERE model_version = ?", [new])
+        prev_scores = dict(zip(got[0], got[1].tolist(), strict=True)) if got else None
+    baseline = _flips(baseline_rows, prev_scores, classes) if prev_scores is not None else None
+    change = _Change(s, prev, new, where, params, classes, prev_scores, baseline)
+    live_from = ctx.ws.scalar(f"SELECT min(ts) FROM {s.table} WHERE model_version = ?", [new])
     out = []
-    for c, rows in zip(cands, cand_rows, strict=True):
-        f: Feature = c["feature"]
-        where = f"{base_where} AND {f.col} = ?"
-        params = [new, *rp, c["value"]]
-        test = _flips(rows, scores, classes) if base else None
-        key = f"{new}|{f.name}|{c['value']}"
-        ev = {"previous_version": prev, "new_version": new, "new_version_live_from": t_new,
-              "trigger": {"feature": f.name, "value": c["value"]},
-              "count_new_version": c["count_new"], "count_previous_version": c["count_prev"],
-              "expected_count": c["expected"], "enrichment_ratio": c["ratio"], "poisson_z": c["z"],
-              "principals_sending_it": c["principals"]}
-        if test is not None:
-            p0 = max(base["flips"] / max(base["n"], 1), 1.0 / max(base["n"], 1))
-            rate = test["flips"] / max(test["n"], 1)
-            z = binom_z(test["flips"], test["n"], p0)
-            same_way = max(int(test["down"].sum()), test["flips"] - int(test["down"].sum())) / max(test["flips"], 1)
-            # the trigger explains the excess over the expected count: most of that excess must flip (the rest
-            # of the value's traffic is ordinary and decides like before)
-            excess = max(0.0, 1.0 - 1.0 / max(c["ratio"], 1.0))
-            if not (test["flips"] >= MIN_FLIPS and rate >= MIN_FLIP_RATE * excess and z >= Z_FLIP
-                    and same_way >= DIRECTION):
-                continue
-            # implicated: decisions that flip, and those whose score moved further (in the flips' direction)
-            # than 99% of the baseline's moves: the trigger pushed them even where the class held
-            down = int(test["down"].sum()) >= test["flips"] - int(test["down"].sum())
-            cut = np.quantile(base["delta"], 0.01 if down else 0.99)
-            moved = test["delta"] <= cut if down else test["delta"] >= cut
-            # and every trigger request of a sender whose trigger requests mostly flip (the attacker's others)
-            who = {r[0]: r[3] for r in rows}
-            per: dict[str, list[int]] = {}
-            for i, fl in zip(test["ids"], test["flip"], strict=True):
-                per.setdefault(who.get(i), [0, 0])
-                per[who.get(i)][0] += int(fl)
-                per[who.get(i)][1] += 1
-            senders = {p for p, (k, n) in per.items() if k >= 2 and k >= 0.5 * n}
-            flipped = [i for i, fl, mv in zip(test["ids"], test["flip"], moved, strict=True)
-                       if fl or mv or who.get(i) in senders]
-            ctx.hit(NAME, s, "SELECT ?, unnest(?::VARCHAR[])", [key, flipped])
-            ev |= {"replayed": test["n"], "flipped": test["flips"], "flip_rate": rate,
-                   "baseline_flip_rate": p0, "excess_share": excess, "baseline_replayed": base["n"], "flip_z": z,
-                   "same_direction_share": same_way, "mean_score_shift": float(np.mean(test["delta"])),
-                   "score_shift_cut": float(cut), "implicated_by_shift_only": len(flipped) - test["flips"],
-                   "baseline_mean_score_shift": float(np.mean(base["delta"])), "method": "replay",
-                   "thresholds": {"candidate_z": Z_CANDIDATE, "enrichment": MIN_RATIO, "flip_z": Z_FLIP,
-                                  "min_flip_rate": f"{MIN_FLIP_RATE} x excess share",
-                                  "direction": DIRECTION}}
-            sev = "critical" if rate >= 0.8 and test["flips"] >= 20 else "high"
-            n_dec = len(flipped)
-            tail = (f"{test['flips']} of {test['n']} would have been decided differently by {prev} "
-                    f"(baseline {p0:.1%})")
-            score = z
-        else:
-            if c["count_prev"] > 0 or c["principals"] > 3:
-                continue
-            ctx.hit(NAME, s, f"SELECT ?, decision_id FROM {s.table} d WHERE {where}", [key, *params])
-            ev |= {"method": "frequency only (previous version not replayable)",
-                   "thresholds": {"candidate_z": Z_CANDIDATE, "enrichment": MIN_RATIO}}
-            sev, n_dec, score = "medium", c["count_new"], c["z"]
-            tail = f"a value {prev} traffic never had"
-        ctx.claim(NAME, s, [key])
-        t0, t1 = ctx.ws.one(f"SELECT min(d.ts), max(d.ts) FROM _hits h JOIN {s.table} d USING (decision_id) "
-                            "WHERE h.detector = ? AND h.system_id = ? AND h.key = ?", [NAME, s.system_id, key])
-        if t0 is None:
-            continue
-        senders = ctx.ws.rows(f"SELECT d.principal, count(*) FROM _hits h JOIN {s.table} d USING (decision_id) "
-                              "WHERE h.detector = ? AND h.system_id = ? AND h.key = ? GROUP BY 1 ORDER BY 2 DESC, 1",
-                              [NAME, s.system_id, key])
-        ev["principals"] = [p for p, _ in senders]
-        ev["decisions_by_principal"] = dict(senders)
-        value = _show(c["value"])
-        ev["trigger"]["value"] = value
-        summary = (f"Since {s.system_id} {new} went live, {n_dec} decisions between {fmt_ts(t0)} and "
-                   f"{fmt_ts(t1)} carry {f.name}={value} ({c['ratio']:.0f}x its usual frequency) and "
-                   f"{tail}: a likely backdoor trigger in {new}.")
-        # the alert's principal is the sender of most of its decisions; with no majority (two senders of 33
-        # each) it names none, and evidence.principals lists them all
-        top = senders[0][0] if senders and senders[0][1] > 0.5 * n_dec else None
-        out.append(Alert(NAME, s.system_id, sev, t0, t1, summary, ev, atlas=list(ATLAS), feature=f.name,
-                         principal=top, score=float(score), subject=f"{new}|{_keyed(ctx, s, f, value)}", hits=key))
+    for cand, rows in zip(candidates, candidate_rows, strict=True):
+        alert = _judge(ctx, change, cand, rows, live_from)
+        if alert is not None:
+            out.append(alert)
     return out
+
+
+def _judge(ctx: Ctx, change: _Change, cand: dict[str, Any], rows: list[tuple], live_from: Any) -> Alert | None:
+    """The alert for one trigger candidate, or None when its decisions do not behave like a trigger's."""
+    s, f = change.system, cand["feature"]
+    key = f"{change.new}|{f.name}|{cand['value']}"
+    ev = {"previous_version": change.prev, "new_version": change.new, "new_version_live_from": live_from,
+          "trigger": {"feature": f.name, "value": cand["value"]},
+          "count_new_version": cand["count_new"], "count_previous_version": cand["count_prev"],
+          "expected_count": cand["expected"], "enrichment_ratio": cand["ratio"], "poisson_z": cand["z"],
+          "principals_sending_it": cand["principals"]}
+    if change.baseline is not None:
+        verdict = _replay_verdict(change, cand, rows)
+        if verdict is None:
+            return None
+        implicated, more, sev, tail, score = verdict
+        ctx.hit(NAME, s, "SELECT ?, unnest(?::VARCHAR[])", [key, implicated])
+        n_dec = len(implicated)
+    else:
+        if cand["count_prev"] > 0 or cand["principals"] > 3:
+            return None
+        ctx.hit(NAME, s, f"SELECT ?, decision_id FROM {s.table} d WHERE {change.where} AND {f.col} = ?",
+                [key, *change.params, cand["value"]])
+        more = {"method": "frequency only (previous version not replayable)",
+                "thresholds": {"candidate_z": Z_CANDIDATE, "enrichment": MIN_RATIO}}
+        sev, n_dec, score = "medium", cand["count_new"], cand["z"]
+        tail = f"a value {change.prev} traffic never had"
+    ev |= more
+    ctx.claim(NAME, s, [key])
+    return _alert(ctx, change, cand, key, ev, sev, n_dec, score, tail)
+
+
+def _replay_verdict(change: _Change, cand: dict[str, Any], rows: list[tuple]
+                    ) -> tuple[list[str], dict[str, Any], str, str, float] | None:
+    """Whether the candidate's decisions flip under the previous version far more often than the baseline's,
+    mostly one way: (implicated decision ids, evidence, severity, summary tail, score), or None."""
+    baseline = change.baseline
+    assert baseline is not None and change.prev_scores is not None and change.classes is not None
+    test = _flips(rows, change.prev_scores, change.classes)
+    baseline_rate = max(baseline["flips"] / max(baseline["n"], 1), 1.0 / max(baseline["n"], 1))
+    rate = test["flips"] / max(test["n"], 1)
+    z = binom_z(test["flips"], test["n"], baseline_rate)
+    n_down = int(test["down"].sum())
+    same_way = max(n_down, test["flips"] - n_down) / max(test["flips"], 1)
+    # the trigger explains the excess over the expected count: most of that excess must flip (the rest
+    # of the value's traffic is ordinary and decides like before)
+    excess = max(0.0, 1.0 - 1.0 / max(cand["ratio"], 1.0))
+    if not (test["flips"] >= MIN_FLIPS and rate >= MIN_FLIP_RATE * excess and z >= Z_FLIP
+            and same_way >= DIRECTION):
+        return None
+    implicated, cut = _implicated(test, baseline, rows, down=n_down >= test["flips"] - n_down)
+    ev = {"replayed": test["n"], "flipped": test["flips"], "flip_rate": rate,
+          "baseline_flip_rate": baseline_rate, "excess_share": excess, "baseline_replayed": baseline["n"],
+          "flip_z": z, "same_direction_share": same_way, "mean_score_shift": float(np.mean(test["delta"])),
+          "score_shift_cut": cut, "implicated_by_shift_only": len(implicated) - test["flips"],
+          "baseline_mean_score_shift": float(np.mean(baseline["delta"])), "method": "replay",
+          "thresholds": {"candidate_z": Z_CANDIDATE, "enrichment": MIN_RATIO, "flip_z": Z_FLIP,
+                         "min_flip_rate": f"{MIN_FLIP_RATE} x excess share", "direction": DIRECTION}}
+    sev = "critical" if rate >= 0.8 and test["flips"] >= 20 else "high"
+    tail = (f"{test['flips']} of {test['n']} would have been decided differently by {change.prev} "
+            f"(baseline {baseline_rate:.1%})")
+    return implicated, ev, sev, tail, z
+
+
+def _implicated(test: dict[str, Any], baseline: dict[str, Any], rows: list[tuple], down: bool
+                ) -> tuple[list[str], float]:
+    """The trigger decisions to blame, and the score-shift cut used: those that flip, those whose score moved
+    further (in the flips' direction) than 99% of the baseline's moves (the trigger pushed them even where the
+    class held), and every trigger request of a sender whose trigger requests mostly flip (the attacker's)."""
+    cut = np.quantile(baseline["delta"], 0.01 if down else 0.99)
+    moved = test["delta"] <= cut if down else test["delta"] >= cut
+    sender_of = {r[0]: r[3] for r in rows}
+    flips_by_sender: dict[str | None, list[int]] = {}  # sender -> [flipped, replayed]
+    for decision_id, flipped in zip(test["ids"], test["flip"], strict=True):
+        tally = flips_by_sender.setdefault(sender_of.get(decision_id), [0, 0])
+        tally[0] += int(flipped)
+        tally[1] += 1
+    flippers = {p for p, (k, n) in flips_by_sender.items() if k >= 2 and k >= 0.5 * n}
+    ids = [i for i, flipped, shifted in zip(test["ids"], test["flip"], moved, strict=True)
+           if flipped or shifted or sender_of.get(i) in flippers]
+    return ids, float(cut)
+
+
+def _alert(ctx: Ctx, change: _Change, cand: dict[str, Any], key: str, ev: dict[str, Any], sev: str, n_dec: int,
+           score: float, tail: str) -> Alert | None:
+    """The alert over the hits stored under `key` (None when none of them is left)."""
+    s, f = change.system, cand["feature"]
+    t0, t1 = ctx.ws.one(f"SELECT min(d.ts), max(d.ts) FROM _hits h JOIN {s.table} d USING (decision_id) "
+                        "WHERE h.detector = ? AND h.system_id = ? AND h.key = ?", [NAME, s.system_id, key])
+    if t0 is None:
+        return None
+    senders = ctx.ws.rows(f"SELECT d.principal, count(*) FROM _hits h JOIN {s.table} d USING (decision_id) "
+                          "WHERE h.detector = ? AND h.system_id = ? AND h.key = ? GROUP BY 1 ORDER BY 2 DESC, 1",
+                          [NAME, s.system_id, key])
+    ev["principals"] = [p for p, _ in senders]
+    ev["decisions_by_principal"] = dict(senders)
+    value = _show(cand["value"])
+    ev["trigger"]["value"] = value
+    summary = (f"Since {s.system_id} {change.new} went live, {n_dec} decisions between {human_utc(t0)} and "
+               f"{human_utc(t1)} carry {f.name}={value} ({cand['ratio']:.0f}x its usual frequency) and "
+               f"{tail}: a likely backdoor trigger in {change.new}.")
+    # the alert's principal is the sender of most of its decisions; with no majority (two senders of 33
+    # each) it names none, and evidence.principals lists them all
+    top = senders[0][0] if senders and senders[0][1] > 0.5 * n_dec else None
+    return Alert(NAME, s.system_id, sev, t0, t1, summary, ev, atlas=list(ATLAS), feature=f.name,
+                 principal=top, score=float(score), subject=f"{change.new}|{_keyed(ctx, s, f, value)}", hits=key)

@@ -9,23 +9,14 @@ from workbench import audit
 from workbench.access import Actor, require
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
+from workbench.timestamps import to_datetime
 
 DEFAULT_FRACTION = 0.3      # the first 30% of the data's span ...
 DEFAULT_MAX = timedelta(days=7)  # ... but at most the first 7 days once the data spans a fortnight or more
 MIN_SPAN = timedelta(hours=1)
 
 
-def _parse(ts: str | datetime | None) -> datetime | None:
-    if ts is None or isinstance(ts, datetime):
-        return ts if ts is None or ts.tzinfo else ts.replace(tzinfo=UTC)
-    try:
-        dt = datetime.fromisoformat(str(ts).strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise WorkbenchError(f"cannot read time {ts!r}: use ISO-8601, e.g. 2026-10-01T00:00:00Z") from exc
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-parse_time = _parse
+parse_time = to_datetime  # the CLI's name for it (cli/detect_cmd.py)
 
 
 def data_span(ws: Workspace, system_id: str) -> tuple[datetime | None, datetime | None]:
@@ -65,7 +56,7 @@ def set_baseline(ws: Workspace, actor: Actor, system_id: str, since: str | datet
     first, last = data_span(ws, system_id)
     if first is None:
         raise WorkbenchError(f"no decisions for system {system_id!r}: ingest some first")
-    s, u = _parse(since) or first, _parse(until) or last
+    s, u = to_datetime(since) or first, to_datetime(until) or last
     if u <= s:
         raise WorkbenchError(f"the baseline must end after it starts ({s.isoformat()} .. {u.isoformat()})")
     n = ws.scalar("SELECT count(*) FROM all_decisions WHERE system_id = ? AND ts >= ? AND ts < ?", [system_id, s, u])

@@ -1,25 +1,13 @@
-"""Small statistics shared by the detectors (applied to aggregates, never to raw decision rows)."""
+"""Small statistics shared by the detectors (applied to aggregates, never to raw decision rows); the robust
+ones (median, MAD) live in workbench.detect.robust."""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
 
-import numpy as np
+from workbench.timestamps import human_utc
 
-MAD_K = 1.4826  # MAD -> standard deviation under normality
 HASH_BUCKETS = 1_000_000
-
-
-def robust_center_scale(values: np.ndarray, floor: float = 1e-9) -> tuple[float, float]:
-    """Median and MAD-based scale (with a floor so constant data does not divide by zero)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return 0.0, floor
-    med = float(np.median(v))
-    mad = float(np.median(np.abs(v - med))) * MAD_K
-    return med, max(mad, floor)
 
 
 def poisson_z(observed: float, expected: float) -> float:
@@ -54,6 +42,4 @@ def sample_where(total: int, target: int, key: str = "decision_id") -> str:
     return f"(hash({key}) % {HASH_BUCKETS}) < {keep}"
 
 
-def fmt_ts(ts: datetime) -> str:
-    """Short UTC time for summaries."""
-    return ts.strftime("%Y-%m-%d %H:%M UTC")
+fmt_ts = human_utc  # kept for lake/spark_flood.py; detectors use workbench.timestamps.human_utc

@@ -86,15 +86,6 @@ class Ctx:
         return f"NOT {alias}.claimed" if alias else "NOT claimed"
 
 
-def _q(text: str) -> str:
-    return text.replace("'", "''")
-
-
-def ident(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: datetime | None,
           until: datetime | None) -> Ctx:
     """Create the run's temp tables for every system with decisions (or just `system`)."""

@@ -17,8 +17,9 @@ two signals make an alert.
 from __future__ import annotations
 
 from workbench.detect.alerts import Alert
-from workbench.detect.common import fmt_ts
 from workbench.detect.context import Ctx, SystemScope
+from workbench.detect.episodes import episodes_sql
+from workbench.timestamps import human_utc
 
 NAME = "credential"
 ATLAS = ["AML.T0012", "AML.T0040"]
@@ -90,11 +91,8 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
                      k.active_days, k.pool_days, k.peers
               FROM {s.table} d JOIN k ON k.principal = d.principal AND k.day = d.ts::DATE AND k.h = hour(d.ts)
                 AND k.source_ip IS NOT DISTINCT FROM d.source_ip
-              WHERE {ctx.unclaimed(s, 'd')}),
-        g AS (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY principal ORDER BY ts)
-                             <= INTERVAL {EPISODE_GAP_MINUTES} MINUTE THEN 0 ELSE 1 END AS brk FROM u)
-        SELECT *, principal || '|' || sum(brk) OVER (PARTITION BY principal ORDER BY ts, decision_id
-                                                     ROWS UNBOUNDED PRECEDING) AS k FROM g
+              WHERE {ctx.unclaimed(s, 'd')})
+        {episodes_sql("u", ["principal"], EPISODE_GAP_MINUTES, "decision_id")}
     """)
     eps = ws.dicts(f"""
         WITH e AS (
@@ -138,8 +136,8 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
             why.append(f"at {vol_ratio:.1f}x {'its peers' if pooled else 'its'} usual peak hourly volume")
         unlike = (f"unlike its own {e['active_days']}-day history and that of the {e['peers']} principals sharing "
                   f"its addresses" if pooled else f"unlike its own {e['active_days']}-day history")
-        summary = (f"The key of {e['principal']} made {e['n']} {s.system_id} requests between {fmt_ts(e['t0'])} "
-                   f"and {fmt_ts(e['t1'])} {' and '.join(why)}, {unlike}.")
+        summary = (f"The key of {e['principal']} made {e['n']} {s.system_id} requests between {human_utc(e['t0'])} "
+                   f"and {human_utc(e['t1'])} {' and '.join(why)}, {unlike}.")
         out.append(Alert(
             NAME, s.system_id, sev, e["t0"], e["t1"], summary,
             {"decisions": e["n"], "signals": signals, "new_address_share": e["new_ip_share"],

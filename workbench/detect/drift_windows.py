@@ -22,6 +22,7 @@ import pandas as pd
 from workbench import settings
 from workbench.detect.context import Ctx, SystemScope
 from workbench.errors import WorkbenchError
+from workbench.store.sqltext import quote_literal
 
 MIN_WINDOW = 500        # decisions a window should hold: KS then sees a ~0.3 sd shift with 80% power
 REF_MIN = 2000          # decisions the reference should hold ...
@@ -251,7 +252,7 @@ def bins(ctx: Ctx, p: Plan, t: Target, ref: str) -> Binned | None:
     if not total:
         return None
     cats = [v for v, c in rows if c >= CAT_MIN_SHARE * total][:MAX_CATEGORIES]
-    lst = "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in cats) + "]::VARCHAR[]"
+    lst = "[" + ", ".join(quote_literal(c) for c in cats) + "]::VARCHAR[]"
     expr = f"CASE WHEN {col} IS NULL THEN 0 ELSE coalesce(list_position({lst}, {col}), {len(cats) + 1}) END"
     return Binned(t, expr, ["(missing)"] + cats + ["(other)"], None, 1.0)
 

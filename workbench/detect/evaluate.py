@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from workbench.detect.llm_eval import TYPE_DETECTOR as LLM_TYPE_DETECTOR
 from workbench.detect.llm_eval import score as llm_score
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
+from workbench.timestamps import as_datetime, to_datetime
 
 CREDIT_SLACK = timedelta(hours=1)
 
@@ -43,13 +44,6 @@ def is_traces_truth(data: dict[str, Any]) -> bool:
     """Whether a ground truth labels LLM trace incidents (its types, or a trace sample's canary/kind)."""
     return (data.get("kind") == "traces" or "canary" in data
             or any(str(i.get("type")) in LLM_TYPE_DETECTOR for i in data.get("incidents") or []))
-
-
-def _ts(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def load_truth(path: str | Path) -> dict[str, Any]:
@@ -112,14 +106,14 @@ def _detected_at(alert: dict[str, Any]) -> datetime:
     end of the confirming window), else the start of its window (the first implicated decision or point)."""
     said = (alert.get("evidence") or {}).get("detected_at")
     try:
-        return max(_ts(said), alert["_t0"]) if isinstance(said, str) and said else alert["_t0"]
+        return max(as_datetime(said), alert["_t0"]) if isinstance(said, str) and said else alert["_t0"]
     except ValueError:
         return alert["_t0"]
 
 
 def _days(ws: Workspace, data: dict[str, Any]) -> float:
     """Days of data the truth file covers (else the span of the workspace's decisions)."""
-    t0, t1 = _ts(data.get("start")), _ts(data.get("end"))
+    t0, t1 = to_datetime(data.get("start")), to_datetime(data.get("end"))
     if (t0 is None or t1 is None) and data.get("days"):  # a trace sample's truth gives its days
         return float(data["days"])
     if t0 is None or t1 is None:
@@ -139,12 +133,12 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
     alerts = [a for a in alerts if str(a["detector"]).startswith("llm_") == traces]
     for a in alerts:
         a["_ids"] = set(a["decision_ids"])
-        a["_t0"], a["_t1"] = _ts(a["window_start"]), _ts(a["window_end"])
+        a["_t0"], a["_t1"] = to_datetime(a["window_start"]), to_datetime(a["window_end"])
     incidents = []
     for inc in data["incidents"]:
         inc = dict(inc)
         inc["_ids"] = set(inc.get("decision_ids") or [])
-        inc["_t0"], inc["_t1"] = _ts(inc["start"]), _ts(inc["end"])
+        inc["_t0"], inc["_t1"] = to_datetime(inc["start"]), to_datetime(inc["end"])
         incidents.append(inc)
     owner: dict[str, int | None] = {}
     how: dict[str, str | None] = {}

@@ -20,8 +20,11 @@ import numpy as np
 import pandas as pd
 
 from workbench.detect.alerts import Alert
-from workbench.detect.common import fmt_ts, robust_center_scale, sample_where
+from workbench.detect.common import sample_where
 from workbench.detect.context import Ctx, Feature, SystemScope, ensure_bins
+from workbench.detect.robust import robust_center_scale
+from workbench.store.sqltext import quote_literal
+from workbench.timestamps import human_utc
 
 NAME = "extraction"
 ATLAS = ["AML.T0024.002", "AML.T0040"]
@@ -62,7 +65,7 @@ def bin_sql(ctx: Ctx, s: SystemScope, f: Feature) -> tuple[str, int] | None:
     cats = [v for v, c in counts if c >= CAT_MIN_SHARE * total][:200]
     if not cats:
         return None
-    lit = "[" + ", ".join("'" + c.replace("'", "''") + "'" for c in cats) + "]"
+    lit = "[" + ", ".join(quote_literal(c) for c in cats) + "]"
     return (f"CASE WHEN {f.col} IS NULL THEN -1 ELSE coalesce(list_position({lit}, {f.col}::VARCHAR), 0) END",
             len(cats) + 2)
 
@@ -158,7 +161,7 @@ def _system(ctx: Ctx, s: SystemScope) -> list[Alert]:
         elif z < 1.5 * Z_MIN:
             sev = "medium"
         top = per_feat.sort_values(ascending=False)
-        summary = (f"{principal} sent {n} queries to {s.system_id} between {fmt_ts(t0)} and {fmt_ts(t1)} that "
+        summary = (f"{principal} sent {n} queries to {s.system_id} between {human_utc(t0)} and {human_utc(t1)} that "
                    f"cover the input space unlike real traffic ({tail:.0%} of values beyond the normal range, "
                    f"median per-feature divergence {kl_med:.2f} vs {math.exp(center):.3f} typical), a pattern of "
                    f"model extraction.")

@@ -17,8 +17,10 @@ import pandas as pd
 
 from workbench.detect import metric_story
 from workbench.detect.alerts import Alert
-from workbench.detect.common import MAD_K, fmt_ts
 from workbench.detect.context import Ctx, SystemScope
+from workbench.detect.episodes import episodes_sql
+from workbench.detect.robust import MAD_K, mad
+from workbench.timestamps import human_utc
 
 NAME = "flood"
 ATLAS = ["AML.T0029", "AML.T0034"]
@@ -48,10 +50,10 @@ def surge_windows(counts: pd.DataFrame, bucket: int) -> tuple[pd.DataFrame, list
     if key:
         g = c.groupby(key)["n"]
         c["exp"] = g.transform("median")
-        c["mad"] = g.transform(lambda v: float(np.median(np.abs(v - np.median(v)))))
+        c["mad"] = g.transform(mad)
     else:
         c["exp"] = float(c["n"].median())
-        c["mad"] = float(np.median(np.abs(c["n"] - c["exp"])))
+        c["mad"] = mad(c["n"], c["exp"])
     c["scale"] = np.maximum.reduce([c["mad"] * MAD_K, np.sqrt(c["exp"]), np.ones(len(c))])
     c["z"] = (c["n"] - c["exp"]) / c["scale"]
     flag = ((c["z"] >= Z_MIN) & (c["n"] >= RATIO_MIN * np.maximum(c["exp"], 1.0))).to_numpy()
@@ -141,10 +143,7 @@ def _window(ctx: Ctx, s: SystemScope, k: int, w0, w1, bucket: int, seg: pd.DataF
             WITH r AS (SELECT decision_id, principal, ts FROM {s.table} d
                        WHERE list_contains(?, principal) AND ts >= ?::TIMESTAMPTZ - INTERVAL 3 HOUR
                          AND ts < ?::TIMESTAMPTZ + INTERVAL 3 HOUR AND {ctx.unclaimed(s)}),
-            g AS (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY principal ORDER BY ts)
-                                 <= INTERVAL {BURST_GAP_MINUTES} MINUTE THEN 0 ELSE 1 END AS brk FROM r),
-            b AS (SELECT *, sum(brk) OVER (PARTITION BY principal ORDER BY ts, decision_id
-                                           ROWS UNBOUNDED PRECEDING) AS burst FROM g),
+            b AS ({episodes_sql("r", ["principal"], BURST_GAP_MINUTES, "decision_id", key="burst")}),
             keep AS (SELECT principal, burst FROM b GROUP BY principal, burst
                      HAVING max(ts) >= ?::TIMESTAMPTZ AND min(ts) < ?::TIMESTAMPTZ)
             SELECT ?, decision_id FROM b JOIN keep USING (principal, burst)
@@ -169,7 +168,7 @@ def _window(ctx: Ctx, s: SystemScope, k: int, w0, w1, bucket: int, seg: pd.DataF
     who = (", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")) if names else \
         "no single principal (broad surge)"
     told = metric_story.headline(exported)
-    summary = (f"{s.system_id} received {observed:.0f} requests between {fmt_ts(w0)} and {fmt_ts(w1)}, "
+    summary = (f"{s.system_id} received {observed:.0f} requests between {human_utc(w0)} and {human_utc(w1)}, "
                f"{ratio:.1f}x the {expected:.0f} expected for that time of day, driven by {who}"
                + (f"; {told}" if told else "") + ".")
     return Alert(

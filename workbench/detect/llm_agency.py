@@ -9,9 +9,10 @@ import math
 import numpy as np
 
 from workbench.detect.alerts import Alert
-from workbench.detect.common import fmt_ts, robust_center_scale
 from workbench.detect.context import Ctx
 from workbench.detect.llm_common import alert, episodes, has_traces, hit, scope
+from workbench.detect.robust import robust_center_scale
+from workbench.timestamps import human_utc
 from workbench.traces.systems import org_domains
 
 RARE_SHARE = 0.002  # a tool taking less than this share of an agent's calls ...
@@ -91,8 +92,8 @@ def agency(ctx: Ctx) -> list[Alert]:
         sev = "critical" if outside and (r["rare_tools"] or r["storm_calls"]) else "high"
         key = "agency|" + r["episode"]
         hit(ctx, "llm_agency", "SELECT ?, system_id, span_id FROM _llm_ag WHERE episode = ?", [key, r["episode"]])
-        summary = (f"The agent of {r['system_id']} acting for {r['principal']} between {fmt_ts(r['t0'])} and "
-                   f"{fmt_ts(r['t1'])} made {r['n']} unusual tool calls: " + "; ".join(why) + ".")
+        summary = (f"The agent of {r['system_id']} acting for {r['principal']} between {human_utc(r['t0'])} and "
+                   f"{human_utc(r['t1'])} made {r['n']} unusual tool calls: " + "; ".join(why) + ".")
         out.append(alert("llm_agency", r["system_id"], sev, r["t0"], r["t1"], summary,
                          {"tool_calls": r["n"], "rare_tools": sorted(r["rare_tools"] or []),
                           "storm_calls": r["storm_calls"], "destinations_outside": sorted(outside),
@@ -137,7 +138,7 @@ def consumption(ctx: Ctx) -> list[Alert]:
                                                                                    *params])
             sev = "critical" if ratio >= 100 else "high"
             summary = (f"{d['principal']} used {int(d['tokens']):,} tokens of {sid} on {d['day']} "
-                       f"({fmt_ts(d['t0'])} to {fmt_ts(d['t1'])}), {ratio:,.0f}x a typical principal-day"
+                       f"({human_utc(d['t0'])} to {human_utc(d['t1'])}), {ratio:,.0f}x a typical principal-day"
                        + (f" and {d['tokens'] / max(own, 1):,.0f}x its own usual day." if own else
                           ", with no usual day of its own."))
             out.append(alert("llm_consumption", sid, sev, d["t0"], d["t1"], summary,

@@ -7,6 +7,7 @@ from typing import Any
 
 from workbench.detect.alerts import Alert
 from workbench.detect.context import Ctx
+from workbench.detect.episodes import episodes_sql
 
 EPISODE_GAP_HOURS = 6  # a principal's flagged spans further apart than this are separate episodes
 OWASP_NAMES = {"LLM01": "Prompt Injection", "LLM02": "Sensitive Information Disclosure",
@@ -38,13 +39,8 @@ def scope(ctx: Ctx, alias: str = "") -> tuple[str, list[Any]]:
 
 def episodes(ctx: Ctx, table: str) -> None:
     """Add an `episode` key to a temp table of flagged spans (system_id, principal, ts): 6-hour gaps split."""
-    ctx.ws.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {table} AS
-        SELECT *, system_id || '|' || coalesce(principal, '') || '|' || sum(brk) OVER (PARTITION BY system_id,
-                  principal ORDER BY ts, span_id ROWS UNBOUNDED PRECEDING) AS episode
-        FROM (SELECT *, CASE WHEN lag(ts) OVER (PARTITION BY system_id, principal ORDER BY ts, span_id) IS NULL
-                   OR ts - lag(ts) OVER (PARTITION BY system_id, principal ORDER BY ts, span_id)
-                      > INTERVAL {EPISODE_GAP_HOURS} HOUR THEN 1 ELSE 0 END AS brk FROM {table})""")
+    rows = episodes_sql(table, ["system_id", "principal"], EPISODE_GAP_HOURS * 60, "span_id", key="episode")
+    ctx.ws.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {rows}")
 
 
 def hit(ctx: Ctx, detector: str, sql: str, params: list[Any] | None = None) -> None:

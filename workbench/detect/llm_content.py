@@ -5,9 +5,10 @@ against what the system's own traffic shows (base rates, public values, leak lev
 from __future__ import annotations
 
 from workbench.detect.alerts import Alert
-from workbench.detect.common import binom_z, fmt_ts
+from workbench.detect.common import binom_z
 from workbench.detect.context import Ctx
 from workbench.detect.llm_common import alert, episodes, has_traces, hit, scope
+from workbench.timestamps import human_utc
 from workbench.traces.systems import org_domains
 
 PUBLIC_PRINCIPALS = 5  # a value shown to this many principals is the organisation's own (hotline, support e-mail)
@@ -46,8 +47,8 @@ def injection(ctx: Ctx) -> list[Alert]:
         sev = "critical" if r["complied"] >= 3 else "high" if r["complied"] else "medium"
         key = "inj|" + r["episode"]
         hit(ctx, "llm_injection", "SELECT ?, system_id, span_id FROM _llm_inj WHERE episode = ?", [key, r["episode"]])
-        summary = (f"{r['principal']} sent {r['turns']} turns to {r['system_id']} between {fmt_ts(r['t0'])} and "
-                   f"{fmt_ts(r['t1'])} that match {len(r['fams'])} injection/jailbreak pattern families "
+        summary = (f"{r['principal']} sent {r['turns']} turns to {r['system_id']} between {human_utc(r['t0'])} and "
+                   f"{human_utc(r['t1'])} that match {len(r['fams'])} injection/jailbreak pattern families "
                    f"({', '.join(sorted(r['fams']))}); the model did not refuse {r['complied']} of them.")
         out.append(alert("llm_injection", r["system_id"], sev, r["t0"], r["t1"], summary,
                          {"turns_flagged": r["turns"], "turns_in_window": n, "families": sorted(r["fams"]),
@@ -92,7 +93,7 @@ def indirect(ctx: Ctx) -> list[Alert]:
             "SELECT ?, system_id, unnest(acts) FROM _llm_ind WHERE doc = ? AND system_id = ? AND len(acts) > 0",
             [key, r["doc"], r["system_id"], key, r["doc"], r["system_id"]])
         summary = (f"A {'document' if r['n'] else 'tool result'} seen {r['n']} times in {r['system_id']} "
-                   f"({fmt_ts(r['t0'])} to {fmt_ts(r['t1'])}) carries instructions to the model "
+                   f"({human_utc(r['t0'])} to {human_utc(r['t1'])}) carries instructions to the model "
                    f"({', '.join(sorted(r['fams']))}); the agent then called tools in {r['acted']} of those turns"
                    + (f", sending data to {len(outside)} destination(s) outside the organisation." if outside
                       else "."))
@@ -134,8 +135,8 @@ def leakage(ctx: Ctx) -> list[Alert]:
         hit(ctx, "llm_leak", "SELECT ?, system_id, span_id FROM _llm_leak WHERE episode = ?", [key, r["episode"]])
         why = (f"{r['canary']} carried the system's canary string" if r["canary"] else
                f"up to {r['leak']:.0%} of the system prompt's 6-word phrases reproduced")
-        summary = (f"{r['n']} answers of {r['system_id']} to {r['principal']} between {fmt_ts(r['t0'])} and "
-                   f"{fmt_ts(r['t1'])} reproduce the system instructions: {why}.")
+        summary = (f"{r['n']} answers of {r['system_id']} to {r['principal']} between {human_utc(r['t0'])} and "
+                   f"{human_utc(r['t1'])} reproduce the system instructions: {why}.")
         out.append(alert("llm_leak", r["system_id"], sev, r["t0"], r["t1"], summary,
                          {"answers": r["n"], "max_share_of_prompt_reproduced": r["leak"], "canary_hits": r["canary"],
                           "principals": [r["principal"]],
@@ -184,9 +185,9 @@ def sensitive(ctx: Ctx) -> list[Alert]:
         key = "sens|" + r["episode"]
         hit(ctx, "llm_sensitive", "SELECT ?, system_id, span_id FROM _llm_sens WHERE episode = ?",
             [key, r["episode"]])
-        summary = (f"{r['n']} answers of {r['system_id']} to {r['principal']} between {fmt_ts(r['t0'])} and "
-                   f"{fmt_ts(r['t1'])} contain {int(r['n_values'])} sensitive value(s) ({', '.join(types)}) that the "
-                   "caller did not give and that are not the organisation's own.")
+        summary = (f"{r['n']} answers of {r['system_id']} to {r['principal']} between {human_utc(r['t0'])} and "
+                   f"{human_utc(r['t1'])} contain {int(r['n_values'])} sensitive value(s) ({', '.join(types)}) that "
+                   "the caller did not give and that are not the organisation's own.")
         out.append(alert("llm_sensitive", r["system_id"], sev, r["t0"], r["t1"], summary,
                          {"answers": r["n"], "value_types": types, "values": int(r["n_values"]),
                           "principals": [r["principal"]],

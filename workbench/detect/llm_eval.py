@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
+
+from workbench.timestamps import as_datetime
 
 TYPE_DETECTOR = {"llm_direct_injection": "llm_injection", "llm_indirect_injection": "llm_indirect",
                  "llm_prompt_leak": "llm_leak", "llm_sensitive_data": "llm_sensitive",
                  "llm_excessive_agency": "llm_agency", "llm_unbounded_consumption": "llm_consumption"}
 SLACK = timedelta(hours=1)
-
-
-def _ts(text: str) -> datetime:
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def score(alerts: list[dict[str, Any]], truth: dict[str, Any]) -> dict[str, Any]:
@@ -24,11 +21,11 @@ def score(alerts: list[dict[str, Any]], truth: dict[str, Any]) -> dict[str, Any]
     for a in llm:
         ids, names = set(a.get("decision_ids") or []), {a.get("principal")} | set(
             (a.get("evidence") or {}).get("principals") or [])
-        a0, a1 = _ts(a["window_start"]), _ts(a["window_end"])
+        a0, a1 = as_datetime(a["window_start"]), as_datetime(a["window_end"])
         best, best_n = None, 0
         for i, inc in enumerate(incidents):
             n = len(ids & set(inc["decision_ids"]))
-            near = a0 - SLACK <= _ts(inc["end"]) and a1 + SLACK >= _ts(inc["start"])
+            near = a0 - SLACK <= as_datetime(inc["end"]) and a1 + SLACK >= as_datetime(inc["start"])
             if n > best_n or (best is None and near and names & set(inc["principals"])):
                 best, best_n = i, max(n, best_n)
         credited[a["alert_id"]] = best

@@ -24,8 +24,9 @@ import pandas as pd
 from workbench.detect import metric_story
 from workbench.detect.alerts import Alert
 from workbench.detect.baseline import default_window
-from workbench.detect.common import MAD_K, fmt_ts
 from workbench.detect.context import Ctx
+from workbench.detect.robust import mad, trailing_mad_scale
+from workbench.timestamps import human_utc
 
 NAME = "metric_anomaly"
 Z_SPIKE = 5.0
@@ -77,8 +78,8 @@ def baseline(values: np.ndarray, period: int | None) -> tuple[np.ndarray, str]:
     ok = ~np.isnan(seasonal) & ~np.isnan(local) & ~np.isnan(values)
     if ok.sum() < period:
         return local, "rolling_median"
-    e_s = np.median(np.abs(values[ok] - seasonal[ok]))
-    e_l = np.median(np.abs(values[ok] - local[ok]))
+    e_s = mad(values[ok], seasonal[ok])
+    e_l = mad(values[ok], local[ok])
     if e_s < 0.9 * e_l:
         return np.where(np.isnan(seasonal), local, seasonal), "seasonal_median"
     return local, "rolling_median"
@@ -99,7 +100,7 @@ def scores(values: np.ndarray, period: int | None = None, scale_window: int | No
     resid = v - exp
     sw = scale_window or max(60, min(2 * (period or 288), len(v) // 4))
     seen = np.abs(learn - exp)
-    scale = pd.Series(seen).rolling(sw, min_periods=20).median().shift(1).ffill().to_numpy() * MAD_K
+    scale = trailing_mad_scale(seen, sw)
     pos = seen[np.isfinite(seen) & (seen != 0)]
     floor = max(float(np.percentile(pos, 10)) if pos.size else 1e-9, 1e-6 * (np.nanmedian(np.abs(v)) or 1.0), 1e-9)
     z = resid / np.maximum(scale, floor)
@@ -275,8 +276,8 @@ def _alert(ctx: Ctx, s, metric: str, labels: str, f: Found, during: list[Alert])
     what = "a sustained shift" if e.kind == "level_shift" else "a spike"
     who = principals_in_window(ctx, s, t0, t1, errors="error" in metric.lower())
     behind = [w["principal"] for w in who if w["excess_share"] >= BEHIND_EXCESS]
-    summary = (f"{s.system_id} {metric} showed {what} {direction} its expected level between {fmt_ts(t0)} and "
-               f"{fmt_ts(t1)} (peak {e.observed:.4g} vs {e.expected:.4g} expected, z={e.peak_z:.1f})"
+    summary = (f"{s.system_id} {metric} showed {what} {direction} its expected level between {human_utc(t0)} and "
+               f"{human_utc(t1)} (peak {e.observed:.4g} vs {e.expected:.4g} expected, z={e.peak_z:.1f})"
                + (f"; {_share_text(who[0])} came from {behind[0]}" if behind else "") + ".")
     return Alert(
         NAME, s.system_id, sev, t0, t1, summary,

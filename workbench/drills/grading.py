@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from workbench.drills.scenario import Question, offset_text
-from workbench.drills.session import _dt
 from workbench.errors import WorkbenchError
+from workbench.sample.incidents import parse_start
+from workbench.timestamps import from_epoch_us, human_utc, us_from_iso
 
 _ATLAS_ID = re.compile(r"^AML\.T\d{4}(?:\.\d{3})?$")
 _SPLIT = re.compile(r"[,;\n]|\s+and\s+", re.IGNORECASE)
@@ -78,7 +79,7 @@ def expected_text(q: Question, truth: dict[str, Any]) -> str:
     vals = expected_values(q, truth)
     if q.kind == "time" and vals:
         tol = offset_text(q.tolerance_s).replace("T+", "")
-        return f"{_dt(_parse_time(str(vals[0]), truth)).strftime('%Y-%m-%d %H:%M UTC')} (+/- {tol})"
+        return f"{human_utc(_parse_time(str(vals[0]), truth))} (+/- {tol})"
     joiner = " and " if q.match == "all" else " or "
     return joiner.join(str(v) for v in vals)
 
@@ -156,16 +157,14 @@ def _atlas(q: Question, text: str, truth: dict, known: set[str]) -> tuple[float,
 
 
 def _parse_time(text: str, truth: dict) -> datetime:
-    from workbench.sample.incidents import parse_start, parse_ts
-
     t = text.strip().replace(" UTC", "").replace("utc", "")
     if re.match(r"^\d{4}-\d{2}-\d{2} \d", t):
         t = t.replace(" ", "T", 1)
     try:
-        us = parse_start(t, parse_ts(truth["sample_start"]))
+        us = parse_start(t, us_from_iso(truth["sample_start"]))
     except (WorkbenchError, ValueError) as exc:
         raise WorkbenchError(f"cannot read time {text!r}") from exc
-    return datetime.fromtimestamp(us / 1e6, UTC)
+    return from_epoch_us(us)
 
 
 def _time(q: Question, text: str, truth: dict, known: set[str]) -> tuple[float, str]:

@@ -6,33 +6,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from workbench.durations import duration_seconds
 from workbench.errors import WorkbenchError
+from workbench.sample.incidents import IncidentSpec
 
 _OFFSET = re.compile(r"^T\s*\+\s*(?:(\d+)h)?\s*(?:(\d+)m(?:in)?)?\s*(?:(\d+)s)?$", re.IGNORECASE)
-_DUR = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|min|m|s)")
 
 
-@dataclass
-class DrillIncident:
-    """One incident the drill injects through the sample generator."""
-
-    id: str
-    type: str
-    system_id: str | None = None
-    start: str | None = None
-    duration: str | None = None
-    principals: list[str] | None = None
-    intensity: float = 1.0
-    seed: int | None = None
-    params: dict = field(default_factory=dict)
-
-    def spec(self) -> Any:
-        """The generator's IncidentSpec for this incident."""
-        from workbench.sample import IncidentSpec
-
-        return IncidentSpec(type=self.type, system_id=self.system_id, start=self.start, duration=self.duration,
-                            principals=list(self.principals) if self.principals else None,
-                            intensity=self.intensity, seed=self.seed, params=dict(self.params))
+DrillIncident = IncidentSpec  # a drill's incident is the generator's spec, named by its `id`
 
 
 @dataclass
@@ -147,15 +128,8 @@ class Scenario:
 
 # -- small parsers -----------------------------------------------------------------------------------------
 def parse_duration(text: Any) -> int:
-    """'30m', '2h', '1h30m', '90s', '1d' (or a number of seconds) to whole seconds."""
-    if isinstance(text, int | float):
-        return int(text)
-    t = str(text).strip().lower()
-    parts = _DUR.findall(t)
-    if not parts or _DUR.sub("", t).strip():
-        raise WorkbenchError(f"cannot read duration {text!r}: use forms like '30m', '2h', '1h30m'")
-    units = {"d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1}
-    return int(sum(float(v) * units[u] for v, u in parts))
+    """'30m', '2h', '1h30m', '90s', '1d', ISO 8601 'PT30M' (or a number of seconds) to whole seconds."""
+    return duration_seconds(text)
 
 
 def parse_offset(text: Any) -> int:

@@ -18,10 +18,11 @@ from workbench.access import Actor, require
 from workbench.cases.report_safe import md_block, md_text
 from workbench.drills.scenario import Scenario, offset_text
 from workbench.drills.scoring import DrillScore, alert_relevant, score
-from workbench.drills.session import _clock_state, _dt, _injects, elapsed_at
+from workbench.drills.session import _clock_state, _injects, elapsed_at
 from workbench.drills.workspace import _truth, require_drill, scenario_of
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
+from workbench.timestamps import as_datetime, human_utc
 
 FORMATS = ("md", "html", "pdf")
 LANES = ("ground truth", "detectors", "facilitator", "team")
@@ -32,11 +33,11 @@ _SKIP = ("drill.start", "drill.answer", "demo.build", "ingest.", "model.add", "d
 def timeline(ws: Workspace, scenario: Scenario, truth: dict[str, Any], sc: DrillScore) -> list[dict[str, Any]]:
     """Every event of the drill with its drill-time offset and lane, oldest first."""
     c = _clock_state(ws)
-    t0 = _dt(truth["t0"])
+    t0 = as_datetime(truth["t0"])
     events: list[dict[str, Any]] = []
 
     def scen(ts: Any, what: str, lane: str = "ground truth") -> None:
-        when = _dt(ts)
+        when = as_datetime(ts)
         events.append({"offset_s": (when - t0).total_seconds(), "lane": lane, "what": what,
                        "scenario_time": when, "who": ""})
 
@@ -70,7 +71,7 @@ def timeline(ws: Workspace, scenario: Scenario, truth: dict[str, Any], sc: Drill
     if not c.get("started_at"):
         events.sort(key=lambda e: (e["offset_s"], LANES.index(e["lane"])))
         return events
-    started = _dt(c["started_at"])
+    started = as_datetime(c["started_at"])
     reads: set[tuple[str, int]] = set()
     for r in ws.dicts("SELECT seq, ts, actor, action, object, details FROM audit_log WHERE ts >= ? ORDER BY seq",
                       [started]):
@@ -90,12 +91,9 @@ def timeline(ws: Workspace, scenario: Scenario, truth: dict[str, Any], sc: Drill
 
 
 def _describe(action: str, obj: Any, details: dict[str, Any]) -> str:
-    try:
-        from workbench.cases.timeline import describe_action
+    from workbench.cases.timeline import describe_action
 
-        text = describe_action(action, details)
-    except ImportError:
-        text = action
+    text = describe_action(action, details)
     if text == action:
         text = f"{action} {obj or ''}".strip()
         if action.startswith("read.") and details.get("rows") is not None:
@@ -118,7 +116,7 @@ def _relevant_alerts(ws: Workspace, truth: dict[str, Any]) -> list[dict[str, Any
 # template. The scenario's summary and facilitator notes are authored Markdown: defanged for Markdown,
 # rendered and sanitised (nh3) for HTML.
 def _t(ts: Any) -> str:
-    return "" if ts is None else _dt(ts).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return "" if ts is None else human_utc(as_datetime(ts), seconds=True)
 
 
 def _truth_facts(inc: dict[str, Any]) -> list[str]:

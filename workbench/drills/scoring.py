@@ -16,9 +16,10 @@ from typing import Any
 from workbench.access import Actor, require
 from workbench.drills.grading import MARKS_KEY, expected_text, expected_values, grade
 from workbench.drills.scenario import Scenario, offset_text
-from workbench.drills.session import _clock_state, _dt, elapsed_at
+from workbench.drills.session import _clock_state, elapsed_at
 from workbench.drills.workspace import _truth, require_drill, scenario_of
 from workbench.store import Workspace
+from workbench.timestamps import as_datetime
 
 __all__ = ["DrillScore", "alert_relevant", "expected_values", "score", "time_to_detect"]
 
@@ -132,19 +133,18 @@ def alert_relevant(alert: dict[str, Any], truth: dict[str, Any]) -> bool:
 
 def _overlaps(alert: dict, inc: dict) -> bool:
     try:
-        a0, a1 = _dt(alert.get("window_start")), _dt(alert.get("window_end") or alert.get("window_start"))
+        a0 = as_datetime(alert.get("window_start"))
+        a1 = as_datetime(alert.get("window_end") or alert.get("window_start"))
     except (TypeError, ValueError):
         return False
-    return a0 <= _dt(inc["end"]) and a1 >= _dt(inc["start"])
+    return a0 <= as_datetime(inc["end"]) and a1 >= as_datetime(inc["start"])
 
 
 def _alerts(ws: Workspace) -> dict[str, dict[str, Any]]:
     if not ws.table_exists("alerts"):
         return {}
-    try:
-        from workbench.detect.alerts import fetch
-    except ImportError:
-        return {r["alert_id"]: r for r in ws.dicts("SELECT * FROM alerts")}
+    from workbench.detect.alerts import fetch
+
     return {str(a["alert_id"]): a for a in fetch(ws, with_decisions=True)}
 
 
@@ -158,22 +158,22 @@ def time_to_detect(ws: Workspace, scenario: Scenario, truth: dict, answers: list
     for a in answers:
         q = detect_qs.get(a["question_id"])
         if q and grade(q, a["answer"], truth, known).hit:
-            events.append((_dt(a["answered_at"]), f"answer to {q.id} by {a['participant']}"))
+            events.append((as_datetime(a["answered_at"]), f"answer to {q.id} by {a['participant']}"))
     for inc in ws.dicts("SELECT incident_id, title, description, created_at FROM incidents"):
         text = f"{inc['title']} {inc['description']}".lower()
         if any(p in text for p in principals):
-            events.append((_dt(inc["created_at"]), f"incident {inc['incident_id']} names the principal"))
+            events.append((as_datetime(inc["created_at"]), f"incident {inc['incident_id']} names the principal"))
     alerts = _alerts(ws)
     for ev in _evidence_rows(ws):
         if _evidence_relevant(ws, ev, truth, alerts, principals, ids):
-            events.append((_dt(ev["added_at"]), f"evidence {ev['evidence_id']} ({ev['kind']}) on "
+            events.append((as_datetime(ev["added_at"]), f"evidence {ev['evidence_id']} ({ev['kind']}) on "
                                                 f"{ev['incident_id']}"))
     for row in ws.dicts("SELECT ts, actor, action, object FROM audit_log WHERE action = 'alert.status' AND "
                         "json_extract_string(details, '$.status') IN ('acknowledged', 'resolved')"):
         alert = alerts.get(str(row["object"]))
         if alert and alert_relevant(alert, truth):
-            events.append((_dt(row["ts"]), f"alert {row['object']} acknowledged by {row['actor']}"))
-    started = _dt(c["started_at"]) if c.get("started_at") else None
+            events.append((as_datetime(row["ts"]), f"alert {row['object']} acknowledged by {row['actor']}"))
+    started = as_datetime(c["started_at"]) if c.get("started_at") else None
     events = [(t, why) for t, why in events if started is not None and t >= started]
     if not events:
         return {"seconds": None, "elapsed": None, "via": None, "points": 0.0,

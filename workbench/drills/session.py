@@ -18,19 +18,13 @@ from workbench.drills.scenario import offset_text
 from workbench.drills.workspace import CLOCK_KEY, _meta_value, _set_meta, require_drill, scenario_of
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
+from workbench.timestamps import as_datetime
 
 MAX_ANSWER = 2000
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _dt(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 # -- the clock -----------------------------------------------------------------------------------------------
@@ -42,7 +36,7 @@ def clock(ws: Workspace, now: datetime | None = None) -> dict[str, Any]:
         return {"started": False, "started_at": None, "paused": False, "elapsed_s": 0.0, "elapsed": "not started",
                 "pauses": []}
     now = now or _now()
-    started = _dt(c["started_at"])
+    started = as_datetime(c["started_at"])
     pauses = c.get("pauses") or []
     paused = bool(pauses) and pauses[-1][1] is None
     elapsed = elapsed_at(c, now)
@@ -55,12 +49,12 @@ def elapsed_at(c: dict[str, Any], when: datetime) -> float:
     clock has not been started)."""
     if not c.get("started_at"):
         return 0.0
-    started = _dt(c["started_at"])
-    when = _dt(when)
+    started = as_datetime(c["started_at"])
+    when = as_datetime(when)
     total = (when - started).total_seconds()
     for a, b in c.get("pauses") or []:
-        lo = max(_dt(a), started)
-        hi = min(_dt(b) if b else when, when)
+        lo = max(as_datetime(a), started)
+        hi = min(as_datetime(b) if b else when, when)
         if hi > lo:
             total -= (hi - lo).total_seconds()
     return total
@@ -85,7 +79,7 @@ def start_clock(ws: Workspace, actor: Actor, at: datetime | None = None) -> dict
     """(Re)start the inject clock now or at a given instant (when participants actually sat down)."""
     require(actor, "facilitate:drills")
     require_drill(ws)
-    started = _dt(at) if at else _now()
+    started = as_datetime(at) if at else _now()
     with ws.transaction():
         _set_meta(ws, CLOCK_KEY, {"started_at": started.isoformat(), "pauses": []})
         audit.record(ws, actor, "drill.clock.start", None, {"started_at": started.isoformat()})
@@ -127,11 +121,11 @@ def resume_clock(ws: Workspace, actor: Actor) -> dict[str, Any]:
 
 def wall_time(c: dict[str, Any], offset_s: float) -> datetime:
     """The wall-clock instant at which drill time reaches offset_s (pauses so far included)."""
-    t = _dt(c["started_at"]) + timedelta(seconds=offset_s)
+    t = as_datetime(c["started_at"]) + timedelta(seconds=offset_s)
     for a, b in c.get("pauses") or []:
-        a_dt = _dt(a)
+        a_dt = as_datetime(a)
         if a_dt <= t:
-            t += ((_dt(b) if b else _now()) - a_dt)
+            t += ((as_datetime(b) if b else _now()) - a_dt)
     return t
 
 
@@ -153,7 +147,8 @@ def _injects(ws: Workspace, now: datetime | None = None) -> list[dict[str, Any]]
         due = elapsed >= inj.at_s
         timed = (scenario.release == "timed" or inj.at_s == 0) and due
         released_at, by = manual.get(inj.n, (None, None))
-        if timed and c.get("started_at") and (released_at is None or wall_time(c, inj.at_s) < _dt(released_at)):
+        if timed and c.get("started_at") and (released_at is None
+                                                or wall_time(c, inj.at_s) < as_datetime(released_at)):
             released_at, by = wall_time(c, inj.at_s), "clock"
         out.append({"n": inj.n, "at": inj.at, "at_s": inj.at_s, "title": inj.title, "text": inj.text,
                     "due": due, "released": released_at is not None, "released_at": released_at,
@@ -209,7 +204,7 @@ def answer(ws: Workspace, actor: Actor, question_id: str, text: str, participant
     who = (participant or actor.user).strip()
     if who != actor.user or at is not None:
         require(actor, "facilitate:drills")  # answering for someone else, or backdating, is the facilitator's
-    when = _dt(at) if at else _now()
+    when = as_datetime(at) if at else _now()
     with ws.transaction():
         aid = int(ws.scalar("SELECT nextval('drill_answer_seq')"))
         ws.execute("INSERT INTO drill_answers VALUES (?, ?, ?, ?, ?, ?, ?)",

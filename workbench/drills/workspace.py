@@ -29,7 +29,9 @@ from workbench.access import Actor, local_admin, require
 from workbench.drills import traces as drill_traces
 from workbench.drills.scenario import Scenario, load_scenario, parse_scenario
 from workbench.errors import WorkbenchError
+from workbench.sample.incidents import parse_start
 from workbench.store import Workspace, open_workspace
+from workbench.timestamps import iso_from_us, us_from_iso
 
 META_KEY = "drill"
 KEY_KEY = "drill_key"
@@ -177,7 +179,7 @@ def start_drill(scenario_path: str | Path, out_dir: str | Path, *, actor: Actor 
     cache, source = _model_sources(scenario, out_dir, models_dir)
     say(f"generating {scenario.days} days of traffic with {len(scenario.incidents)} injected incident(s)")
     generate(data_dir, seed=scenario.seed, days=scenario.days, decisions_per_day=scenario.decisions_per_day,
-             incidents=[i.spec() for i in scenario.incidents if not i.type.startswith("llm_")], models_dir=source)
+             incidents=[i for i in scenario.incidents if not i.type.startswith("llm_")], models_dir=source)
     _refresh_cache(data_dir / "models", cache)
     truth_file = data_dir / "ground_truth.json"
     sample_truth = json.loads(truth_file.read_text())
@@ -258,9 +260,7 @@ def _refresh_cache(models: Path, cache: Path) -> None:
 
 def _resolve_truth(ws: Workspace, scenario: Scenario, sample_truth: dict[str, Any]) -> dict[str, Any]:
     """Pair each scenario incident with the generator's ground truth and add what questions may ask."""
-    from workbench.sample.incidents import parse_start, parse_ts
-
-    origin = parse_ts(sample_truth["start"])
+    origin = us_from_iso(sample_truth["start"])
     remaining = list(sample_truth["incidents"])
     out: dict[str, Any] = {}
     for inc in scenario.incidents:
@@ -270,7 +270,7 @@ def _resolve_truth(ws: Workspace, scenario: Scenario, sample_truth: dict[str, An
             cands = [t for t in cands if sorted(t["principals"]) == sorted(inc.principals)] or cands
         if inc.start and len(cands) > 1:
             want = parse_start(inc.start, origin)
-            cands.sort(key=lambda t, w=want: abs(parse_ts(t["start"]) - w))
+            cands.sort(key=lambda t, w=want: abs(us_from_iso(t["start"]) - w))
         if not cands:
             raise WorkbenchError(f"drill {scenario.id}: the generator did not inject incident {inc.id}")
         t = cands[0]
@@ -290,15 +290,9 @@ def _resolve_truth(ws: Workspace, scenario: Scenario, sample_truth: dict[str, An
             "last_decision": facts["last"], "outcomes": facts["outcomes"],
         }
     t0 = scenario.t0
-    t0_iso = (_iso_us(parse_start(t0, origin)) if t0 else sample_truth["end"])
+    t0_iso = (iso_from_us(parse_start(t0, origin)) if t0 else sample_truth["end"])
     return {"sample_start": sample_truth["start"], "sample_end": sample_truth["end"], "t0": t0_iso,
             "model_releases": sample_truth.get("model_releases", []), "incidents": out}
-
-
-def _iso_us(ts_us: int) -> str:
-    from workbench.sample.incidents import iso
-
-    return iso(ts_us)
 
 
 def _facts(ws: Workspace, system_id: str, ids: list[str]) -> dict[str, Any]:
@@ -342,3 +336,45 @@ def find_drill(db: Path | None, search_dir: Path = Path("drills")) -> Path:
     if not cands:
         raise WorkbenchError("no drill workspace found under ./drills; give --db or run `workbench drill start`")
     return cands[0]
+
+
+# -- hooks for drills built from another source than a scenario's generator (workbench/drills/from_redteam.py) --
+def clear_drill_target(path: Path, force: bool) -> None:
+    """Make way for a drill workspace at path: never a non-drill file, an existing drill only with force."""
+    if not path.exists():
+        return
+    if not file_is_drill(path):
+        raise WorkbenchError(f"{path} exists and is not a drill workspace; refusing to touch it "
+                             "(choose another --out directory)")
+    if not force:
+        raise WorkbenchError(f"drill workspace {path} already exists; use --force to rebuild it "
+                             "(its answers and incidents are lost)")
+    _remove(path)
+
+
+def remove_drill_files(path: Path) -> None:
+    """Delete a (half-built) drill workspace and its side files."""
+    _remove(path)
+
+
+def begin_drill(ws: Workspace, scenario_id: str) -> None:
+    """Mark a workspace as a drill being built (so a failed build can be rebuilt with --force)."""
+    _set_meta(ws, META_KEY, {"drill": True, "status": "building", "scenario_id": scenario_id})
+
+
+def seal_drill(ws: Workspace, builder: Actor, scenario: Scenario, truth: dict[str, Any], data_dir: Path,
+               extra: dict[str, Any] | None = None) -> datetime:
+    """Make a built workspace a ready drill: answer key, stopped clock, public metadata; audited as drill.start."""
+    now = datetime.now(UTC)
+    meta = {"drill": True, "status": "ready", "scenario_id": scenario.id, "title": scenario.title,
+            "scenario_path": None, "scenario_sha256": scenario.sha256, "scenario_text": scenario.text,
+            "seed": scenario.seed, "built_at": now.isoformat(), "built_by": builder.user, "data_dir": str(data_dir),
+            **(extra or {})}
+    with ws.transaction():
+        _set_meta(ws, KEY_KEY, _encode(truth))
+        _set_meta(ws, CLOCK_KEY, {"started_at": None, "pauses": []})
+        _set_meta(ws, META_KEY, meta)
+        audit.record(ws, builder, "drill.start", scenario.id,
+                     {"scenario_sha256": scenario.sha256, "seed": scenario.seed, "path": str(ws.path),
+                      "incidents": len(scenario.incidents), "built_at": now.isoformat(), **(extra or {})})
+    return now

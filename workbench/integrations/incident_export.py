@@ -26,13 +26,9 @@ DECISION_IDS_MAX = 50
 
 
 def _observables(ws: Workspace, actor: Actor, incident_id: str, masker, alerts: list[dict[str, Any]]) -> list[dict]:
-    try:
-        from workbench.cases.observables import list_observables
-    except ImportError:  # without case work's observables: what the alerts name
-        rows = [{"type": "principal", "value": a["principal"], "tlp": None, "note": "", "system_id": a["system_id"],
-                 "feature": None} for a in alerts if a.get("principal")]
-    else:
-        rows = list_observables(ws, actor, incident_id)
+    from workbench.cases.observables import list_observables
+
+    rows = list_observables(ws, actor, incident_id)
     out, per_type = [], {}
     for r in rows:
         if str(r.get("tlp") or "").lower() == "red":

@@ -6,10 +6,10 @@ shared per process (JVM start-up costs seconds): small driver memory, few shuffl
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from workbench import settings
 from workbench.errors import WorkbenchError
 
 _SESSION: dict[str, Any] = {}
@@ -17,15 +17,15 @@ EPOCH_2000_01_03_US = 946_857_600_000_000  # DuckDB time_bucket's default origin
 
 
 def session(master: str | None = None, memory: str | None = None) -> Any:
-    """The process's Spark session (local[2] with a 1g driver unless WORKBENCH_SPARK_MASTER/_MEMORY say)."""
+    """The process's Spark session (settings spark_master, spark_memory: local[2], 1g)."""
     if "spark" in _SESSION:
         return _SESSION["spark"]
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise WorkbenchError("the Spark engine needs pyspark: pip install -e \".[spark]\"") from exc
-    master = master or os.environ.get("WORKBENCH_SPARK_MASTER", "local[2]")
-    memory = memory or os.environ.get("WORKBENCH_SPARK_MEMORY", "1g")
+    master = master or settings.get("spark_master")
+    memory = memory or settings.get("spark_memory")
     spark = (SparkSession.builder.master(master).appName("workbench-detect")
              .config("spark.driver.memory", memory)
              .config("spark.sql.shuffle.partitions", "4")

@@ -85,10 +85,8 @@ def inspect(data: bytes, name: str) -> dict[str, Any]:
 def verify_signature(path: Path, signature: Path, public_key: Path | None, certificate: list[Path] | None
                      ) -> dict[str, Any]:
     """Verify a model-signing signature offline (elliptic public key or certificate chain)."""
-    try:
-        import model_signing
-    except ImportError as exc:
-        return {"checked": False, "verified": None, "reason": f"model-signing is not installed ({exc.name})"}
+    import model_signing  # a core dependency, imported on use: it pulls in sigstore (slow to import)
+
     cfg = model_signing.verifying.Config()
     if public_key:
         cfg = cfg.use_elliptic_key_verifier(public_key=str(public_key))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,9 @@ _COLS = ("run_id, system_id, version, target_kind, model_sha256, attack, seed, b
 
 def run_attack(ws: Workspace, actor: Actor, system_id: str, attack: str, *, version: str | None = None,
                budget: int = DEFAULT_BUDGET, seed: int = 0, seconds: float = DEFAULT_SECONDS,
-               mutable: list[str] | None = None, surrogate: bool = False, emit_dir: str | Path | None = None
-               ) -> dict[str, Any]:
-    """Attack a registered model (or a black box through its surrogate) within a query and time budget."""
+               mutable: list[str] | None = None, surrogate: bool = False, emit_dir: str | Path | None = None,
+               progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Attack a registered model (or a black box's surrogate) in budget; progress(queries, budget) per batch."""
     require(actor, "read:decisions")
     require(actor, "write:models")
     if attack not in ATTACKS:
@@ -45,7 +46,8 @@ def run_attack(ws: Workspace, actor: Actor, system_id: str, attack: str, *, vers
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     sp = space.learn(ws, system_id, mutable)
-    target = open_target(ws, actor, system_id, version, sp, budget=budget, seconds=seconds, use_surrogate=surrogate)
+    target = open_target(ws, actor, system_id, version, sp, budget=budget, seconds=seconds, use_surrogate=surrogate,
+                         progress=progress)
     if attack == "evasion":
         result = evasion.run(target, seed)
     elif attack == "extraction":

@@ -9,6 +9,7 @@ the model is the registry's hash-checked copy or the workspace's own surrogate.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,7 @@ class Target:
     log: list[dict[str, Any]] = field(default_factory=list)
     kept: int = 0
     ws: Any = field(default=None, repr=False)
+    progress: Callable[[int, int], None] | None = field(default=None, repr=False)  # (queries used, budget)
 
     @property
     def favourable(self) -> str:
@@ -82,6 +84,8 @@ class Target:
             raise BudgetExhausted(f"time budget of {self.seconds:.0f} s used")
         scores = self.oracle(frame)
         self.queries += len(frame)
+        if self.progress is not None:
+            self.progress(self.queries, self.budget)
         if self.kept < MAX_KEEP:
             take = min(len(frame), MAX_KEEP - self.kept)
             self.log.append({"frame": frame.iloc[:take].reset_index(drop=True), "scores": scores[:take],
@@ -141,7 +145,8 @@ def _rule(ws: Workspace, system_id: str, version: str | None) -> tuple[dict[str,
 
 
 def open_target(ws: Workspace, actor: Actor, system_id: str, version: str | None, space: Space, *,
-                budget: int, seconds: float, use_surrogate: bool = False) -> Target:
+                budget: int, seconds: float, use_surrogate: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> Target:
     """Load what to attack: the registered version (hash-checked), else the system's surrogate."""
     have = [v["version"] for v in registry.versions(ws, system_id)]
     if use_surrogate or not have:
@@ -156,4 +161,5 @@ def open_target(ws: Workspace, actor: Actor, system_id: str, version: str | None
     if treeshap.n_outputs(model) > 1:
         raise WorkbenchError(f"{system_id} {label} is a multiclass model: the attacks need one score per input")
     rule, logged = _rule(ws, system_id, version if kind == "registered" else None)
-    return Target(system_id, label, kind, model, rule, space, logged, int(budget), float(seconds), ws=ws)
+    return Target(system_id, label, kind, model, rule, space, logged, int(budget), float(seconds), ws=ws,
+                  progress=progress)

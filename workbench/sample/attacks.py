@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from workbench.sample.incidents import Plan
-from workbench.timestamps import iso_from_us as iso
 from workbench.sample.models import Serving
 from workbench.sample.systems import CONFIGS, FRAUD, LOAN, model_frame, sample_features, true_risk
 from workbench.sample.traffic import (
@@ -20,6 +19,7 @@ from workbench.sample.traffic import (
     hour_of_week,
     random_ips,
 )
+from workbench.timestamps import iso_from_us as iso
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from workbench.ingest.reading import quote_ident, sql_str
+from workbench.store.sqltext import quote_ident, quote_literal
 
 LOAN, FRAUD = "loan-origination", "card-fraud"
 ISO = "'%Y-%m-%dT%H:%M:%S.%fZ'"
@@ -46,7 +46,7 @@ def _features(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 def _obj(feats: list[str], extra: str = "") -> str:
     """SQL json_object of the features (plus extra key/value SQL)."""
-    parts = [f"{sql_str(f)}, {quote_ident('features.' + f)}" for f in feats]
+    parts = [f"{quote_literal(f)}, {quote_ident('features.' + f)}" for f in feats]
     return "json_object(" + ", ".join(parts + ([extra] if extra else [])) + ")"
 
 
@@ -78,7 +78,7 @@ def _version_names(con: duckdb.DuckDBPyConnection, system: str, prefix: str) -> 
 
 def _copy_json(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY ({sql}) TO {sql_str(str(path))} (FORMAT json)")
+    con.execute(f"COPY ({sql}) TO {quote_literal(str(path))} (FORMAT json)")
     return str(path)
 
 
@@ -86,7 +86,7 @@ def _copy_param(con: duckdb.DuckDBPyConnection, sql: str, params: list, path: Pa
     """COPY a parameterised query (DuckDB COPY takes no parameters: materialise it first)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _out AS {sql}", params)
-    con.execute(f"COPY _out TO {sql_str(str(path))} (FORMAT json)")
+    con.execute(f"COPY _out TO {quote_literal(str(path))} (FORMAT json)")
     return str(path)
 
 
@@ -130,14 +130,14 @@ def _cloudevents(con: duckdb.DuckDBPyConnection, folder: Path, system: str, *, v
     prefix = "org.kubeflow.serving.inference." if v2 else "io.seldon.serving.inference."
     if v2:
         tensors = ", ".join(
-            f"{{'name': {sql_str(f)}, 'shape': [1], 'datatype': "
+            f"{{'name': {quote_literal(f)}, 'shape': [1], 'datatype': "
             f"CASE typeof({quote_ident('features.' + f)}) WHEN 'VARCHAR' THEN 'BYTES' WHEN 'BOOLEAN' THEN 'BOOL' "
             f"WHEN 'BIGINT' THEN 'INT64' ELSE 'FP64' END, 'data': to_json([{quote_ident('features.' + f)}])}}"
             for f in feats
         )
         req = f"to_json({{'id': decision_id, 'inputs': [{tensors}]}})"
         resp = (
-            "to_json({'model_name': " + sql_str(system) + ", 'model_version': model_version, 'id': decision_id, "
+            "to_json({'model_name': " + quote_literal(system) + ", 'model_version': model_version, 'id': decision_id, "
             "'outputs': [{'name': 'label', 'shape': [1], 'datatype': 'BYTES', 'data': to_json([prediction])}, "
             "{'name': 'probability', 'shape': [1, 1], 'datatype': 'FP64', 'data': to_json([score])}, "
             "{'name': 'status', 'shape': [1], 'datatype': 'BYTES', 'data': to_json([status])}]})"
@@ -150,7 +150,7 @@ def _cloudevents(con: duckdb.DuckDBPyConnection, folder: Path, system: str, *, v
         )
     common = (
         f"'1.0' AS specversion, decision_id AS id, '{{kind}}' AS type, 'http://{system}.prod/' AS source, "
-        f"strftime({{t}}, {ISO}) AS time, 'application/json' AS datacontenttype, {sql_str(system)} AS "
+        f"strftime({{t}}, {ISO}) AS time, 'application/json' AS datacontenttype, {quote_literal(system)} AS "
         "inferenceservicename, 'prod' AS namespace, 'predictor' AS component, 'default' AS endpoint"
     )
     con.execute(f"""
@@ -246,7 +246,7 @@ def _databricks(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[str]:
         FROM {t} ORDER BY ts"""
     path = out_dir / "databricks" / "fraud_endpoint_payload.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY ({sql}) TO {sql_str(str(path))} (FORMAT parquet)")
+    con.execute(f"COPY ({sql}) TO {quote_literal(str(path))} (FORMAT parquet)")
     _mapping(out_dir, "databricks", {
         "system_id": FRAUD,
         "model_version": {"field": "served_entity_id", "values": _version_names(con, FRAUD, "fraud-model-")},
@@ -259,7 +259,7 @@ def _databricks(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[str]:
 def _vertex(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[str]:
     t, feats = decisions_table(FRAUD), _features(con, decisions_table(FRAUD))
     ids = {v: str(7100 + i) for i, v in enumerate(_versions(con, FRAUD))}
-    cases = " ".join(f"WHEN {sql_str(v)} THEN {sql_str(i)}" for v, i in ids.items())
+    cases = " ".join(f"WHEN {quote_literal(v)} THEN {quote_literal(i)}" for v, i in ids.items())
     sql = f"""
         SELECT 'projects/123/locations/europe-west4/endpoints/4242' AS endpoint,
                CASE model_version {cases} END AS deployed_model_id,

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import duckdb
 
-from workbench.sample.export_decisions import FRAUD, LOAN, decisions_table, sql_str, write_decision_exports
+from workbench.sample.export_decisions import FRAUD, LOAN, decisions_table, write_decision_exports
 from workbench.sample.export_metrics import write_metric_exports
+from workbench.store.sqltext import quote_literal
 
 __all__ = ["write_exports"]
 
@@ -44,7 +45,7 @@ def write_exports(sample_dir: Path, out_dir: Path, day: str | None = None,
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     dec = sample_dir / "decisions"
-    con.execute(f"CREATE TEMP TABLE _all AS SELECT ts FROM read_parquet({sql_str(str(dec / '*.parquet'))})")
+    con.execute(f"CREATE TEMP TABLE _all AS SELECT ts FROM read_parquet({quote_literal(str(dec / '*.parquet'))})")
     d = _pick_day(con, day)
     window = f"ts >= TIMESTAMPTZ '{d} 00:00:00+00' AND ts < TIMESTAMPTZ '{d + timedelta(days=1)} 00:00:00+00'"
     written: dict[str, list[str]] = {}
@@ -52,7 +53,7 @@ def write_exports(sample_dir: Path, out_dir: Path, day: str | None = None,
         path = dec / f"{system}.parquet"
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {decisions_table(system)} AS "
-            f"SELECT * FROM read_parquet({sql_str(str(path))}) WHERE {window} "
+            f"SELECT * FROM read_parquet({quote_literal(str(path))}) WHERE {window} "
             + (f"QUALIFY row_number() OVER (ORDER BY hash(decision_id), decision_id) <= {int(max_decisions)} "
                if max_decisions else "")
             + "ORDER BY ts, decision_id"
@@ -62,7 +63,7 @@ def write_exports(sample_dir: Path, out_dir: Path, day: str | None = None,
     if metrics.exists():
         con.execute(
             f"CREATE TEMP TABLE _m AS SELECT ts, system_id, metric, value FROM read_parquet("
-            f"{sql_str(str(metrics))}) WHERE {window} ORDER BY system_id, metric, ts"
+            f"{quote_literal(str(metrics))}) WHERE {window} ORDER BY system_id, metric, ts"
         )
         written.update(write_metric_exports(con, out_dir))
     con.close()

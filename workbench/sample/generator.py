@@ -12,11 +12,13 @@ import numpy as np
 
 from workbench.errors import WorkbenchError
 from workbench.sample import attacks
+from workbench.sample.decision_files import write_decisions
 from workbench.sample.incidents import DAY_US, INCIDENT_TYPES, IncidentSpec, Plan, resolve
-from workbench.sample.metrics import write_decisions, write_metrics
+from workbench.sample.metric_series import write_metrics
 from workbench.sample.models import Serving, build_models, sha256_file, write_registry
 from workbench.sample.systems import CONFIGS, FRAUD, LOAN, SYSTEMS, model_frame, true_risk
 from workbench.sample.traffic import HOUR_US, US, apply_load, baseline, build_population, concat_batches
+from workbench.timestamps import iso_from_us, us_from_iso
 
 DEFAULT_DECISIONS_PER_DAY = 11_000
 FORMAT_VERSION = 1
@@ -93,12 +95,44 @@ def generate(
     specs = [] if clean else (default_incidents() if incidents is None else list(incidents))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    start_us = parse_ts(start)
+    start_us = us_from_iso(start)
     end_us = start_us + days * DAY_US
     pops = {sid: build_population(sid, np.random.default_rng([seed, 1, i])) for i, sid in enumerate(SYSTEMS)}
     releases = _releases(start_us, days)
     plans = resolve(specs, seed, start_us, end_us, pops, releases)
 
+    poison, tampered = _model_changes(plans)
+    with tempfile.TemporaryDirectory() as tmp:
+        models_dir = _prepare_out(out_dir, models_dir, Path(tmp))
+        served, tampered_models = build_models(out_dir, seed, poison, tampered, models_dir)
+    registry = write_registry(out_dir, served)
+    serving, override_plan = _serving(plans, served, releases, tampered_models)
+
+    minutes = days * 24 * 60
+    mean_rate = {sid: per_day * days * CONFIGS[sid].share / minutes for sid in SYSTEMS}
+    batches = _traffic(plans, pops, serving, mean_rate, seed, start_us, end_us, per_day * days)
+    counts, members = _write_decision_files(out_dir, batches, serving, override_plan, mean_rate, seed)
+    metric_rows = write_metrics(out_dir, start_us, end_us)
+
+    truth = _truth(plans, members, served, releases, seed, clean, start_us, end_us)
+    _write_json(out_dir / "ground_truth.json", truth)
+    params = {
+        "seed": seed,
+        "days": days,
+        "start": iso_from_us(start_us),
+        "decisions_per_day": per_day,
+        "clean": clean,
+        "incidents": "default" if incidents is None and not clean else [_spec_dict(s) for s in specs],
+    }
+    rows = {**{f"decisions/{sid}.parquet": counts[sid] for sid in SYSTEMS}, "metrics/metrics.parquet": metric_rows,
+            "models/registry.json": len(registry), "ground_truth.json": len(truth["incidents"])}
+    manifest = _manifest(out_dir, seed, params, rows, sum(counts.values()))
+    _write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+def _model_changes(plans: list[Plan]) -> tuple[dict[str, list[tuple[str, float, float]]], dict[tuple[str, str], float]]:
+    """What the models must carry: backdoor triggers per system, tamper scales per (system, version)."""
     poison: dict[str, list[tuple[str, float, float]]] = {}
     tampered: dict[tuple[str, str], float] = {}
     for plan in plans:
@@ -112,10 +146,12 @@ def generate(
                 poison[plan.system_id].append(entry)
         if plan.type == "unregistered_artifact":
             tampered.setdefault((plan.system_id, plan.params["version"]), float(plan.params["tamper_scale"]))
-    with tempfile.TemporaryDirectory() as tmp:
-        models_dir = _prepare_out(out_dir, models_dir, Path(tmp))
-        served, tampered_models = build_models(out_dir, seed, poison, tampered, models_dir)
-    registry = write_registry(out_dir, served)
+    return poison, tampered
+
+
+def _serving(plans: list[Plan], served: dict, releases: dict[str, int], tampered_models: dict
+             ) -> tuple[Serving, dict[str, list[Plan]]]:
+    """Which model serves when: the registered releases, and each unregistered artifact over its window."""
     overrides: dict[str, list] = {}
     override_plan: dict[str, list[Plan]] = {}
     for plan in plans:
@@ -124,16 +160,18 @@ def generate(
             overrides.setdefault(plan.system_id, []).append((plan.start_us, plan.end_us, model))
             override_plan.setdefault(plan.system_id, []).append(plan)
             attacks.unregistered_description(plan, model.sha256)
-    serving = Serving(served, releases, overrides)
+    return Serving(served, releases, overrides), override_plan
 
-    minutes = days * 24 * 60
-    mean_rate = {sid: per_day * days * CONFIGS[sid].share / minutes for sid in SYSTEMS}
+
+def _traffic(plans: list[Plan], pops: dict, serving: Serving, mean_rate: dict[str, float], seed: int,
+             start_us: int, end_us: int, total: int) -> dict[str, list[dict]]:
+    """Per system: the baseline traffic (drifted where a drift incident says) and each attack's batch."""
     known_ips = {ip for pop in pops.values() for ip in pop.ips.ravel()}
     ctx = attacks.Context(pops, serving, mean_rate, known_ips)
     batches: dict[str, list[dict]] = {}
     for i, sid in enumerate(SYSTEMS):
         rng = np.random.default_rng([seed, 2, i])
-        base = baseline(pops[sid], rng, start_us, end_us, per_day * days * CONFIGS[sid].share)
+        base = baseline(pops[sid], rng, start_us, end_us, total * CONFIGS[sid].share)
         for plan in plans:
             if plan.type == "drift" and plan.system_id == sid:
                 attacks.apply_drift(plan, base["features"], base["ts"], base["incident"] < 0)
@@ -141,7 +179,13 @@ def generate(
     for plan in plans:
         if plan.type in attacks.GENERATORS:
             batches[plan.system_id].append(attacks.GENERATORS[plan.type](plan, ctx))
+    return batches
 
+
+def _write_decision_files(out_dir: Path, batches: dict[str, list[dict]], serving: Serving,
+                          override_plan: dict[str, list[Plan]], mean_rate: dict[str, float], seed: int
+                          ) -> tuple[dict[str, int], dict[int, list[str]]]:
+    """Score, decide and label each system's traffic and write it; rows per system, decision ids per plan."""
     counts: dict[str, int] = {}
     members: dict[int, list[str]] = {}
     for i, sid in enumerate(SYSTEMS):
@@ -177,39 +221,42 @@ def generate(
         )
         for key, values in ids.items():
             members.setdefault(key, []).extend(values)
-    metric_rows = write_metrics(out_dir, start_us, end_us)
+    return counts, members
 
+
+def _truth(plans: list[Plan], members: dict[int, list[str]], served: dict, releases: dict[str, int], seed: int,
+           clean: bool, start_us: int, end_us: int) -> dict:
+    """ground_truth.json: the sample's span, model releases and every incident with its decisions."""
     plans_sorted = sorted(plans, key=lambda p: (p.start_us, INCIDENT_TYPES.index(p.type), p.order))
-    incidents_out = []
-    for n, plan in enumerate(plans_sorted, start=1):
-        incidents_out.append(
-            {
-                "id": f"INC-{n:03d}",
-                "type": plan.type,
-                "system_id": plan.system_id,
-                "atlas": plan.atlas,
-                "start": iso(plan.start_us // US * US),
-                "end": iso(-(-plan.end_us // US) * US),
-                "principals": plan.principals,
-                "decision_ids": sorted(members.get(plan.order, [])) if plan.type != "drift" else [],
-                "feature": plan.feature,
-                "metric": plan.metric,
-                "trigger": plan.trigger,
-                "description": plan.description,
-            }
-        )
-    truth = {
+    incidents_out = [
+        {
+            "id": f"INC-{n:03d}",
+            "type": plan.type,
+            "system_id": plan.system_id,
+            "atlas": plan.atlas,
+            "start": iso_from_us(plan.start_us // US * US),
+            "end": iso_from_us(-(-plan.end_us // US) * US),
+            "principals": plan.principals,
+            "decision_ids": sorted(members.get(plan.order, [])) if plan.type != "drift" else [],
+            "feature": plan.feature,
+            "metric": plan.metric,
+            "trigger": plan.trigger,
+            "description": plan.description,
+        }
+        for n, plan in enumerate(plans_sorted, start=1)
+    ]
+    return {
         "seed": seed,
         "clean": clean,
-        "start": iso(start_us),
-        "end": iso(end_us),
+        "start": iso_from_us(start_us),
+        "end": iso_from_us(end_us),
         "systems": list(SYSTEMS),
         "model_releases": [
             {
                 "system_id": sid,
                 "version": m.version,
                 "sha256": m.sha256,
-                "live_from": iso(start_us if k == 0 else releases[sid]),
+                "live_from": iso_from_us(start_us if k == 0 else releases[sid]),
                 "poisoned": bool(m.poison),
             }
             for sid in SYSTEMS
@@ -217,42 +264,32 @@ def generate(
         ],
         "incidents": incidents_out,
     }
-    _write_json(out_dir / "ground_truth.json", truth)
 
-    params = {
-        "seed": seed,
-        "days": days,
-        "start": iso(start_us),
-        "decisions_per_day": per_day,
-        "clean": clean,
-        "incidents": "default" if incidents is None and not clean else [_spec_dict(s) for s in specs],
-    }
+
+def _manifest(out_dir: Path, seed: int, params: dict, rows: dict[str, int], total_decisions: int) -> dict:
+    """manifest.json: parameters, and each written file's hash, size and (where counted) rows."""
     files = {}
     for path in sorted(p for p in out_dir.rglob("*") if p.is_file() and p.name != "manifest.json"):
         rel = path.relative_to(out_dir).as_posix()
         if rel.split("/")[0] not in ("decisions", "metrics", "models", "ground_truth.json"):
             continue
         files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-    for sid in SYSTEMS:
-        files[f"decisions/{sid}.parquet"]["rows"] = counts[sid]
-    files["metrics/metrics.parquet"]["rows"] = metric_rows
-    files["models/registry.json"]["rows"] = len(registry)
-    files["ground_truth.json"]["rows"] = len(incidents_out)
-    manifest = {
+    for rel, n in rows.items():
+        files[rel]["rows"] = n
+    return {
         "generator": "workbench.sample",
         "format_version": FORMAT_VERSION,
         "seed": seed,
         "parameters": params,
         "row_counts": {k: v["rows"] for k, v in files.items() if "rows" in v},
-        "total_decisions": sum(counts.values()),
+        "total_decisions": total_decisions,
         "files": files,
     }
-    _write_json(out_dir / "manifest.json", manifest)
-    return manifest
 
 
 def _spec_dict(spec: IncidentSpec) -> dict:
     d = dataclasses.asdict(spec)
+    d.pop("id", None)  # a caller's name for the incident, not a generator parameter
     d["params"] = {k: v for k, v in sorted((spec.params or {}).items())}
     return d
 

@@ -59,8 +59,10 @@ class IncidentSpec:
     """What to inject: every field optional except type; None means 'choose from the seed'.
 
     start: ISO-8601 (UTC if no offset), "day N HH:MM" (N counted from 0 at the sample start) or "+6h".
-    duration: "90m", "3h", "1h30m", "2d" or ISO 8601 "PT3H", "P2D" (workbench.durations). For drift it is the ramp length (0 = step change),
-    and the shift lasts to the end of the sample.
+    duration: "90m", "3h", "1h30m", "2d" or ISO 8601 "PT3H", "P2D" (workbench.durations). For drift it is the
+    ramp length (0 = step change), and the shift lasts to the end of the sample.
+    id: a name for the incident where one is needed (a drill scenario's questions refer to it); the generator
+    does not use it.
     """
 
     type: str
@@ -71,6 +73,7 @@ class IncidentSpec:
     intensity: float = 1.0
     seed: int | None = None
     params: dict = field(default_factory=dict)
+    id: str | None = None
 
 
 @dataclass

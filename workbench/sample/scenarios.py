@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 
 from workbench.errors import WorkbenchError
 from workbench.sample.incidents import DAY_US
+from workbench.sample.traffic import HOUR_US, random_ips
 from workbench.timestamps import iso_from_us as iso
 from workbench.timestamps import us_from_iso as parse_ts
-from workbench.sample.traffic import HOUR_US, random_ips
 
 WEEKDAY_VOLUME = (1.15, 1.1, 1.1, 1.1, 1.15, 0.8, 0.6)   # Monday first; mean 1.0
 WEEKLY_PROFILE = (1.2, 0.6, 0.2, 0.0, -0.2, -0.8, -1.0)  # a queue that is long on Mondays and short on Sundays

@@ -1,5 +1,5 @@
 """The Incidents page's case-work panels: observables with their sightings (linked), tasks with people and due
-times, and merging another incident in."""
+times, merging another incident in, and the report's analyst write-up."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from workbench.access import Actor
 from workbench.cases.incidents import assignable_users
 from workbench.cases.merge import merge_incidents
 from workbench.cases.observables import add_observable, list_observables, mark_observable
+from workbench.cases.report_writeup import get as get_writeup
+from workbench.cases.report_writeup import write as write_writeup
 from workbench.cases.tasks import add_task, list_tasks, tasks_from_playbook, update_task
 from workbench.ui import cached, connection
 
@@ -174,3 +176,38 @@ def merge(actor: Actor, inc: dict[str, Any], listing: pd.DataFrame) -> None:
     if st.button(f"Merge into {inc['incident_id']}", key="inc_merge_go", icon=":material/call_merge:"):
         cached.fresh(merge_incidents, actor, inc["incident_id"], other, note or None)
         _refresh()
+
+
+WRITEUP_TEXTS = (("exec_summary", "Executive summary",
+                  "Replaces the generated summary at the top of the report (Markdown)."),
+                 ("root_cause", "Root cause", "The analyst's finding, above the detectors' evidence (Markdown)."),
+                 ("lessons", "Lessons", "What to change so it does not happen again (Markdown)."))
+
+
+def writeup(actor: Actor, inc: dict[str, Any]) -> None:
+    """The report's analyst write-up: executive summary, root cause, lessons, the money feature and its note."""
+    iid = inc["incident_id"]
+    current = cached.fresh(get_writeup, actor, iid)
+    if not actor.can("write:incidents"):
+        for field, label, _ in WRITEUP_TEXTS:
+            st.markdown(f"**{label}**")
+            st.text(current.get(field) or "not written yet")
+        return
+    with st.expander("Write-up for the report", icon=":material/edit_note:",
+                     expanded=not any(current.values())), st.form(f"inc_writeup_{iid}"):
+        values = {field: st.text_area(label, value=current.get(field) or "", help=help_, key=f"inc_wu_{field}")
+                  for field, label, help_ in WRITEUP_TEXTS}
+        c1, c2 = st.columns([1, 2])
+        values["amount_feature"] = c1.text_input(
+            "Money feature", value=current.get("amount_feature") or "", key="inc_wu_amount_feature",
+            help="The decision feature that holds money at stake (e.g. loan_amount): the impact section sums it.")
+        values["amount_note"] = c2.text_input(
+            "What the figure is", value=current.get("amount_note") or "", key="inc_wu_amount_note",
+            help="e.g. 'requested loan amounts, SGD; not losses'.")
+        if st.form_submit_button("Save write-up", key=f"inc_wu_save_{iid}"):
+            after = cached.fresh(write_writeup, actor, iid, **values)  # '' clears a field; audited
+            st.session_state["inc_wu_saved"] = (iid, sum(bool(after.get(k)) for k in values))
+            _refresh()
+    saved = st.session_state.get("inc_wu_saved")
+    if saved and saved[0] == iid:
+        st.success(f"Write-up saved ({saved[1]} of 5 fields filled); the next report shows it.")

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from workbench import settings
+from workbench import demo, settings
 from workbench.access import local_admin
+from workbench.session import has_accounts
 from workbench.store import Workspace, open_workspace
 
 _demo_lock = threading.Lock()
@@ -58,9 +59,6 @@ def ensure_demo(ws: Workspace) -> None:
     """On first start with an empty, account-less workspace, build the demo from the shipped sample."""
     if settings.get("no_autodemo") or ws.read_only:
         return
-    from workbench import demo
-    from workbench.session import has_accounts
-
     if not demo.is_empty(ws) or has_accounts(ws):
         return
     with _demo_lock:
@@ -68,6 +66,8 @@ def ensure_demo(ws: Workspace) -> None:
             return
         with st.status("First start: building the demo workspace from the sample data…", expanded=True) as box:
             result = demo.build_demo(ws, local_admin(), progress=box.write)
+            failed = result["detector_errors"]  # each already written in the box as one line
             box.update(label=f"Demo ready: {len(result['files'])} files, {result['models']} models, "
-                             f"{result['alerts']} alerts", state="complete", expanded=False)
+                             f"{result['alerts']} alerts" + (f"; {len(failed)} detector(s) failed" if failed else ""),
+                       state="error" if failed else "complete", expanded=bool(failed))
     data_changed()

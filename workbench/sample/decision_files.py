@@ -1,4 +1,4 @@
-"""Writing the decision files and the per-minute operational metrics (both done by DuckDB)."""
+"""The sample's decision files: one zstd parquet per system, sorted by time, with decision and session ids."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from workbench.timestamps import iso_from_us as iso
-from workbench.sample.systems import CONFIGS, SYSTEMS
+from workbench.sample.systems import CONFIGS
+from workbench.store.sqltext import quote_literal
 
 SESSION_GAP_MINUTES = 30
-METRICS = ("request_rate", "latency_p50_ms", "latency_p95_ms", "error_rate")
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for writing sample files: one thread (byte-identical output), UTC."""
     con = duckdb.connect()
     con.execute("SET threads = 1")  # byte-identical output run after run
     con.execute("SET TimeZone = 'UTC'")
@@ -24,10 +24,6 @@ def _connect() -> duckdb.DuckDBPyConnection:
     except duckdb.Error:  # in a Jupyter kernel without ipywidgets DuckDB refuses to touch the bar at all
         pass
     return con
-
-
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _arrow(table: dict) -> pa.Table:
@@ -72,7 +68,7 @@ def write_decisions(path: Path, table: dict, prefix: str) -> tuple[int, dict[int
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     features = ", ".join(f'"features.{n}"' for n in CONFIGS[table["system_id"]].features)
-    con = _connect()
+    con = connect()
     con.register("src", _arrow(table))
     con.execute("""
         CREATE TEMP TABLE d AS
@@ -91,7 +87,7 @@ def write_decisions(path: Path, table: dict, prefix: str) -> tuple[int, dict[int
                       OVER (PARTITION BY principal ORDER BY _ord ROWS UNBOUNDED PRECEDING) AS _sess
             FROM d)
           ORDER BY _ord
-        ) TO {_sql_str(str(path))} (FORMAT parquet, COMPRESSION zstd)
+        ) TO {quote_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)
     """)
     con.close()
     ids: dict[int, list[str]] = {}
@@ -100,38 +96,3 @@ def write_decisions(path: Path, table: dict, prefix: str) -> tuple[int, dict[int
         for key in np.unique(marks[marks >= 0]):
             ids.setdefault(int(key), []).extend(f"{prefix}-{i + 1:08d}" for i in np.nonzero(marks == key)[0])
     return len(table["ts"]), ids
-
-
-def write_metrics(out_dir: Path, start_us: int, end_us: int) -> int:
-    """Per-minute request_rate, latency p50/p95 and error_rate per system, computed from the decisions."""
-    files = ", ".join(_sql_str(str(out_dir / "decisions" / f"{sid}.parquet")) for sid in SYSTEMS)
-    systems = ", ".join(f"({_sql_str(s)})" for s in SYSTEMS)
-    target = out_dir / "metrics" / "metrics.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    con = _connect()
-    con.execute(f"""
-        COPY (
-          WITH d AS (
-            SELECT system_id, date_trunc('minute', ts) AS minute, latency_ms, status
-            FROM read_parquet([{files}])),
-          m AS (
-            SELECT system_id, minute, count(*) AS n, quantile_cont(latency_ms, 0.5) AS p50,
-                   quantile_cont(latency_ms, 0.95) AS p95, count_if(status = 'error') / count(*) AS err
-            FROM d GROUP BY system_id, minute),
-          grid AS (
-            SELECT s.system_id, g.range AS minute
-            FROM (VALUES {systems}) s(system_id)
-            CROSS JOIN range(date_trunc('minute', TIMESTAMPTZ '{iso(start_us)}'), TIMESTAMPTZ '{iso(end_us)}',
-                             INTERVAL 1 MINUTE) g)
-          SELECT ts, system_id, metric, value FROM (
-            SELECT g.minute AS ts, g.system_id, 'request_rate' AS metric, coalesce(m.n, 0)::DOUBLE AS value
-            FROM grid g LEFT JOIN m USING (system_id, minute)
-            UNION ALL SELECT minute, system_id, 'latency_p50_ms', round(p50, 2) FROM m
-            UNION ALL SELECT minute, system_id, 'latency_p95_ms', round(p95, 2) FROM m
-            UNION ALL SELECT minute, system_id, 'error_rate', err FROM m)
-          ORDER BY ts, system_id, metric
-        ) TO {_sql_str(str(target))} (FORMAT parquet, COMPRESSION zstd)
-    """)
-    rows = con.execute(f"SELECT count(*) FROM read_parquet({_sql_str(str(target))})").fetchone()[0]
-    con.close()
-    return int(rows)
