@@ -86,6 +86,10 @@ def test_drill_from_an_evasion_run_scores_right_and_wrong_answers(src, tmp_path)
             assert marks[qid]["verdict"] == "wrong" and marks[qid]["points"] == 0, marks[qid]
         session.answer(dws, admin, "who", f"{alias} and branch-03")  # a right name and a wrong one: half
         assert {q["id"]: q for q in score(dws, admin).questions}["who"]["points"] == 10
+        from workbench.drills.report import write_report
+
+        aar = write_report(dws, admin, "md", tmp_path / "aar.md")  # the after-action report tells the run
+        assert run["run_id"] in Path(aar["path"]).read_text() and alias in Path(aar["path"]).read_text()
 
 
 def test_cli_drill_start_from_redteam_answer_and_score(src, tmp_path, monkeypatch):

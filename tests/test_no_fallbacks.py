@@ -40,6 +40,8 @@ ALLOWED = {
         "pyspark is an optional, heavy engine (hundreds of MB, a JVM); without it `--engine spark` says how to add it",
     ("workbench/store/limits.py", "except ImportError"):
         "the `resource` module exists on POSIX only; elsewhere the memory ceiling is not enforced",
+    ("workbench/notebook.py", "except ImportError"):
+        "IPython comes with the optional notebooks extra; outside a kernel there are no cells to hold the file for",
     ("workbench/explain/trusted_types.py", "importlib.import_module"):
         "the restricted unpickler resolves exact allow-listed (module, name) pairs; no fallback",
     ("workbench/ingest/importers/__init__.py", "importlib.import_module"):
