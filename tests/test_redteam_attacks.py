@@ -152,3 +152,26 @@ def test_cli_shows_progress_only_without_json(lgb_ws, monkeypatch):
     bar = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", r.stderr)  # the bar, on stderr
     used = int(re.search(r"(\d+) of 150 queries", r.stdout).group(1))
     assert "probing on loan" in bar and "  0/150 queries" in bar and f"{used}/150 queries" in bar
+
+
+@pytest.mark.parametrize("loss", ["log_loss", "exponential"])
+def test_binary_gradient_boosting_with_named_features_and_text_labels_registers(tmp_path, loss):
+    """A reported false refusal ("a loss (HalfBinomialLoss) that does not match 1 outputs"): not reproduced."""
+    import numpy as np
+    import skops.io as sio
+    from redteam_data import applications, risk
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from workbench.explain import registry
+
+    rng = np.random.default_rng(3)
+    X = applications(1500, rng)
+    y = np.where(rng.random(len(X)) < risk(X), "deny", "approve")
+    num = X.drop(columns=["purpose"]).assign(purpose_debt=(X["purpose"] == "debt").astype(float))
+    model = GradientBoostingClassifier(n_estimators=20, max_depth=3, loss=loss, random_state=0).fit(num, y)
+    sio.dump(model, tmp_path / "gb.skops")
+    ws = open_workspace(tmp_path / "ws.duckdb")
+    registry.add_model(ws, local_admin(), "loan", "9.0", tmp_path / "gb.skops")
+    loaded = registry.load_model(ws, local_admin(), "loan", "9.0")
+    assert loaded.kind == "sklearn" and loaded.feature_names == list(num.columns)
+    ws.close()

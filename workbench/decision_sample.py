@@ -15,7 +15,14 @@ from typing import Any
 
 from workbench.access import Actor, require
 from workbench.cases import masking
-from workbench.explore_search import BASE_COLUMNS, Filter, _audit_read, _feature_columns, _where, feature_labels
+from workbench.explore_search import (
+    BASE_COLUMNS,
+    DecisionFilter,
+    Filter,
+    audit_read,
+    feature_columns,
+    feature_labels,
+)
 from workbench.explore_sql import SqlParams, run_query
 from workbench.store import Workspace
 
@@ -50,12 +57,11 @@ def sample_decisions(
     require(actor, "read:decisions")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
-    ids = None if decision_ids is None else [str(i) for i in decision_ids]
-    filters = {"system_id": system_id, "since": since, "until": until, "principal": principal,
-               "prediction": prediction, "score_min": score_min, "score_max": score_max}
-    feature_filters = list(feature_filters or ())
+    flt = DecisionFilter.of(system_id=system_id, since=since, until=until, principal=principal,
+                            prediction=prediction, score_min=score_min, score_max=score_max,
+                            feature_filters=feature_filters, decision_ids=decision_ids)
     p = SqlParams()
-    where, types = _where(ws, actor, p, **filters, feature_filters=feature_filters, decision_ids=ids)
+    where, types = flt.where(ws, actor, p)
     limit = max(1, int(limit))
     lim = p(limit)
     keep = {
@@ -64,7 +70,7 @@ def sample_decisions(
         "newest": f"rn > n - {lim}",
         "oldest": f"rn <= {lim}",
     }[mode]
-    select = ", ".join([*(f"d.{c}" for c in BASE_COLUMNS), *_feature_columns(ws, actor, p, system_id, types)])
+    select = ", ".join([*(f"d.{c}" for c in BASE_COLUMNS), *feature_columns(ws, actor, p, system_id, types)])
     # Only row ids are numbered; features are parsed for the kept rows alone.
     sql = (
         "WITH hit AS (SELECT d.rowid AS rid, "
@@ -80,17 +86,10 @@ def sample_decisions(
     shown = len(df)
     used = "all" if shown >= total else mode
     why = {
-        "sample": {
-            **filters,
-            "feature_filters": [list(f) for f in feature_filters],
-            "decision_ids": None if ids is None else len(ids),
-            "limit": limit,
-            "mode": used,
-            "matched": total,
-        },
+        "sample": {**flt.details(), "limit": limit, "mode": used, "matched": total},
         "masked": masking.masked_for(actor),
     }
-    _audit_read(ws, actor, system_id, why, df["decision_id"].astype(str).tolist())
+    audit_read(ws, actor, system_id, why, df["decision_id"].astype(str).tolist())
     return {"decisions": df, "total": total, "shown": shown, "mode": used}
 
 

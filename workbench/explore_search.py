@@ -9,6 +9,7 @@ feature columns are positional, renamed to `f.<name>` in pandas (DuckDB would re
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -105,46 +106,65 @@ def _feature_condition(f: Filter, types: dict[str, str], p: SqlParams, personal:
     return f"{expr} {op} {p(_coerce(ftype, value, feature))}::{SQL_TYPE[ftype]}"
 
 
-def _where(
-    ws: Workspace,
-    actor: Actor,
-    p: SqlParams,
-    *,
-    system_id: str | None,
-    since: Any,
-    until: Any,
-    principal: Any,
-    prediction: Any,
-    score_min: float | None,
-    score_max: float | None,
-    feature_filters: Iterable[Filter],
-    decision_ids: Iterable[str] | None,
-) -> tuple[str, dict[str, str]]:
-    conds = ["TRUE"]
-    if system_id is not None:
-        conds.append(f"d.system_id = {p(system_id)}")
-    conds += time_window(p, since, until, "d.ts")
-    for column, value in (("principal", principal), ("prediction", prediction)):
-        values = as_list(value)
-        if values is not None:
-            conds.append(in_list(p, values, f"d.{column}"))
-    if score_min is not None:
-        conds.append(f"d.score >= {p(float(score_min))}")
-    if score_max is not None:
-        conds.append(f"d.score <= {p(float(score_max))}")
-    if decision_ids is not None:
-        conds.append(in_list(p, decision_ids, "d.decision_id"))
-    types = feature_types(ws, system_id)
-    marks = masking.all_personal(ws)
-    personal = set(marks.get(system_id, [])) if system_id else {f for fs in marks.values() for f in fs}
-    for f in feature_filters or ():
-        conds.append(_feature_condition(f, types, p, personal, actor))
-    return " AND ".join(conds), types
+@dataclass(frozen=True)
+class DecisionFilter:
+    """Which decisions a read wants: columns, a time window, score bounds, typed feature conditions, ids.
+
+    The one filter builder behind `search_decisions` and `decision_sample.sample_decisions`: `where` gives the
+    SQL condition (every value a parameter) and `details` what the audit log records of it."""
+
+    system_id: str | None = None
+    since: datetime | str | None = None
+    until: datetime | str | None = None
+    principal: str | Sequence[str] | None = None
+    prediction: str | Sequence[str] | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    feature_filters: tuple[Filter, ...] = ()
+    decision_ids: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, *, feature_filters: Iterable[Filter] | None = (), decision_ids: Iterable[str] | None = None,
+           **columns: Any) -> DecisionFilter:
+        """A filter from a read's keyword arguments (any iterable of feature filters or ids)."""
+        ids = None if decision_ids is None else tuple(str(i) for i in decision_ids)
+        return cls(feature_filters=tuple(feature_filters or ()), decision_ids=ids, **columns)
+
+    def where(self, ws: Workspace, actor: Actor, p: SqlParams) -> tuple[str, dict[str, str]]:
+        """The SQL condition on `decisions d` and the feature types it was checked against."""
+        conds = ["TRUE"]
+        if self.system_id is not None:
+            conds.append(f"d.system_id = {p(self.system_id)}")
+        conds += time_window(p, self.since, self.until, "d.ts")
+        for column, value in (("principal", self.principal), ("prediction", self.prediction)):
+            values = as_list(value)
+            if values is not None:
+                conds.append(in_list(p, values, f"d.{column}"))
+        if self.score_min is not None:
+            conds.append(f"d.score >= {p(float(self.score_min))}")
+        if self.score_max is not None:
+            conds.append(f"d.score <= {p(float(self.score_max))}")
+        if self.decision_ids is not None:
+            conds.append(in_list(p, list(self.decision_ids), "d.decision_id"))
+        types = feature_types(ws, self.system_id)
+        marks = masking.all_personal(ws)
+        personal = set(marks.get(self.system_id, [])) if self.system_id else {f for fs in marks.values() for f in fs}
+        for f in self.feature_filters:
+            conds.append(_feature_condition(f, types, p, personal, actor))
+        return " AND ".join(conds), types
+
+    def details(self) -> dict[str, Any]:
+        """What the audit log records of the filter (the number of ids, not the ids)."""
+        return {"system_id": self.system_id, "since": self.since, "until": self.until, "principal": self.principal,
+                "prediction": self.prediction, "score_min": self.score_min, "score_max": self.score_max,
+                "feature_filters": [list(f) for f in self.feature_filters],
+                "decision_ids": None if self.decision_ids is None else len(self.decision_ids)}
 
 
-def _feature_columns(
+def feature_columns(
     ws: Workspace, actor: Actor, p: SqlParams, system_id: str | None, types: dict[str, str]
 ) -> list[str]:
+    """SQL for each feature of `types` (positional aliases `__wb_f<i>`), personal ones masked for `actor`."""
     masked = masking.masked_for(actor)
     marks = masking.all_personal(ws) if masked else {}
     key_sql = p(masking.masking_key(ws)) if masked and any(marks.values()) else None
@@ -176,9 +196,10 @@ def feature_labels(types: dict[str, str]) -> dict[str, str]:
     return {f"__wb_f{i}": f"f.{feature}" for i, feature in enumerate(types)}
 
 
-def _audit_read(
+def audit_read(
     ws: Workspace, actor: Actor, system_id: str | None, details: dict[str, Any], ids: list[str]
 ) -> None:
+    """Record a read of decision rows (`read.decisions`): the filter, the row count and the ids (capped)."""
     details = {**details, "rows": len(ids), "decision_ids": ids[:_MAX_AUDITED_IDS]}
     if len(ids) > _MAX_AUDITED_IDS:
         details["decision_ids_truncated"] = True
@@ -202,30 +223,22 @@ def search_decisions(
 ) -> pd.DataFrame:
     """Decisions matching the filters (oldest first, at most `limit`), features as `f.<name>`, masked."""
     require(actor, "read:decisions")
-    if decision_ids is not None:
-        decision_ids = [str(i) for i in decision_ids]
-    filters = {"system_id": system_id, "since": since, "until": until, "principal": principal,
-               "prediction": prediction, "score_min": score_min, "score_max": score_max}
+    flt = DecisionFilter.of(system_id=system_id, since=since, until=until, principal=principal,
+                            prediction=prediction, score_min=score_min, score_max=score_max,
+                            feature_filters=feature_filters, decision_ids=decision_ids)
     p = SqlParams()
-    where, types = _where(ws, actor, p, **filters, feature_filters=feature_filters, decision_ids=decision_ids)
+    where, types = flt.where(ws, actor, p)
     limit = max(0, int(limit))
-    features = _feature_columns(ws, actor, p, system_id, types)
+    features = feature_columns(ws, actor, p, system_id, types)
     select = ", ".join([*(f"d.{c}" for c in BASE_COLUMNS), *features])
     sql = (
         f"WITH hit AS (SELECT * FROM all_decisions d WHERE {where} ORDER BY d.ts, d.system_id, d.decision_id "
         f"LIMIT {p(limit)}) SELECT {select} FROM hit d ORDER BY d.ts, d.system_id, d.decision_id"
     )
     df = run_query(ws, sql, p.values).rename(columns=feature_labels(types))
-    why = _why or {
-        "filter": {
-            **filters,
-            "feature_filters": [list(f) for f in feature_filters or ()],
-            "decision_ids": None if decision_ids is None else len(decision_ids),
-            "limit": limit,
-        }
-    }
+    why = _why or {"filter": {**flt.details(), "limit": limit}}
     why["masked"] = masking.masked_for(actor)
-    _audit_read(ws, actor, system_id, why, df["decision_id"].tolist())
+    audit_read(ws, actor, system_id, why, df["decision_id"].tolist())
     return df
 
 

@@ -147,58 +147,13 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
     rows = []
     for i, inc in enumerate(incidents):
         mine = [a for a in alerts if owner[a["alert_id"]] == i]
-        own = [a for a in mine if a["detector"] == TYPE_DETECTOR.get(inc["type"])]
-        pred = set().union(*[a["_ids"] for a in mine]) if mine else set()
-        tp = len(pred & inc["_ids"])
-        has_ids = bool(inc["_ids"])
-        principals = set(inc.get("principals") or [])
-        named = set().union(*[_named(a) for a in mine]) if mine else set()
-        first = min((_detected_at(a) for a in own), default=None)
-        first_any = min((_detected_at(a) for a in mine), default=None)
-        rows.append({
-            "id": inc.get("id"), "type": inc["type"], "system_id": inc["system_id"], "start": inc["start"],
-            "end": inc["end"], "detected": bool(own), "found": bool(mine), "alerts": len(mine),
-            "detectors": sorted({a["detector"] for a in mine}),
-            "credited_by": sorted({how[a["alert_id"]] for a in mine}),
-            "truth_decisions": len(inc["_ids"]), "alert_decisions": len(pred), "shared_decisions": tp,
-            "precision": (tp / len(pred) if pred else None) if has_ids else None,
-            "recall": (tp / len(inc["_ids"])) if has_ids else None,
-            "principal_named": (bool(principals & named) if principals else None),
-            "feature_named": (any(a["feature"] == inc.get("feature") for a in own) if inc.get("feature") else None),
-            "window_found": (any(_overlap(a["_t0"], a["_t1"], inc["_t0"], inc["_t1"]) > 0 for a in own)
-                             if inc["type"] == "dos_flood" else None),
-            "time_to_detect_s": (max(0.0, (first - inc["_t0"]).total_seconds()) if first else None),
-            "time_to_first_alert_s": (max(0.0, (first_any - inc["_t0"]).total_seconds()) if first_any else None),
-            "severity": max((a["severity"] for a in own), default=None, key=SEVERITIES.index),
-        })
+        rows.append(_incident_row(inc, mine, how))
     false = [a for a in alerts if owner[a["alert_id"]] is None]
     systems = sorted({a["system_id"] for a in alerts} | set(data.get("systems") or []))
-    by_type: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        t = by_type.setdefault(r["type"], {"incidents": 0, "detected": 0, "precision": [], "recall": []})
-        t["incidents"] += 1
-        t["detected"] += int(r["detected"])
-        if r["precision"] is not None or r["recall"] is not None:
-            t["precision"].append(r["precision"] or 0.0)
-            t["recall"].append(r["recall"] or 0.0)
-    for t in by_type.values():
-        t["precision"] = sum(t["precision"]) / len(t["precision"]) if t["precision"] else None
-        t["recall"] = sum(t["recall"]) / len(t["recall"]) if t["recall"] else None
+    by_type = _by_type(rows)
     days = _days(ws, data)
-    ttd = [r["time_to_detect_s"] for r in rows if r["time_to_detect_s"] is not None]
     loud = [a for a in false if severity_at_least(a["severity"], "medium")]
-    summary = {
-        "incidents": len(rows), "detected": sum(r["detected"] for r in rows),
-        "found_by_any_alert": sum(r["found"] for r in rows),
-        "recall": (sum(r["detected"] for r in rows) / len(rows)) if rows else None,
-        "alerts": len(alerts), "credited_alerts": len(alerts) - len(false),
-        "precision": ((len(alerts) - len(false)) / len(alerts)) if alerts else None,
-        "time_to_detect_median_s": statistics.median(ttd) if ttd else None,
-        "time_to_detect_max_s": max(ttd) if ttd else None,
-        "days": days, "false_alerts": len(false), "false_alerts_medium_plus": len(loud),
-        "false_alerts_per_day": (len(false) / days) if days else None,
-        "false_alerts_medium_plus_per_day": (len(loud) / days) if days else None,
-    }
+    summary = _summary(rows, alerts, false, loud, days)
     result = {
         "truth_clean": bool(data.get("clean")), "summary": summary, "incidents": rows, "by_type": by_type,
         "false_alerts": [{k: a[k] for k in ("alert_id", "detector", "system_id", "severity", "window_start",
@@ -214,3 +169,65 @@ def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) ->
     audit.record(ws, actor, "detect.eval", None, {"incidents": len(rows), "false_alerts": len(false),
                                                   "clean": bool(data.get("clean"))})
     return result
+
+
+def _incident_row(inc: dict[str, Any], mine: list[dict[str, Any]], how: dict[str, str | None]) -> dict[str, Any]:
+    """One incident's line: the alerts credited to it (`mine`), what they found and how soon."""
+    own = [a for a in mine if a["detector"] == TYPE_DETECTOR.get(inc["type"])]
+    pred = set().union(*[a["_ids"] for a in mine]) if mine else set()
+    tp = len(pred & inc["_ids"])
+    has_ids = bool(inc["_ids"])
+    principals = set(inc.get("principals") or [])
+    named = set().union(*[_named(a) for a in mine]) if mine else set()
+    first = min((_detected_at(a) for a in own), default=None)
+    first_any = min((_detected_at(a) for a in mine), default=None)
+    return {
+        "id": inc.get("id"), "type": inc["type"], "system_id": inc["system_id"], "start": inc["start"],
+        "end": inc["end"], "detected": bool(own), "found": bool(mine), "alerts": len(mine),
+        "detectors": sorted({a["detector"] for a in mine}),
+        "credited_by": sorted({how[a["alert_id"]] for a in mine}),
+        "truth_decisions": len(inc["_ids"]), "alert_decisions": len(pred), "shared_decisions": tp,
+        "precision": (tp / len(pred) if pred else None) if has_ids else None,
+        "recall": (tp / len(inc["_ids"])) if has_ids else None,
+        "principal_named": (bool(principals & named) if principals else None),
+        "feature_named": (any(a["feature"] == inc.get("feature") for a in own) if inc.get("feature") else None),
+        "window_found": (any(_overlap(a["_t0"], a["_t1"], inc["_t0"], inc["_t1"]) > 0 for a in own)
+                         if inc["type"] == "dos_flood" else None),
+        "time_to_detect_s": (max(0.0, (first - inc["_t0"]).total_seconds()) if first else None),
+        "time_to_first_alert_s": (max(0.0, (first_any - inc["_t0"]).total_seconds()) if first_any else None),
+        "severity": max((a["severity"] for a in own), default=None, key=SEVERITIES.index),
+    }
+
+
+def _by_type(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per incident type: incidents, detected, mean precision and recall."""
+    by_type: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        t = by_type.setdefault(r["type"], {"incidents": 0, "detected": 0, "precision": [], "recall": []})
+        t["incidents"] += 1
+        t["detected"] += int(r["detected"])
+        if r["precision"] is not None or r["recall"] is not None:
+            t["precision"].append(r["precision"] or 0.0)
+            t["recall"].append(r["recall"] or 0.0)
+    for t in by_type.values():
+        t["precision"] = sum(t["precision"]) / len(t["precision"]) if t["precision"] else None
+        t["recall"] = sum(t["recall"]) / len(t["recall"]) if t["recall"] else None
+    return by_type
+
+
+def _summary(rows: list[dict[str, Any]], alerts: list[dict[str, Any]], false: list[dict[str, Any]],
+             loud: list[dict[str, Any]], days: float) -> dict[str, Any]:
+    """Overall recall, precision, time to detect and false alerts (per day)."""
+    ttd = [r["time_to_detect_s"] for r in rows if r["time_to_detect_s"] is not None]
+    return {
+        "incidents": len(rows), "detected": sum(r["detected"] for r in rows),
+        "found_by_any_alert": sum(r["found"] for r in rows),
+        "recall": (sum(r["detected"] for r in rows) / len(rows)) if rows else None,
+        "alerts": len(alerts), "credited_alerts": len(alerts) - len(false),
+        "precision": ((len(alerts) - len(false)) / len(alerts)) if alerts else None,
+        "time_to_detect_median_s": statistics.median(ttd) if ttd else None,
+        "time_to_detect_max_s": max(ttd) if ttd else None,
+        "days": days, "false_alerts": len(false), "false_alerts_medium_plus": len(loud),
+        "false_alerts_per_day": (len(false) / days) if days else None,
+        "false_alerts_medium_plus_per_day": (len(loud) / days) if days else None,
+    }
