@@ -112,7 +112,11 @@ def run(root: Path, lake: Path, engine: str, memory_limit: str) -> list[dict]:
     stop.set()
     print(f"[{engine}] attach (pin and hash {info['files']} files) {t_attach:.1f} s; detect {total:.1f} s; "
           f"peak RSS {peak[0] / 2**30:.2f} GB (memory_limit {memory_limit or 'default'})")
+    if LAST_RUN.get("errors"):
+        print(f"  errors: {LAST_RUN['errors']}")
     for name, secs in LAST_RUN["timings"].items():
+        if name.startswith("llm_") and secs < 0.05:
+            continue
         on = "spark" if name in where["spark"] else "duckdb"
         print(f"  {name:<16} {secs:7.1f} s  {on}")
     if engine == "spark":

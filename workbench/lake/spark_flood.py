@@ -20,6 +20,7 @@ from workbench.lake.spark import EPOCH_2000_01_03_US
 
 DAY_US = 86_400_000_000
 MIN_US = 60_000_000
+COLUMNS = ("decision_id", "principal", "us", "ts", "latency_ms", "status")
 
 
 def _us(t: datetime) -> int:
@@ -59,7 +60,8 @@ class SparkFlood:
 
         spark = self.frames[s.system_id].sparkSession
         lo, hi = _us(min(s.since, s.ref_since)), _us(max(s.until, s.ref_until))
-        run = self.frames[s.system_id].where((F.col("us") >= lo) & (F.col("us") <= hi))
+        run = self.frames[s.system_id].where((F.col("us") >= lo) & (F.col("us") <= hi)) \
+            .select(*COLUMNS)  # only what flood reads: the cache holds five narrow columns, not the features
         claimed = [r[0] for r in ctx.ws.rows("SELECT DISTINCT decision_id FROM _claimed WHERE system_id = ?",
                                              [s.system_id])]
         if not claimed:
