@@ -183,13 +183,13 @@ def test_scenario_scored_on_scripted_answers(drill_dir: Path, sid: str) -> None:
         assert wrong.total == pytest.approx(EXPECTED[sid][0]), [(q["id"], q["points"]) for q in wrong.questions]
         assert wrong.playbook_steps["points"] == 0 and wrong.evidence["points"] == 0
         _answer(ws, RIGHT[sid], t0, ctx)
-        scenario = list_scenarios()[SCENARIOS.index(sid)]
+        scenario = next(s for s in list_scenarios() if s.id == sid)
         for q in scenario.questions:
             if q.kind in ("contain", "keywords"):
                 assert score(ws, FACILITATOR).questions[[x.id for x in scenario.questions].index(q.id)][
                     "verdict"] == "awaiting mark"
                 session.mark_answer(ws, FACILITATOR, q.id, q.points, "covers it")
-        scen_playbook = list_scenarios()[SCENARIOS.index(sid)].playbooks[0]
+        scen_playbook = next(s for s in list_scenarios() if s.id == sid).playbooks[0]
         _work_the_case(ws, truth, scen_playbook)
         right = score(ws, FACILITATOR)
         assert [q["verdict"] for q in right.questions if q["answer"]] == ["right"] * len(RIGHT[sid])
