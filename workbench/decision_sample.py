@@ -54,7 +54,7 @@ def sample_decisions(
 
     mode 'even' keeps evenly spaced matches in time order (the first and last included), 'newest'/'oldest'
     the last/first `limit`; the returned mode is 'all' when nothing had to be left out."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     flt = DecisionFilter.of(system_id=system_id, since=since, until=until, principal=principal,

@@ -28,7 +28,7 @@ def build_demo(ws: Workspace, actor: Actor, sample: Path | None = None,
 
     A detector that fails is named in `detector_errors` (one line each, also said through `progress`); the
     other detectors' alerts are kept."""
-    require(actor, "write:ingest")
+    require(actor, "write:ingest", ws)
     sample = Path(sample) if sample else settings.sample_dir()
     say = progress or (lambda _msg: None)
     if not (sample / "decisions").is_dir():

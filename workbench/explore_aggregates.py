@@ -24,7 +24,7 @@ def principal_activity(
     until: datetime | str | None = None,
 ) -> pd.DataFrame:
     """Per time bucket: decisions, scores, predictions, IPs and sessions of one principal (aggregates)."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     _check_interval(ws, bucket)
     p = SqlParams()
     conds = [f"system_id = {p(system_id)}", f"principal = {p(principal)}", *time_window(p, since, until)]
@@ -61,7 +61,7 @@ def metric_window(
     until: datetime | str | None = None,
 ) -> pd.DataFrame:
     """Metric points (ts, metric, value, labels) of a system in [since, until), named metrics or all."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     p = SqlParams()
     conds = [f"system_id = {p(system_id)}"]
     names = as_list(metrics)

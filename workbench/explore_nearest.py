@@ -37,7 +37,7 @@ def alerted_ids_sql(ws: Workspace, p: SqlParams, system_id: str) -> str | None:
 
 def nearest_normal(ws: Workspace, actor: Actor, system_id: str, decision_id: str, k: int = 5) -> pd.DataFrame:
     """The k decisions nearest to one by standardized numeric features, among non-alerted decisions."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     types = masking.catalog(ws, system_id)
     hidden = set(masking.personal_features(ws, system_id)) if masking.masked_for(actor) else set()
     numeric = [f for f, t in types.items() if t == "number" and f not in hidden]

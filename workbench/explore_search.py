@@ -222,7 +222,7 @@ def search_decisions(
     _why: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Decisions matching the filters (oldest first, at most `limit`), features as `f.<name>`, masked."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     flt = DecisionFilter.of(system_id=system_id, since=since, until=until, principal=principal,
                             prediction=prediction, score_min=score_min, score_max=score_max,
                             feature_filters=feature_filters, decision_ids=decision_ids)

@@ -97,7 +97,7 @@ def hold_while_cells_run(ws: Workspace) -> bool:
 def aggregate(ws: Workspace, actor: Actor, sql: str, params: Sequence[Any] | None = None, *, why: str = "",
               source: str = "notebook") -> pd.DataFrame:
     """An aggregate query run as the actor: `read:aggregates` checked, the query recorded in the audit chain."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     with ws.hold():
         audit.record(ws, actor, "read.aggregates", source, {"why": why, "sql": " ".join(sql.split())[:400]})
         return ws.df(sql, params)
@@ -107,7 +107,7 @@ def alert_decisions(ws: Workspace, actor: Actor, alert: str | dict[str, Any]) ->
     """The decisions an alert names (by id or as returned by get_alert), oldest first: masked per role, audited."""
     with ws.hold():
         found = get_alert(ws, actor, alert) if isinstance(alert, str) else alert
-        require(actor, "read:decisions")
+        require(actor, "read:decisions", ws)
         rows = explore.get_decisions(ws, actor, found.get("decision_ids") or [], system_id=found["system_id"])
     return rows.sort_values(["ts", "decision_id"], ignore_index=True) if len(rows) else rows
 

@@ -14,7 +14,7 @@ from workbench.store import Workspace
 def decision_rollup(ws: Workspace, actor: Actor) -> pd.DataFrame:
     """One aggregated scan of the decisions: count, errors and span per system, UTC day, model version and hash,
     with each system's distinct principals (system_principals); small whatever the number of decisions."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     return ws.named("decision_rollup").df()
 
 
@@ -62,7 +62,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 def workspace_summary(ws: Workspace, actor: Actor) -> dict[str, Any]:
     """Systems with decision counts, time span, principals and versions; decisions per day and model hashes
     seen in the logs (all from one scan); totals of metrics and sources."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     rollup = decision_rollup(ws, actor)
     counts = ws.one("""SELECT (SELECT count(*) FROM metrics), (SELECT count(*) FROM sources),
                               (SELECT count(*) FROM quarantine)""") or (0, 0, 0)
@@ -79,13 +79,13 @@ def workspace_summary(ws: Workspace, actor: Actor) -> dict[str, Any]:
 
 def decisions_per_day(ws: Workspace, actor: Actor) -> pd.DataFrame:
     """Decisions per system per UTC day, with the share that errored."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     return _per_day(decision_rollup(ws, actor))
 
 
 def sources_table(ws: Workspace, actor: Actor) -> pd.DataFrame:
     """The custody table of ingested files."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     return ws.named("sources").df()
 
 
@@ -94,13 +94,13 @@ def sources_table(ws: Workspace, actor: Actor) -> pd.DataFrame:
 
 def models_seen(ws: Workspace, actor: Actor) -> pd.DataFrame:
     """Model versions and artifact hashes as seen in the decision logs, with decision counts and time span."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     return _models_seen(decision_rollup(ws, actor))
 
 
 def metric_series(ws: Workspace, actor: Actor, system_id: str, bucket: str = "1 hour") -> pd.DataFrame:
     """Each metric of a system averaged per time bucket (and its peak), small enough to chart any span."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     return ws.df("""SELECT time_bucket(?::INTERVAL, ts) AS ts, metric, avg(value) AS value, max(value) AS peak
                     FROM metrics WHERE system_id = ? GROUP BY ALL ORDER BY metric, ts""", [bucket, system_id])
 
@@ -109,7 +109,7 @@ def feature_drift(ws: Workspace, actor: Actor, system_id: str, bucket: str = "1 
                   max_rows: int = 400_000) -> pd.DataFrame:
     """Per feature and period, drift against the first period: |mean shift| in baseline SDs for numbers,
     total variation distance of the value mix for strings and bools (a sample above max_rows decisions)."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     types = dict(ws.rows("SELECT feature, type FROM feature_catalog WHERE system_id = ? ORDER BY feature",
                          [system_id]))
     if not types:

@@ -318,7 +318,7 @@ def run_sql(
 
     timeout and max_rows may lower the query_timeout and query_max_rows settings; raising them needs an admin.
     Memory: the query_memory_limit setting (see workbench.store.limits)."""
-    require(actor, "run:sql")
+    require(actor, "run:sql", ws)
     try:
         timeout, max_rows = limits_for(actor, timeout, max_rows)
         memory = parse_size(settings.get("query_memory_limit"))

@@ -109,7 +109,7 @@ def add_user(ws: Workspace, actor: Actor, user: str, role: str, password: str | 
              identity: str | None = None) -> dict[str, Any]:
     """Create an account (optionally linked to an OIDC identity); the first must be an admin and switches
     the workspace to sign-in. Without a password (OIDC only) the account cannot sign in with one."""
-    require(actor, "write:accounts")
+    require(actor, "write:accounts", ws)
     if not isinstance(user, str) or not _USER_NAME.match(user):
         raise WorkbenchError(f"invalid user name {user!r}: letters, digits and . _ @ - (at most 64)")
     _check_role(role)
@@ -144,7 +144,7 @@ def add_user(ws: Workspace, actor: Actor, user: str, role: str, password: str | 
 
 def link_identity(ws: Workspace, actor: Actor, user: str, identity: str | None) -> dict[str, Any]:
     """Link an account to an OIDC identity (e-mail or `sub` claim), or unlink it with None or ''."""
-    require(actor, "write:accounts")
+    require(actor, "write:accounts", ws)
     with ws.transaction():
         before = _account(ws, user)
         linked = _check_identity(ws, identity, user)
@@ -177,7 +177,7 @@ def _active_admins(ws: Workspace, excluding: str) -> int:
 
 def set_role(ws: Workspace, actor: Actor, user: str, role: str) -> dict[str, Any]:
     """Change an account's role (at least one enabled admin always remains)."""
-    require(actor, "write:accounts")
+    require(actor, "write:accounts", ws)
     _check_role(role)
     with ws.transaction():
         before = _account(ws, user)
@@ -190,7 +190,7 @@ def set_role(ws: Workspace, actor: Actor, user: str, role: str) -> dict[str, Any
 
 def disable_user(ws: Workspace, actor: Actor, user: str, disabled: bool = True) -> dict[str, Any]:
     """Disable (or re-enable) an account; a disabled account cannot sign in."""
-    require(actor, "write:accounts")
+    require(actor, "write:accounts", ws)
     with ws.transaction():
         before = _account(ws, user)
         if disabled and before["role"] == "admin" and not _active_admins(ws, user):
@@ -204,7 +204,7 @@ def reset_password(ws: Workspace, actor: Actor, user: str, password: str) -> Non
     """Set a new password (admins for anyone, users for themselves); also clears a lockout."""
     check_actor(ws, actor, "change a password")
     if actor.user != user:
-        require(actor, "write:accounts")
+        require(actor, "write:accounts", ws)
     _check_password(password)
     digest = hash_password(password)
     with ws.transaction():
@@ -303,7 +303,7 @@ def _clear_lock(ws: Workspace, user: str) -> dict[str, Any]:
 
 def unlock(ws: Workspace, actor: Actor, user: str) -> dict[str, Any]:
     """Clear an account's lockout and failure count (admins); the password is unchanged. Audited."""
-    require(actor, "write:accounts")
+    require(actor, "write:accounts", ws)
     with ws.transaction():
         before = _clear_lock(ws, user)
         audit.record(ws, actor, "account.unlock", user,
@@ -384,7 +384,7 @@ def seed_demo_accounts(ws: Workspace, actor: Actor) -> list[dict[str, str]]:
 
     On a workspace without accounts the first (demo-admin) switches it to sign-in; the rest are then created
     signed in as demo-admin, the only actor the workspace accepts from that moment."""
-    require(actor, "write:accounts")
+    require(actor, "write:accounts", ws)
     out = []
     for role in ("admin", *[r for r in ROLES if r != "admin"]):
         user = f"demo-{role}"

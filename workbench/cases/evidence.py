@@ -119,7 +119,7 @@ def _insert(
 
 
 def _start(ws: Workspace, actor: Actor, incident_id: str) -> str:
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     inc = require_incident(ws, incident_id)
     if inc["status"] == "closed":
         raise WorkbenchError(f"{inc['incident_id']} is closed; reopen it before adding evidence")
@@ -176,7 +176,7 @@ def add_decision_set(
 ) -> dict[str, Any]:
     """Freeze a set of decisions (copied rows + SHA-256 of the snapshot); later ingests do not change it."""
     incident_id = _start(ws, actor, incident_id)
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     ids = sorted({str(d) for d in decision_ids})
     if not ids:
         raise WorkbenchError("a decision set needs at least one decision id")

@@ -90,7 +90,7 @@ def list_evidence(
     ws: Workspace, actor: Actor, incident_id: str, kind: str | None = None, with_content: bool = False
 ) -> list[dict[str, Any]]:
     """The incident's evidence items in the order they were added (personal values masked for the actor)."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     inc = require_incident(ws, incident_id)
     rows = ws.dicts(
         f"SELECT {LIST_COLS}, content FROM evidence WHERE incident_id = ? AND (? IS NULL OR kind = ?) "
@@ -107,7 +107,7 @@ def list_evidence(
 
 def get_evidence(ws: Workspace, actor: Actor, evidence_id: int) -> dict[str, Any]:
     """One evidence item with its content (personal values masked for the actor)."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     rows = ws.dicts(f"SELECT {LIST_COLS}, content FROM evidence WHERE evidence_id = ?", [int(evidence_id)])
     if not rows:
         raise WorkbenchError(f"no evidence item {evidence_id}")
@@ -120,7 +120,7 @@ def snapshot(ws: Workspace, actor: Actor, evidence_id: int, limit: int | None = 
     item = get_evidence(ws, actor, evidence_id)
     lim = f"LIMIT {int(limit)}" if limit else ""
     if item["kind"] == "decision_set":
-        require(actor, "read:decisions")
+        require(actor, "read:decisions", ws)
         df = ws.df(
             f"SELECT {DECISION_COLS} FROM evidence_decisions WHERE evidence_id = ? "
             f"ORDER BY system_id, decision_id {lim}",
@@ -170,7 +170,7 @@ def recompute(ws: Workspace, item: dict[str, Any]) -> tuple[str | None, str]:
 
 def verify_evidence(ws: Workspace, actor: Actor, incident_id: str | None = None) -> list[dict[str, Any]]:
     """Re-hash every frozen item (one incident's, or all) and say which no longer match."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     where, params = (
         ("WHERE incident_id = ?", [require_incident(ws, incident_id)["incident_id"]])
         if incident_id

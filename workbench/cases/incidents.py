@@ -92,7 +92,7 @@ def create_incident(
 
     The result's ``alert_already_in`` lists the open incidents that already held one of the alerts (the
     app asks before opening such a duplicate; the CLI warns)."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     title = (title or "").strip()
     if not title:
         raise WorkbenchError("an incident needs a title")
@@ -170,7 +170,7 @@ def list_incidents(
     open_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Incidents, newest first, with evidence counts; optionally filtered."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     where, params = [], []
     if status:
         where.append("i.status = ?")
@@ -194,7 +194,7 @@ def list_incidents(
 
 def get_incident(ws: Workspace, actor: Actor, incident_id: str) -> dict[str, Any]:
     """One incident with its status history and evidence count."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     inc = require_incident(ws, incident_id)
     inc["history"] = ws.dicts(
         "SELECT ts, actor, role, from_status, to_status, note FROM incident_status WHERE incident_id = ? "
@@ -212,7 +212,7 @@ def set_status(
     ws: Workspace, actor: Actor, incident_id: str, status: str, note: str | None = None
 ) -> dict[str, Any]:
     """Move an incident to a new status on an allowed transition (closing or reopening: close:incidents)."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     new = str(status).strip().lower()
     if new not in STATUSES:
         raise WorkbenchError(f"unknown status {status!r}; statuses are {' -> '.join(STATUSES)}")
@@ -225,7 +225,7 @@ def set_status(
             f"{inc['incident_id']}: cannot go from {old} to {new}; allowed: {', '.join(TRANSITIONS[old])}"
         )
     if new == "closed" or old == "closed":
-        require(actor, "close:incidents")
+        require(actor, "close:incidents", ws)
         if not (note or "").strip():
             raise WorkbenchError(
                 f"{'closing' if new == 'closed' else 'reopening'} an incident needs a note "
@@ -247,7 +247,7 @@ def set_status(
 
 def assign(ws: Workspace, actor: Actor, incident_id: str, owner: str | None) -> dict[str, Any]:
     """Set (or clear, with None) the incident's owner (an account's name when the workspace has accounts)."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     inc = require_incident(ws, incident_id)
     owner = _check_user(ws, owner)
     with ws.transaction():
@@ -271,7 +271,7 @@ def update(
     description: str | None = None,
 ) -> dict[str, Any]:
     """Change an incident's title, severity, systems, ATLAS IDs or description (only the fields given)."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     inc = require_incident(ws, incident_id)
     changes: dict[str, Any] = {}
     if title is not None and title.strip():
@@ -328,7 +328,7 @@ def _check_user(ws: Workspace, user: str | None) -> str | None:
 
 def assignable_users(ws: Workspace, actor: Actor) -> list[str]:
     """Who can own an incident or a task: active accounts that may work incidents, else the names in use."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     if ws.scalar("SELECT count(*) FROM accounts"):
         return [r[0] for r in ws.rows(
             'SELECT "user" FROM accounts WHERE NOT disabled AND list_contains(?, role) ORDER BY "user"',
@@ -343,7 +343,7 @@ def mark(
     ws: Workspace, actor: Actor, incident_id: str, *, tlp: str | None = None, pap: str | None = None
 ) -> dict[str, Any]:
     """Set the incident's TLP and/or PAP."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     inc = require_incident(ws, incident_id)
     changes = {}
     if tlp is not None:
@@ -363,7 +363,7 @@ def mark(
 
 def open_incidents_with_alerts(ws: Workspace, actor: Actor, alert_ids: Iterable[str]) -> list[dict[str, Any]]:
     """The incidents not closed that already hold one of these alerts as evidence (id, title, status, alert)."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     return ws.dicts(
         "SELECT i.incident_id, i.title, i.status, i.severity, e.ref AS alert_id FROM evidence e "
         "JOIN incidents i USING (incident_id) WHERE e.kind = 'alert' AND list_contains(?, e.ref) "

@@ -68,7 +68,7 @@ def mark_personal(
     ws: Workspace, actor: Actor, system_id: str, features: Iterable[str], personal: bool = True
 ) -> list[str]:
     """Mark (or unmark) features of a system as personal data; returns the system's personal features."""
-    require(actor, "write:settings")
+    require(actor, "write:settings", ws)
     features = list(dict.fromkeys(features))
     if not features:
         raise WorkbenchError("give at least one feature to mark")

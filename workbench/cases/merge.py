@@ -79,8 +79,8 @@ def merge_incidents(
     ws: Workspace, actor: Actor, target: str, source: str, note: str | None = None
 ) -> dict[str, Any]:
     """Fold incident `source` into `target` (see the module docstring); returns the surviving incident."""
-    require(actor, "write:incidents")
-    require(actor, "close:incidents")
+    require(actor, "write:incidents", ws)
+    require(actor, "close:incidents", ws)
     into, other = require_incident(ws, target), require_incident(ws, source)
     a, b = into["incident_id"], other["incident_id"]
     if a == b:

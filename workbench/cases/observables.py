@@ -159,7 +159,7 @@ def list_observables(
     Sightings: other incidents holding the same value, alerts (not already in this incident) naming it or
     implicating decisions that carry it, and per system the decisions carrying it (count, first, last, a few
     ids; only for roles that may read decisions). Personal feature values are masked for the actor."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     inc = require_incident(ws, incident_id)
     params = {"inc": inc["incident_id"]}
     obs_rows = ws.dicts(
@@ -221,7 +221,7 @@ def add_observable(
     feature: str | None = None,
 ) -> dict[str, Any]:
     """Add an observable by hand (a feature_value is 'feature=value', of one system), or mark an existing one."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     inc = require_incident(ws, incident_id)
     if inc["status"] == "closed":
         raise WorkbenchError(f"{inc['incident_id']} is closed; reopen it before adding observables")
@@ -274,7 +274,7 @@ def mark_observable(
     note: str | None = None,
 ) -> dict[str, Any]:
     """Set the TLP and/or note of one of the incident's observables (extracted or by hand)."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     inc = require_incident(ws, incident_id)
     kind = _check_type(type)
     found = [o for o in list_observables(ws, actor, inc["incident_id"], type=kind) if o["value"] == value]

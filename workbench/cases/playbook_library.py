@@ -180,7 +180,7 @@ def install(
     ws: Workspace, actor: Actor, path: str | Path, dir: str | Path | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
     """Add a playbook file to the playbook directory after linting it (needs write:playbooks)."""
-    require(actor, "write:playbooks")
+    require(actor, "write:playbooks", ws)
     src = Path(path)
     if not src.is_file():
         raise WorkbenchError(f"no file at {src}")

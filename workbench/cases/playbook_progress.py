@@ -19,7 +19,7 @@ def attach(
     ws: Workspace, actor: Actor, incident_id: str, playbook_id: str, dir: str | Path | None = None
 ) -> dict[str, Any]:
     """Attach a playbook to an incident (idempotent); its steps then show in progress()."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     inc = require_incident(ws, incident_id)["incident_id"]
     pb = get_playbook(playbook_id, dir)
     if not ws.scalar(
@@ -51,7 +51,7 @@ def set_step(
     dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Mark a step done or not done for an incident, by this actor, now, with an optional note."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     inc = require_incident(ws, incident_id)
     if inc["status"] == "closed":
         raise WorkbenchError(f"{inc['incident_id']} is closed; reopen it to change playbook progress")
@@ -90,7 +90,7 @@ def progress(
     ws: Workspace, actor: Actor, incident_id: str, dir: str | Path | None = None
 ) -> list[dict[str, Any]]:
     """Each attached playbook with every step's state: done, by whom, when, note."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     inc = require_incident(ws, incident_id)["incident_id"]
     attached = ws.dicts(
         "SELECT playbook_id, version, attached_at, attached_by FROM incident_playbooks "
@@ -148,7 +148,7 @@ def suggest(
     ws: Workspace, actor: Actor, incident_id: str, dir: str | Path | None = None
 ) -> list[dict[str, Any]]:
     """Playbooks ranked for an incident by its ATLAS IDs and the detectors of its alert evidence."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     inc = require_incident(ws, incident_id)
     ids = set(inc["atlas"] or [])
     detectors = {

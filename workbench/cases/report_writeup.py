@@ -47,7 +47,7 @@ def current(ws: Workspace, incident_id: str) -> dict[str, Any]:
 
 def write(ws: Workspace, actor: Actor, incident_id: str, **fields: str | None) -> dict[str, Any]:
     """Set write-up fields (only those given; '' clears one); audited as incident.write with from/to."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     unknown = set(fields) - set(FIELDS)
     if unknown:
         raise WorkbenchError(f"unknown write-up field(s) {sorted(unknown)}; fields are {', '.join(FIELDS)}")
@@ -72,7 +72,7 @@ def write(ws: Workspace, actor: Actor, incident_id: str, **fields: str | None) -
 
 def get(ws: Workspace, actor: Actor, incident_id: str) -> dict[str, Any]:
     """The incident's write-up now."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     return current(ws, require_incident(ws, incident_id)["incident_id"])
 
 

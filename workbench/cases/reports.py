@@ -159,7 +159,7 @@ def report_data(
     report_asof); ``sections`` are what this actor may see (personal values masked through the masked reads).
     With view (the default) also ``sections`` and the playbook steps' texts from the library (an unreadable
     library is an error, never an empty section); without it, only what a manifest check needs."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     inc = require_incident(ws, incident_id)
     iid = inc["incident_id"]
     seq, head = asof.chain_head(ws, as_of_seq)
@@ -276,7 +276,7 @@ def _render(
     ws: Workspace, actor: Actor, incident_id: str, fmt: str, playbooks_dir: str | Path | None = None,
     amount_feature: str | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
-    require(actor, "export")
+    require(actor, "export", ws)
     fmt = str(fmt).lower()
     if fmt not in FORMATS:
         raise WorkbenchError(f"unknown report format {fmt!r}; choose from {', '.join(FORMATS)}")

@@ -42,7 +42,7 @@ def _status(value: str) -> str:
 
 
 def _writable(ws: Workspace, actor: Actor, incident_id: str) -> dict[str, Any]:
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     inc = require_incident(ws, incident_id)
     if inc["status"] == "closed":
         raise WorkbenchError(f"{inc['incident_id']} is closed; reopen it before changing its tasks")
@@ -103,7 +103,7 @@ def list_tasks(
     ws: Workspace, actor: Actor, incident_id: str, *, status: str | None = None, assignee: str | None = None
 ) -> list[dict[str, Any]]:
     """The incident's tasks (optionally of one status or assignee), open ones first, then by due time."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     inc = require_incident(ws, incident_id)
     rows = ws.dicts(
         f"SELECT {_COLS} FROM incident_tasks WHERE incident_id = ? AND (? IS NULL OR status = ?) "
@@ -203,7 +203,7 @@ def copy_tasks(ws: Workspace, actor: Actor, from_incident: str, to_incident: str
 
 def incidents_tasks(ws: Workspace, actor: Actor, ids: Iterable[str]) -> dict[str, dict[str, int]]:
     """Per incident: tasks open and overdue (for lists)."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     rows = ws.rows(
         "SELECT incident_id, count(*) FILTER (WHERE status IN ('todo', 'in_progress')), "
         "count(*) FILTER (WHERE status IN ('todo', 'in_progress') AND due < now()) FROM incident_tasks "

@@ -71,7 +71,7 @@ def build_timeline(
     ws: Workspace, actor: Actor, incident_id: str, as_of_seq: int | None = None
 ) -> pd.DataFrame:
     """Events (evidence timestamps) and analyst actions (audit rows, up to as_of_seq) in time order."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     inc_id = require_incident(ws, incident_id)["incident_id"]
     events = ws.df(_EVENT_SQL, [inc_id, inc_id])
     audit_rows = ws.dicts(

@@ -56,7 +56,7 @@ def run_all(ws: Workspace, actor: Actor, system: str | None = None, since: str |
     """Run every detector, store the alerts (no duplicates on re-runs) and return them as contract dicts.
 
     `overrides` maps a detector name to another implementation of it (the Spark engine, workbench.lake)."""
-    require(actor, "write:detect")
+    require(actor, "write:detect", ws)
     s, u = parse_time(since), parse_time(until)
     run_id = "RUN-" + uuid.uuid4().hex[:12]
     started = datetime.now(UTC)

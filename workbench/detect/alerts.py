@@ -196,14 +196,14 @@ def list_alerts(ws: Workspace, actor: Actor, *, system: str | None = None, detec
                 severity: str | None = None, status: str | None = None, since: datetime | None = None,
                 until: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Stored alerts matching the filters; decision ids only for roles that may read decisions."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     return fetch(ws, with_decisions=actor.can("read:decisions"), system=system, detector=detector,
                  severity=severity, status=status, since=since, until=until, limit=limit, actor=actor)
 
 
 def get_alert(ws: Workspace, actor: Actor, alert_id_: str) -> dict[str, Any]:
     """One stored alert with all its fields; raise if there is none with that id."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     rows = fetch(ws, with_decisions=actor.can("read:decisions"), ids=[alert_id_], actor=actor)
     if not rows:
         raise WorkbenchError(f"no alert {alert_id_!r}: list them with `workbench alerts`")
@@ -214,7 +214,7 @@ def get_alert(ws: Workspace, actor: Actor, alert_id_: str) -> dict[str, Any]:
 
 def set_status(ws: Workspace, actor: Actor, alert_id_: str, status: str, note: str | None = None) -> dict[str, Any]:
     """Acknowledge, resolve or mark an alert a false positive (kept across detector re-runs)."""
-    require(actor, "write:detect")
+    require(actor, "write:detect", ws)
     if status not in STATUSES:
         raise WorkbenchError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
     if not ws.scalar("SELECT count(*) FROM alerts WHERE alert_id = ?", [alert_id_]):

@@ -52,7 +52,7 @@ def reference(ws: Workspace, system_id: str) -> dict[str, Any] | None:
 def set_baseline(ws: Workspace, actor: Actor, system_id: str, since: str | datetime | None,
                  until: str | datetime | None, note: str | None = None) -> dict[str, Any]:
     """Pin a system's reference window (missing ends default to the data's first/last decision)."""
-    require(actor, "write:detect")
+    require(actor, "write:detect", ws)
     first, last = data_span(ws, system_id)
     if first is None:
         raise WorkbenchError(f"no decisions for system {system_id!r}: ingest some first")
@@ -73,7 +73,7 @@ def set_baseline(ws: Workspace, actor: Actor, system_id: str, since: str | datet
 
 def clear_baseline(ws: Workspace, actor: Actor, system_id: str) -> bool:
     """Go back to the learned default reference window for a system; True if one was set."""
-    require(actor, "write:detect")
+    require(actor, "write:detect", ws)
     had = bool(ws.scalar("SELECT count(*) FROM baselines WHERE system_id = ?", [system_id]))
     with ws.transaction():
         ws.execute("DELETE FROM baselines WHERE system_id = ?", [system_id])
@@ -83,7 +83,7 @@ def clear_baseline(ws: Workspace, actor: Actor, system_id: str) -> bool:
 
 def list_baselines(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     """The reference window in force for every system with decisions."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     systems = [r[0] for r in ws.rows("SELECT DISTINCT system_id FROM all_decisions ORDER BY 1")]
     out = []
     for sid in systems:

@@ -305,7 +305,7 @@ def windows(ws: Workspace, actor: Actor, system_id: str, window: str | None = No
 
     Without `window`, the table the last detector run kept (what its alerts were raised on); with one ('auto',
     'day', 'week', 'month' or a number of decisions), computed now by the same code, without attack claims."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     if not window and ws.table_exists("drift_windows"):
         df = ws.df("SELECT * FROM drift_windows WHERE system_id = ? ORDER BY kind, target, test, window_start",
                    [system_id])

@@ -126,7 +126,7 @@ def _days(ws: Workspace, data: dict[str, Any]) -> float:
 def evaluate(ws: Workspace, actor: Actor, truth: str | Path | dict[str, Any]) -> dict[str, Any]:
     """Per-incident precision/recall, principal/feature/window found, time to detect; overall precision, recall,
     time to detect and false alerts per day."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     data = truth if isinstance(truth, dict) else load_truth(truth)
     alerts = fetch(ws, with_decisions=True, actor=actor)
     traces = is_traces_truth(data)

@@ -235,9 +235,9 @@ def start_drill_from_redteam(ws: Workspace, actor: Actor, run_id: str, out_dir: 
     from workbench.ingest import ingest
     from workbench.redteam import get_run
 
-    require(actor, "facilitate:drills")
-    require(actor, "read:decisions")
-    require(actor, "export")  # the drill takes a copy of decision-level traffic out of the workspace
+    require(actor, "facilitate:drills", ws)
+    require(actor, "read:decisions", ws)
+    require(actor, "export", ws)  # the drill takes a copy of decision-level traffic out of the workspace
     say = progress or (lambda _m: None)
     t_start = time.perf_counter()
     run = get_run(ws, actor, run_id)

@@ -260,7 +260,7 @@ def render_html(view: dict[str, Any]) -> str:
 def write_report(ws: Workspace, actor: Actor, fmt: str, out: str | Path, now: datetime | None = None
                  ) -> dict[str, Any]:
     """Write the after-action report (md, html or pdf) and record it in the audit chain."""
-    require(actor, "facilitate:drills")
+    require(actor, "facilitate:drills", ws)
     require_drill(ws)
     if fmt not in FORMATS:
         raise WorkbenchError(f"unknown report format {fmt!r}; choose md, html or pdf")

@@ -53,7 +53,7 @@ class DrillScore:
 # -- the whole drill ---------------------------------------------------------------------------------------
 def score(ws: Workspace, actor: Actor, scenario: Scenario | None = None, now: datetime | None = None) -> DrillScore:
     """Score the drill so far (facilitators; the score reveals the expected answers)."""
-    require(actor, "facilitate:drills")
+    require(actor, "facilitate:drills", ws)
     require_drill(ws)
     scenario = scenario or scenario_of(ws)
     truth = _truth(ws)

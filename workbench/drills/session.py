@@ -77,7 +77,7 @@ def _require_started(ws: Workspace, what: str) -> None:
 
 def start_clock(ws: Workspace, actor: Actor, at: datetime | None = None) -> dict[str, Any]:
     """(Re)start the inject clock now or at a given instant (when participants actually sat down)."""
-    require(actor, "facilitate:drills")
+    require(actor, "facilitate:drills", ws)
     require_drill(ws)
     started = as_datetime(at) if at else _now()
     with ws.transaction():
@@ -88,7 +88,7 @@ def start_clock(ws: Workspace, actor: Actor, at: datetime | None = None) -> dict
 
 def pause_clock(ws: Workspace, actor: Actor) -> dict[str, Any]:
     """Stop drill time (a break); timed injects wait."""
-    require(actor, "facilitate:drills")
+    require(actor, "facilitate:drills", ws)
     require_drill(ws)
     _require_started(ws, "pause")
     c = _clock_state(ws)
@@ -105,7 +105,7 @@ def pause_clock(ws: Workspace, actor: Actor) -> dict[str, Any]:
 
 def resume_clock(ws: Workspace, actor: Actor) -> dict[str, Any]:
     """Let drill time run again after a pause."""
-    require(actor, "facilitate:drills")
+    require(actor, "facilitate:drills", ws)
     require_drill(ws)
     c = _clock_state(ws)
     pauses = c.get("pauses") or []
@@ -132,7 +132,7 @@ def wall_time(c: dict[str, Any], offset_s: float) -> datetime:
 # -- injects -----------------------------------------------------------------------------------------------
 def injects(ws: Workspace, actor: Actor, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every inject with its state: due by the clock, released (by whom, when), visible to participants."""
-    require(actor, "facilitate:drills")
+    require(actor, "facilitate:drills", ws)
     return _injects(ws, now)
 
 
@@ -162,7 +162,7 @@ def _injects(ws: Workspace, now: datetime | None = None) -> list[dict[str, Any]]
 
 def current_injects(ws: Workspace, actor: Actor, now: datetime | None = None) -> list[dict[str, Any]]:
     """What participants have been told so far, oldest first."""
-    require(actor, "run:drills")
+    require(actor, "run:drills", ws)
     require_drill(ws)
     return [{k: i[k] for k in ("n", "at", "title", "text", "released_at")}
             for i in _injects(ws, now) if i["released"]]
@@ -170,7 +170,7 @@ def current_injects(ws: Workspace, actor: Actor, now: datetime | None = None) ->
 
 def release_inject(ws: Workspace, actor: Actor, n: int) -> dict[str, Any]:
     """Release inject number n to participants now (facilitator); releasing it again changes nothing."""
-    require(actor, "facilitate:drills")
+    require(actor, "facilitate:drills", ws)
     require_drill(ws)
     _require_started(ws, "release injects")
     scenario = scenario_of(ws)
@@ -191,7 +191,7 @@ def answer(ws: Workspace, actor: Actor, question_id: str, text: str, participant
            at: datetime | None = None) -> dict[str, Any]:
     """Record a participant's answer; the latest answer per question is scored. `at` is for facilitators
     transcribing answers given on paper (recorded as such in the audit chain)."""
-    require(actor, "run:drills")
+    require(actor, "run:drills", ws)
     require_drill(ws)
     scenario = scenario_of(ws)
     q = scenario.question(question_id)
@@ -203,7 +203,7 @@ def answer(ws: Workspace, actor: Actor, question_id: str, text: str, participant
         raise WorkbenchError(f"an answer is at most {MAX_ANSWER} characters")
     who = (participant or actor.user).strip()
     if who != actor.user or at is not None:
-        require(actor, "facilitate:drills")  # answering for someone else, or backdating, is the facilitator's
+        require(actor, "facilitate:drills", ws)  # answering for someone else, or backdating, is the facilitator's
     when = as_datetime(at) if at else _now()
     with ws.transaction():
         aid = int(ws.scalar("SELECT nextval('drill_answer_seq')"))
@@ -218,7 +218,7 @@ def answer(ws: Workspace, actor: Actor, question_id: str, text: str, participant
 
 def my_answers(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     """The acting participant's own answers (never marked: marks are for the facilitator)."""
-    require(actor, "run:drills")
+    require(actor, "run:drills", ws)
     require_drill(ws)
     return ws.dicts("SELECT answer_id, question_id, answer, answered_at FROM drill_answers "
                     "WHERE participant = ? ORDER BY answer_id", [actor.user])
@@ -226,7 +226,7 @@ def my_answers(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
 
 def all_answers(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     """Every answer so far with drill time, oldest first (facilitator)."""
-    require(actor, "facilitate:drills")
+    require(actor, "facilitate:drills", ws)
     require_drill(ws)
     c = _clock_state(ws)
     rows = ws.dicts("SELECT * FROM drill_answers ORDER BY answer_id")
@@ -240,7 +240,7 @@ def mark_answer(ws: Workspace, actor: Actor, question_id: str, points: float, no
     """The facilitator's mark for the latest answer to a free-text question (contain, keywords); audited."""
     from workbench.drills.grading import JUDGED_KINDS, MARKS_KEY
 
-    require(actor, "facilitate:drills")
+    require(actor, "facilitate:drills", ws)
     require_drill(ws)
     q = scenario_of(ws).question(question_id)
     if q.kind not in JUDGED_KINDS:

@@ -119,7 +119,7 @@ def scenario_of(ws: Workspace) -> Scenario:
 
 def truth_of(ws: Workspace, actor: Actor) -> dict[str, Any]:
     """The answer key: ground truth of every injected incident (facilitators only)."""
-    require(actor, "facilitate:drills")
+    require(actor, "facilitate:drills", ws)
     require_drill(ws)
     raw = _meta_value(ws, KEY_KEY)
     if not raw:

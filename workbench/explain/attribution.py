@@ -45,7 +45,7 @@ def attribution_drift(ws: Workspace, actor: Actor, system_id: str, decision_ids:
     """Mean |SHAP| share per feature, alert vs a reference sample of the same versions; biggest rise first.
 
     Top values come from explain_batch, so a personal feature's are tokens for roles without read:personal."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     ids = features.unique(decision_ids)
     if not ids:
         raise WorkbenchError("no decisions given to compare")
@@ -90,7 +90,7 @@ def attribution_drift(ws: Workspace, actor: Actor, system_id: str, decision_ids:
 
 def alert_decision_ids(ws: Workspace, actor: Actor, alert_id: str) -> tuple[str, list[str]]:
     """The system and decision ids an alert names (read from the detect area's tables)."""
-    require(actor, "read:incidents")
+    require(actor, "read:incidents", ws)
     if not ws.table_exists("alerts"):
         raise WorkbenchError("this workspace has no alerts yet: run `workbench detect` first")
     cols = {r[0] for r in ws.rows(

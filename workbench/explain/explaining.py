@@ -16,7 +16,7 @@ from workbench.store import Workspace
 def explain_decisions(ws: Workspace, actor: Actor, system_id: str, decision_ids: list[str], *,
                       version: str | None = None) -> list[dict[str, Any]]:
     """One explanation per decision (decision_id, model_version, method, base_value, output, attributions)."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     ids = features.unique(decision_ids)
     result, stats = explain_batch(ws, actor, system_id, ids, version=version)
     audit.record(ws, actor, "read.explain", system_id,
@@ -29,7 +29,7 @@ def explain_batch(ws: Workspace, actor: Actor, system_id: str, ids: list[str], *
     """Explanations (cache first, the rest computed in one batch per version) and cache statistics.
 
     The one read path of explanations: personal feature values are masked here for the actor."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     if not ids:
         return [], {"cached": 0, "computed": 0}
     meta = ws.rows(

@@ -96,7 +96,7 @@ def _store_copy(ws: Workspace, data: bytes, sha: str) -> Path:
 def add_model(ws: Workspace, actor: Actor, system_id: str, version: str, path: str | Path, *,
               allow_pickle: bool = False, exist_ok: bool = False) -> dict[str, Any]:
     """Register a model artifact: hash, sniff, load safely, keep a read-only copy, record who added it."""
-    require(actor, "write:models")
+    require(actor, "write:models", ws)
     path = Path(path)
     where: dict[str, Any] = {"system_id": system_id, "version": version, "sha256": None,
                              "path": str(path.resolve())}
@@ -149,7 +149,7 @@ def add_model(ws: Workspace, actor: Actor, system_id: str, version: str, path: s
 
 def list_models(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     """The model inventory, each entry with whether its stored copy still matches its hash."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     rows = [_clean(r) for r in ws.dicts(f"SELECT {_COLUMNS} FROM models ORDER BY system_id, version")]
     for r in rows:
         r["verified"] = None
@@ -165,7 +165,7 @@ def list_models(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
 def list_events(ws: Workspace, actor: Actor, limit: int = 200, system_id: str | None = None
                 ) -> list[dict[str, Any]]:
     """Refused and failed loads and registry conflicts, newest first."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     where, params = ("WHERE system_id = ?", [system_id]) if system_id else ("", [])
     rows = ws.dicts(f"SELECT event_id, ts, actor, role, event, system_id, version, sha256, path, reason, details "
                     f"FROM model_events {where} ORDER BY event_id DESC LIMIT ?", [*params, int(limit)])
@@ -197,7 +197,7 @@ def versions(ws: Workspace, system_id: str) -> list[dict[str, Any]]:
 
 def load_model(ws: Workspace, actor: Actor, system_id: str, version: str) -> LoadedModel:
     """Load a registered version from its stored copy, re-checking the hash (mismatch: refused, recorded)."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     row = _row(ws, system_id, version)
     if row is None or not row["stored_path"]:
         have = ", ".join(v["version"] for v in versions(ws, system_id)) or "none"
@@ -249,7 +249,7 @@ def _bom_system(comp: dict[str, Any]) -> str:
 
 def import_bom(ws: Workspace, actor: Actor, path: str | Path) -> dict[str, Any]:
     """Import a CycloneDX JSON AI-BOM: each machine-learning-model component's SHA-256 becomes approved."""
-    require(actor, "write:models")
+    require(actor, "write:models", ws)
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

@@ -93,7 +93,7 @@ def ids_between(ws: Workspace, system_id: str, since: Any = None, until: Any = N
 def replay(ws: Workspace, actor: Actor, system_id: str, decision_ids: list[str],
            to_version: str) -> pd.DataFrame:
     """Re-score decisions with another registered version; `changed` marks predictions that would differ."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     ids = features.unique(decision_ids)
     if not ids:
         raise WorkbenchError("no decisions given to replay")

@@ -51,7 +51,7 @@ def fit_surrogate(ws: Workspace, actor: Actor, system_id: str, since: Any = None
     """Fit a LightGBM surrogate to the logged score over a window; report held-out R² and keep it."""
     import lightgbm as lgb
 
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     types = features.catalog(ws, system_id)
     if not types:
         raise WorkbenchError(f"no logged features for system {system_id}: nothing to fit a surrogate on")

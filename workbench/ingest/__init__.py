@@ -68,7 +68,7 @@ def ingest(
     on_file: Callable[[FileResult, int], None] | None = None,
 ) -> list[FileResult]:
     """Ingest files, globs and directories; one transaction per file; returns one result per file."""
-    require(actor, "write:ingest")
+    require(actor, "write:ingest", ws)
     if kind is not None and kind not in KINDS:
         raise WorkbenchError(f"unknown kind {kind!r}; use decisions, metrics or traces")
     load_all()
@@ -92,7 +92,7 @@ def ingest_file(ws: Workspace, actor: Actor, path: Path, *, kind: str | None = N
     A file whose SHA-256 was ingested before is skipped, unless `reingest` (for a second try with other
     options): then it is read again as a new source, and what it already loaded counts as duplicates.
     """
-    require(actor, "write:ingest")
+    require(actor, "write:ingest", ws)
     load_all()  # the CLI calls ingest_file directly: make sure the platform importers are registered
     started = time.perf_counter()
     path = Path(path).absolute()
@@ -310,13 +310,13 @@ def _one_line(exc: BaseException) -> str:
 
 def sources(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     """Every ingested source file with its custody record."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     return ws.dicts("SELECT * FROM sources ORDER BY source_id")
 
 
 def rejects(ws: Workspace, actor: Actor, source_id: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Quarantined rows with file, line, raw text and reason (raw text is decision-level data)."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     where = "WHERE source_id = ?" if source_id is not None else ""
     params = [source_id] if source_id is not None else []
     rows = ws.dicts(f"SELECT * FROM quarantine {where} ORDER BY source_id, line LIMIT ?", [*params, limit])
@@ -326,7 +326,7 @@ def rejects(ws: Workspace, actor: Actor, source_id: int | None = None, limit: in
 
 def verify_sources(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     """Re-hash every source file still on disk: ok, changed or missing."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     out = []
     for source_id, path, sha in ws.rows("SELECT source_id, path, sha256 FROM sources ORDER BY source_id"):
         p = Path(path)

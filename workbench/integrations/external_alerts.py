@@ -38,8 +38,8 @@ def _alert_id(f: xp.Finding) -> str:
 
 def ingest_findings(ws: Workspace, actor: Actor, path: str | Path, fmt: str | None = None) -> dict[str, Any]:
     """Read one findings file (OpenTelemetry guardrail telemetry or OCSF findings) into external alerts."""
-    require(actor, "write:ingest")
-    require(actor, "write:detect")
+    require(actor, "write:ingest", ws)
+    require(actor, "write:detect", ws)
     p = Path(path).absolute()
     if not p.is_file():
         raise WorkbenchError(f"{p}: not found")
@@ -141,7 +141,7 @@ def _summarise(ws: Workspace, ids: list[str]) -> list[Alert]:
 
 def list_findings(ws: Workspace, actor: Actor, alert_id_: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     """The stored findings from other tools (of one external alert, or all), newest first."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     return ws.dicts("SELECT finding_uid, alert_id, tool, system_id, principal, category, decision, severity, ts, "
                     "atlas, title, attributes, source_id, line FROM external_findings "
                     "WHERE (? IS NULL OR alert_id = ?) ORDER BY ts DESC, finding_uid LIMIT ?",

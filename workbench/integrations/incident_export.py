@@ -67,8 +67,8 @@ def dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def gather(ws: Workspace, actor: Actor, incident_id: str, unmasked: bool = False) -> dict[str, Any]:
     """What of an incident may leave the workspace (raises for TLP:RED)."""
-    require(actor, "read:incidents")
-    require(actor, "export")
+    require(actor, "read:incidents", ws)
+    require(actor, "export", ws)
     inc = get_incident(ws, actor, incident_id)
     tlp = refuse_red(inc)
     masker = export_masker(ws, actor, unmasked)

@@ -88,7 +88,7 @@ def finding(alert: dict[str, Any], activity: str = "create", event_id: str | Non
 def export_alerts(ws: Workspace, actor: Actor, *, severity: str | None = None, ids: list[str] | None = None,
                   unmasked: bool = False) -> list[dict[str, Any]]:
     """Every stored alert (or those given) as OCSF Detection Findings, masked and without TLP:RED ones; audited."""
-    require(actor, "export")
+    require(actor, "export", ws)
     masker = export_masker(ws, actor, unmasked)
     found = [finding(a) for a in alerts_out(ws, masker, ids=ids, severity=severity)]
     audit.record(ws, actor, "export.alerts", None,

@@ -58,7 +58,7 @@ def payload(sink: dict[str, Any], alert: dict[str, Any], event: str, event_id: s
 
 def enqueue(ws: Workspace, actor: Actor) -> dict[str, int]:
     """Queue every new or escalated alert for every sink (masked unless the sink's admin chose otherwise)."""
-    require(actor, "export")
+    require(actor, "export", ws)
     counts = {"new": 0, "escalated": 0}
     now = datetime.now(UTC)
     for sink in ws.dicts("SELECT * FROM sinks ORDER BY sink_id"):
@@ -128,7 +128,7 @@ def send(sink: dict[str, Any], event_id: str, body: str, timeout: float = 10.0) 
 def deliver(ws: Workspace, actor: Actor, *, limit: int = 500, backoff: float = BACKOFF_SECONDS,
             max_attempts: int = MAX_ATTEMPTS, timeout: float = 10.0) -> dict[str, int]:
     """Send every due event (oldest first); mark each delivered, or retry later with exponential backoff."""
-    require(actor, "export")
+    require(actor, "export", ws)
     sinks = {s["sink_id"]: s for s in ws.dicts("SELECT * FROM sinks")}
     due = ws.dicts("SELECT sink_id, event_id, alert_id, event, severity, payload::VARCHAR AS payload, attempts "
                    "FROM outbox WHERE state = 'pending' AND next_attempt <= ? ORDER BY created_at, sink_id, event_id "
@@ -171,7 +171,7 @@ def deliver(ws: Workspace, actor: Actor, *, limit: int = 500, backoff: float = B
 
 def retry_failed(ws: Workspace, actor: Actor, sink_id: int | None = None) -> int:
     """Put failed deliveries (of one sink, or all) back in the queue, due now; return how many."""
-    require(actor, "export")
+    require(actor, "export", ws)
     with ws.transaction():
         n = ws.scalar("SELECT count(*) FROM outbox WHERE state = 'failed' AND (? IS NULL OR sink_id = ?)",
                       [sink_id, sink_id])
@@ -183,7 +183,7 @@ def retry_failed(ws: Workspace, actor: Actor, sink_id: int | None = None) -> int
 
 def queue(ws: Workspace, actor: Actor, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     """The outbox rows (without payloads), newest first."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     if state is not None and state not in ("pending", "delivered", "failed"):
         raise WorkbenchError(f"unknown state {state!r}; use pending, delivered or failed")
     return ws.dicts("SELECT sink_id, event_id, alert_id, event, severity, state, attempts, next_attempt, last_error, "

@@ -29,7 +29,7 @@ def add_sink(ws: Workspace, actor: Actor, kind: str, target: str, *, fmt: str | 
              secret_env: str | None = None, min_severity: str = "low", unmasked: bool = False,
              backfill: bool = False) -> dict[str, Any]:
     """Add a sink; it receives alerts new or escalated from now on (all stored alerts too with `backfill`)."""
-    require(actor, "write:settings")
+    require(actor, "write:settings", ws)
     if kind not in KINDS:
         raise WorkbenchError(f"unknown sink kind {kind!r}; use {' or '.join(KINDS)}")
     if min_severity not in SEVERITIES:
@@ -75,7 +75,7 @@ def _shown(row: dict[str, Any]) -> dict[str, Any]:
 
 def get_sink(ws: Workspace, actor: Actor, sink_id: int) -> dict[str, Any]:
     """One sink with its delivery counts (the secret's variable name and whether it is set, never its value)."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     rows = [s for s in list_sinks(ws, actor) if s["sink_id"] == int(sink_id)]
     if not rows:
         raise WorkbenchError(f"no sink {sink_id}; `workbench sink list` shows them")
@@ -84,7 +84,7 @@ def get_sink(ws: Workspace, actor: Actor, sink_id: int) -> dict[str, Any]:
 
 def list_sinks(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     """Every sink with pending, delivered and failed deliveries."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     rows = ws.dicts(f"""
         SELECT {', '.join('s.' + c.strip() for c in _COLS.split(','))},
                count(o.event_id) FILTER (WHERE o.state = 'pending') AS pending,
@@ -97,7 +97,7 @@ def list_sinks(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
 
 def remove_sink(ws: Workspace, actor: Actor, sink_id: int) -> dict[str, Any]:
     """Remove a sink with its queue (pending deliveries are dropped; the audit chain keeps what was sent)."""
-    require(actor, "write:settings")
+    require(actor, "write:settings", ws)
     sink = get_sink(ws, actor, sink_id)
     with ws.transaction():
         dropped = ws.scalar("SELECT count(*) FROM outbox WHERE sink_id = ? AND state = 'pending'", [sink["sink_id"]])
@@ -110,7 +110,7 @@ def remove_sink(ws: Workspace, actor: Actor, sink_id: int) -> dict[str, Any]:
 
 def test_sink(ws: Workspace, actor: Actor, sink_id: int) -> dict[str, Any]:
     """Send one test event to a sink now (not through the outbox) and say whether it went through."""
-    require(actor, "export")
+    require(actor, "export", ws)
     from workbench.integrations.outbox import send
 
     sink = get_sink(ws, actor, sink_id)

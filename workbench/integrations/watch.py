@@ -127,9 +127,9 @@ def detect_new(ws: Workspace, actor: Actor) -> dict[str, Any]:
 def cycle(ws: Workspace, actor: Actor, dirs: list[str | Path], *, deliver: bool = True,
           backoff: float = outbox.BACKOFF_SECONDS) -> dict[str, Any]:
     """One watch cycle (poll, load ready files, detect, queue, deliver); returns its figures."""
-    require(actor, "write:ingest")
-    require(actor, "write:detect")
-    require(actor, "export")
+    require(actor, "write:ingest", ws)
+    require(actor, "write:detect", ws)
+    require(actor, "export", ws)
     started = datetime.now(UTC)
     figures: dict[str, Any] = {"files_loaded": 0, "files_failed": 0, "files_waiting": 0, "rows_loaded": 0,
                                "rows_quarantined": 0, "errors": []}
@@ -170,7 +170,7 @@ def watch(ws: Workspace, actor: Actor, dirs: list[str | Path], *, every: float =
           settle: float = 1.0, cycles: int | None = None, backoff: float = outbox.BACKOFF_SECONDS,
           on_cycle: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run cycles every `every` seconds (or, with `once`, poll, wait `settle` seconds and run one cycle)."""
-    require(actor, "write:ingest")
+    require(actor, "write:ingest", ws)
     for d in dirs:
         if not Path(d).is_dir():
             raise WorkbenchError(f"{Path(d).absolute()}: not a directory to watch")

@@ -129,7 +129,7 @@ def assess(ws: Workspace, actor: Actor, path: str | Path, *, bom: str | Path | N
            signature: str | Path | None = None, public_key: str | Path | None = None,
            certificate: list[str | Path] | None = None) -> dict[str, Any]:
     """Assess an artifact: format, code execution on load, signature, BOM hash, registry decision; stored."""
-    require(actor, "write:models")
+    require(actor, "write:models", ws)
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -190,7 +190,7 @@ def _decide(a: dict[str, Any]) -> tuple[str, list[str]]:
 
 def assessments(ws: Workspace, actor: Actor, sha256: str) -> list[dict[str, Any]]:
     """Stored assessments of an artifact hash, newest first."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     rows = ws.dicts("SELECT sha256, assessed_at, actor, path, format, decision, result FROM model_assessments "
                     "WHERE sha256 = ? ORDER BY assessed_at DESC", [sha256])
     for r in rows:

@@ -51,7 +51,7 @@ def _considerations(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def export_bom(ws: Workspace, actor: Actor, system_id: str | None = None) -> dict[str, Any]:
     """A CycloneDX AI-BOM of the registered models with red-team results and assessments in each model card."""
-    require(actor, "export")
+    require(actor, "export", ws)
     where, params = ("WHERE system_id = ?", [system_id]) if system_id else ("", [])
     models = ws.dicts(f"SELECT system_id, version, sha256, format, feature_names, approved FROM models {where} "
                       "ORDER BY system_id, version", params)

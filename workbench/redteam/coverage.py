@@ -39,8 +39,8 @@ def coverage(ws: Workspace, actor: Actor, emit_dir: str | Path, *, keep_scratch:
     from workbench.detect import run_all
     from workbench.ingest import ingest
 
-    require(actor, "read:decisions")
-    require(actor, "write:detect")
+    require(actor, "read:decisions", ws)
+    require(actor, "write:detect", ws)
     emit_dir = Path(emit_dir)
     man = _manifests(emit_dir)[0]
     attack_file = emit_dir / Path(man["attack_file"]).name

@@ -51,7 +51,7 @@ def _value(v: Any, kind: str, integer: bool) -> Any:
 
 def emit(ws: Workspace, actor: Actor, run: dict[str, Any], target: Target, out_dir: Path) -> Path:
     """Write the run's queries (and a copy of normal traffic around them) as canonical decision logs."""
-    require(actor, "export")
+    require(actor, "export", ws)
     q = target.queried()
     if q.empty:
         raise WorkbenchError("the attack sent no queries: nothing to emit")

@@ -172,7 +172,7 @@ def to_pdf(d: dict[str, Any]) -> bytes:
 def render(ws: Workspace, actor: Actor, system_id: str, version: str | None = None, fmt: str = "md"
            ) -> bytes:
     """The report in one format, as bytes (audited)."""
-    require(actor, "export")
+    require(actor, "export", ws)
     if fmt not in FORMATS:
         raise WorkbenchError(f"unknown report format {fmt!r}; use md, html or pdf")
     d = report_data(ws, actor, system_id, version)

@@ -37,8 +37,8 @@ def run_attack(ws: Workspace, actor: Actor, system_id: str, attack: str, *, vers
                mutable: list[str] | None = None, surrogate: bool = False, emit_dir: str | Path | None = None,
                progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Attack a registered model (or a black box's surrogate) in budget; progress(queries, budget) per batch."""
-    require(actor, "read:decisions")
-    require(actor, "write:models")
+    require(actor, "read:decisions", ws)
+    require(actor, "write:models", ws)
     if attack not in ATTACKS:
         raise WorkbenchError(f"unknown attack {attack!r}; use one of {', '.join(ATTACKS)}")
     if not 1 <= int(budget) <= MAX_BUDGET:
@@ -89,7 +89,7 @@ def _store(ws: Workspace, actor: Actor, out: dict[str, Any]) -> None:
 
 def set_coverage(ws: Workspace, actor: Actor, run_id: str, coverage: dict[str, Any]) -> None:
     """Keep a run's detection coverage with it (audited)."""
-    require(actor, "write:models")
+    require(actor, "write:models", ws)
     with ws.transaction() as con:
         con.execute("UPDATE redteam_runs SET coverage = ? WHERE run_id = ?", [audit.canonical(coverage), run_id])
         audit.record(ws, actor, "redteam.coverage", run_id,
@@ -107,7 +107,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
 def list_runs(ws: Workspace, actor: Actor, system_id: str | None = None, version: str | None = None
               ) -> list[dict[str, Any]]:
     """Red-team runs, newest first, with their results and coverage."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     where, params = ["true"], []
     if system_id:
         where.append("system_id = ?")
@@ -122,7 +122,7 @@ def list_runs(ws: Workspace, actor: Actor, system_id: str | None = None, version
 
 def get_run(ws: Workspace, actor: Actor, run_id: str) -> dict[str, Any]:
     """One run by id."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     rows = ws.dicts(f"SELECT {_COLS} FROM redteam_runs WHERE run_id = ?", [run_id])
     if not rows:
         raise WorkbenchError(f"no red-team run {run_id}")

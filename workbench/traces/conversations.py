@@ -38,7 +38,7 @@ def mask_personal(key: str | None, system_id: str, text: str | None) -> str | No
 def list_conversations(ws: Workspace, actor: Actor, system: str | None = None, flagged_only: bool = False,
                        limit: int = 500) -> list[dict[str, Any]]:
     """Conversations with their principal, time span, turns, tokens and the LLM alerts that name their spans."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     rows = ws.dicts(f"""
         WITH f AS (SELECT ad.system_id, ad.decision_id AS span_id, list(DISTINCT a.detector) AS detectors
                    FROM alert_decisions ad JOIN alerts a USING (alert_id) WHERE starts_with(a.detector, 'llm_')
@@ -57,7 +57,7 @@ def list_conversations(ws: Workspace, actor: Actor, system: str | None = None, f
 
 def conversation(ws: Workspace, actor: Actor, system_id: str, conversation_id: str) -> dict[str, Any]:
     """One conversation: its spans in tree order (depth, flags per span), texts masked as the role requires."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     spans = ws.dicts(f"SELECT {_COLS} FROM trace_spans WHERE system_id = ? AND conversation_id = ? "
                      "ORDER BY ts, span_id", [system_id, conversation_id])
     if not spans:
@@ -106,7 +106,7 @@ def _tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def freeze(ws: Workspace, actor: Actor, incident_id: str, system_id: str, conversation_id: str,
            label: str | None = None) -> dict[str, Any]:
     """Freeze a conversation (spans, flags, as this actor may read them) as a file evidence item with its SHA-256."""
-    require(actor, "write:incidents")
+    require(actor, "write:incidents", ws)
     from workbench.cases.evidence import add_file_bytes
 
     conv = conversation(ws, actor, system_id, conversation_id)

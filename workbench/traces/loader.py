@@ -31,7 +31,7 @@ TEXT_COLUMNS = ("system_prompt", "input_text", "output_text", "tool_args", "tool
 
 def load_file(ws: Workspace, actor: Actor, path: Path, result: Any, system: str | None, sha256, size: int) -> None:
     """Load a trace file (result.format: otlp-json or langfuse) in one transaction; fill `result`'s counts."""
-    require(actor, "write:ingest")
+    require(actor, "write:ingest", ws)
     key = masking_key(ws)
     with ws.transaction() as con:
         sid = int(con.execute("SELECT nextval('source_id_seq')").fetchone()[0])

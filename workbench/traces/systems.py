@@ -16,7 +16,7 @@ POLICIES = ("keep", "mask", "drop")
 def configure(ws: Workspace, actor: Actor, system_id: str, *, content_policy: str | None = None,
               canary: str | None = None, org_domains: list[str] | None = None) -> dict[str, Any]:
     """Set a system's content policy (applies to spans ingested from now on), canary and organisation domains."""
-    require(actor, "write:settings")
+    require(actor, "write:settings", ws)
     if content_policy is not None and content_policy not in POLICIES:
         raise WorkbenchError(f"unknown content policy {content_policy!r}; use keep, mask or drop")
     domains = None if org_domains is None else sorted({d.strip().lower().lstrip("@") for d in org_domains
@@ -34,7 +34,7 @@ def configure(ws: Workspace, actor: Actor, system_id: str, *, content_policy: st
 
 def settings(ws: Workspace, actor: Actor, system_id: str) -> dict[str, Any]:
     """A system's trace settings (defaults when none were set); the canary itself only for read:personal."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     row = ws.dicts("SELECT * FROM trace_systems WHERE system_id = ?", [system_id])
     out = row[0] if row else {"system_id": system_id, "content_policy": "keep", "canary": None, "org_domains": None}
     out["canary_set"] = bool(out.get("canary"))
