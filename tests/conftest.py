@@ -44,8 +44,10 @@ def _demo_ws_template(tmp_path_factory: pytest.TempPathFactory, small_sample: Pa
 
     path = tmp_path_factory.mktemp("demo_template") / "demo.duckdb"
     ws = open_workspace(path)
-    build_demo(ws, local_admin(), small_sample)
+    result = build_demo(ws, local_admin(), small_sample)
     ws.close()
+    # A detector that fails is recorded and the others run on; every test built on the demo must see all of them.
+    assert not result["detector_errors"], result["detector_errors"]
     return path
 
 
