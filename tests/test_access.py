@@ -53,9 +53,9 @@ OPTIONAL = {
 
 
 def _actions(ws: Workspace, tmp: Path, admin: Actor) -> dict[str, Callable[[Actor], object]]:
-    from workbench.cases import accounts, masking
+    from workbench.access import accounts, masking
+    from workbench.explore.sandbox import run_sql
     from workbench.ingest import ingest, rejects
-    from workbench.sql_sandbox import run_sql
 
     counter = iter(range(1000))
 
@@ -141,7 +141,7 @@ def _actions(ws: Workspace, tmp: Path, admin: Actor) -> dict[str, Callable[[Acto
 
 def _signed_in(ws: Workspace, admin: Actor) -> dict[str, Actor]:
     """One account per role (the single-user admin creates them), each signed in: the actors the app issues."""
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     seeded = accounts.seed_demo_accounts(ws, admin)
     return {a["role"]: accounts.authenticate(ws, a["user"], a["password"]) for a in seeded}
@@ -199,7 +199,7 @@ def _refused_rows(ws: Workspace) -> list[dict]:
 
 
 def test_hand_made_actor_refused_on_a_workspace_with_accounts(ws, tmp_path, admin):
-    from workbench.cases import accounts
+    from workbench.access import accounts
     from workbench.cases.incidents import create_incident
     from workbench.ingest import ingest
 
@@ -242,7 +242,7 @@ def test_hand_made_actor_refused_on_a_workspace_with_accounts(ws, tmp_path, admi
 def test_a_sealed_actor_cannot_be_altered_or_carried_to_another_workspace(ws, tmp_path, admin):
     import dataclasses
 
-    from workbench.cases import accounts
+    from workbench.access import accounts
     from workbench.store import open_workspace
 
     signed_in = _signed_in(ws, admin)

@@ -9,10 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from workbench import audit
-from workbench.access import Actor, local_admin
-from workbench.cases import accounts
+from workbench.access import Actor, accounts, local_admin
+from workbench.access.session import actor_for, has_accounts
 from workbench.errors import PermissionDenied, WorkbenchError
-from workbench.session import actor_for, has_accounts
 
 PW = "correct horse battery"
 

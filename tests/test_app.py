@@ -61,7 +61,7 @@ _SIGNED_UP: dict[str, tuple[Path, str]] = {}
 
 
 def _as(at: AppTest, actor: Actor) -> AppTest:
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     db, password = _SIGNED_UP[actor.user]
     with open_workspace(db) as ws:
@@ -72,7 +72,7 @@ def _as(at: AppTest, actor: Actor) -> AppTest:
 
 
 def _with_accounts(db: Path) -> dict[str, str]:
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     ws = open_workspace(db)
     try:

@@ -54,7 +54,7 @@ def _free_port() -> int:
 def served(demo_ws: Workspace, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """`streamlit run` on a copy of the demo workspace with one account per role; yields (url, passwords)."""
     _need_browser()
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     seeded = accounts.seed_demo_accounts(demo_ws, local_admin())
     demo_ws.execute("CHECKPOINT")

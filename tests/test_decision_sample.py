@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from workbench.access import Actor
-from workbench.decision_sample import describe, sample_decisions
 from workbench.errors import PermissionDenied
+from workbench.explore.sample import describe, sample_decisions
 
 
 def _system(ws) -> tuple[str, int]:

@@ -118,7 +118,7 @@ def test_same_workspace_same_alerts_on_every_run(_demo_ws_template, tmp_path, mo
 
 
 def test_backdoor_alert_id_does_not_reveal_the_trigger(demo_ws, admin, small_sample):
-    from workbench.cases.masking import mark_personal
+    from workbench.access.masking import mark_personal
 
     truth = _truth(small_sample / "ground_truth.json")
     trigger = next(i for i in truth["incidents"] if i["type"] == "backdoor")["trigger"]

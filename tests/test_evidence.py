@@ -9,7 +9,7 @@ import pytest
 from case_helpers import T0, add_metrics, ingest_decisions
 
 from workbench.access import Actor
-from workbench.cases import evidence, incidents
+from workbench.cases import evidence, evidence_results, incidents
 from workbench.errors import PermissionDenied, WorkbenchError
 
 ANALYST = Actor("ana", "analyst")
@@ -158,17 +158,18 @@ def test_attribution_drift_and_drift_tests_frozen(ws, case) -> None:
              "alert_top_value": 1111},
             {"feature": "purpose", "alert_share": 0.1, "reference_share": 0.3, "share_rise": -0.2,
              "alert_top_value": "car"}]
-    item = evidence.add_attribution_drift(ws, ANALYST, case, "loan", rows, meta={"alert_n": 30, "reference_n": 300})
+    item = evidence_results.add_attribution_drift(ws, ANALYST, case, "loan", rows,
+                                                  meta={"alert_n": 30, "reference_n": 300})
     assert item["kind"] == "explanation" and item["label"] == "attribution drift of loan (30 decisions vs reference)"
     assert item["content"]["method"] == "attribution_drift" and item["content"]["attributions"]["income"] == 0.4
-    drift = evidence.add_drift(ws, ANALYST, case, "loan", [
+    drift = evidence_results.add_drift(ws, ANALYST, case, "loan", [
         {"target": "income", "test": "ks", "window_start": "2025-03-01T00:00:00Z",
          "window_end": "2025-03-02T00:00:00Z", "statistic": 0.3, "threshold": 0.1, "verdict": "drift"}],
         target="income")
     assert drift["kind"] == "drift" and drift["item_count"] == 1 and drift["event_start"] is not None
     assert all(r["ok"] for r in evidence.verify_evidence(ws, ANALYST, case))
     with pytest.raises(WorkbenchError, match="share_rise"):
-        evidence.add_attribution_drift(ws, ANALYST, case, "loan", [{"feature": "x"}])
+        evidence_results.add_attribution_drift(ws, ANALYST, case, "loan", [{"feature": "x"}])
 
 
 def test_cli_files_its_own_json_output(demo_ws, tmp_path, capsys, monkeypatch) -> None:

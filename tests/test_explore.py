@@ -208,7 +208,7 @@ def _value(system: str, name: str, i: int) -> object:
 
 
 def test_drift_page_keeps_hostile_feature_names_out_of_sql(hostile_ws):
-    from workbench import overview
+    from workbench.explore import overview
 
     for system in ("hx1", "hx2"):
         try:
@@ -244,8 +244,9 @@ def test_explain_loaders_keep_hostile_feature_names_out_of_sql(hostile_ws):
 
 
 def test_reads_and_detection_with_hostile_feature_names(hostile_ws, admin):
-    from workbench import detect, overview
-    from workbench.decision_sample import sample_decisions
+    from workbench import detect
+    from workbench.explore import overview
+    from workbench.explore.sample import sample_decisions
 
     ws = hostile_ws
     for system in ("hx1", "hx2"):

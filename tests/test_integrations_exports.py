@@ -12,8 +12,8 @@ from pymisp import MISPEvent
 from test_integrations_sinks import Receiver
 
 from workbench.access import Actor
+from workbench.access.masking import mark_personal
 from workbench.cases.incidents import create_incident, mark
-from workbench.cases.masking import mark_personal
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.integrations import ocsf_findings
 from workbench.integrations.incident_export import export_incident, push_thehive

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from workbench.access import Actor
+from workbench.access.masking import Masker, mark_personal
 from workbench.cases.incidents import create_incident, mark
-from workbench.cases.masking import Masker, mark_personal
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.integrations import outbox, sinks, webhook
 from workbench.integrations.ocsf_findings import validate

@@ -14,8 +14,8 @@ from access_data import load, role
 from typer.testing import CliRunner
 
 from workbench import explore
-from workbench.access import local_admin
-from workbench.cases import evidence, incidents, masking, reports
+from workbench.access import local_admin, masking
+from workbench.cases import evidence, incidents, reports
 from workbench.detect import get_alert, list_alerts
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.explain import attribution_drift, explain_decisions
@@ -249,7 +249,7 @@ def test_evidence_snapshot_masked_even_if_masking_import_breaks(demo_ws, backdoo
     item = evidence.add_decision_set(demo_ws, role("lead"), inc["incident_id"], SYSTEM,
                                      backdoor["decision_ids"][:5])
     # a broken masking module must make the read fail, never return unmasked rows
-    monkeypatch.setitem(sys.modules, "workbench.cases.masking", None)
+    monkeypatch.setitem(sys.modules, "workbench.access.masking", None)
     try:
         rows = evidence.snapshot(demo_ws, role("analyst"), item["evidence_id"])
     except ImportError:
@@ -295,7 +295,7 @@ def test_report_masks_personal_values_for_analyst(demo_ws, backdoor):
 
 
 def test_cli_alerts_and_explain_masked_for_analyst(demo_ws, backdoor, monkeypatch):
-    from workbench.cases import accounts
+    from workbench.access import accounts
     from workbench.cli import _load_commands, app
 
     accounts.add_user(demo_ws, local_admin(), "root", "admin", PW)
@@ -327,7 +327,7 @@ def test_cli_alerts_and_explain_masked_for_analyst(demo_ws, backdoor, monkeypatc
 
 
 def test_sql_cannot_read_alert_or_evidence_text_once_personal_marked(demo_ws, backdoor):
-    from workbench.sql_sandbox import run_sql
+    from workbench.explore.sandbox import run_sql
 
     incidents.create_incident(demo_ws, role("lead"), "Backdoor", "high", alert_ids=[backdoor["alert_id"]])
     for sql in ("SELECT evidence FROM alerts", "SELECT summary FROM alerts", "SELECT label FROM evidence",

@@ -105,7 +105,7 @@ def empty_app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.parametrize(("page", "module", "name"), [
-    ("overview.py", "workbench.overview", "workspace_summary"),
+    ("overview.py", "workbench.explore.overview", "workspace_summary"),
     ("triage.py", "workbench.detect.alerts", "list_alerts"),
     ("incidents.py", "workbench.cases.incidents", "list_incidents"),
 ])

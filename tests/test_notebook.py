@@ -12,8 +12,8 @@ import pytest
 
 from workbench import cases, notebook
 from workbench.access import local_admin
-from workbench.cases.accounts import seed_demo_accounts
-from workbench.cases.masking import mark_personal
+from workbench.access.accounts import seed_demo_accounts
+from workbench.access.masking import mark_personal
 from workbench.detect import list_alerts
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.store import Workspace

@@ -95,7 +95,7 @@ def test_forensic_notebook_runs_and_files_findings(name: str, evidence_kinds: se
 
 def test_forensics_notebook_acts_as_a_named_account(demo_ws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.access import local_admin
-    from workbench.cases.accounts import seed_demo_accounts
+    from workbench.access.accounts import seed_demo_accounts
 
     db = tmp_path / "accounts.duckdb"
     demo_ws.close()

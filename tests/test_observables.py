@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from workbench.access import Actor, local_admin
-from workbench.cases import incidents, masking, observables
+from workbench.access import Actor, local_admin, masking
+from workbench.cases import incidents, observables
 from workbench.errors import PermissionDenied, WorkbenchError
 
 ANALYST = Actor("ana", "analyst")

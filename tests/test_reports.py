@@ -261,7 +261,7 @@ def test_playbook_library_error_is_an_error_not_an_empty_section(ws, case, tmp_p
 
 
 def test_check_by_another_role_sees_the_same_hashes(ws, admin, case, tmp_path) -> None:
-    from workbench.cases import masking
+    from workbench.access import masking
 
     masking.mark_personal(ws, admin, "loan", ["income"])
     reports.write_report(ws, ANALYST, case, "html", tmp_path / "r.html")  # income masked for the analyst

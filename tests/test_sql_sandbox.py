@@ -8,9 +8,9 @@ import pytest
 from access_data import load, role
 from typer.testing import CliRunner
 
-from workbench.cases import masking
+from workbench.access import masking
 from workbench.errors import PermissionDenied, WorkbenchError
-from workbench.sql_sandbox import SqlRefused, run_sql
+from workbench.explore.sandbox import SqlRefused, run_sql
 from workbench.store import open_workspace
 
 
@@ -275,7 +275,7 @@ _HUGE = """
 import json, resource, sys, time
 from workbench.access import Actor
 from workbench.errors import WorkbenchError
-from workbench.sql_sandbox import run_sql
+from workbench.explore.sandbox import run_sql
 from workbench.store import open_workspace
 
 ws = open_workspace(sys.argv[1])
@@ -409,7 +409,7 @@ def test_audit_row_keeps_4000_characters_and_the_hash_of_the_statement(loan_ws):
 
 
 def test_cli_refuses_raised_limits_for_non_admins(loan_ws, admin, monkeypatch):
-    from workbench.cases import accounts
+    from workbench.access import accounts
     from workbench.cli import _load_commands, app
 
     pw = "correct horse battery"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from workbench.access import Actor, local_admin
-from workbench.cases import accounts, incidents, playbooks, tasks
+from workbench.access import Actor, accounts, local_admin
+from workbench.cases import incidents, playbooks, tasks
 from workbench.errors import PermissionDenied, WorkbenchError
 
 ANALYST = Actor("ana", "analyst")

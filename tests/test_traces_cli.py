@@ -78,7 +78,7 @@ def test_show_tree_marks_flagged_spans(db: Path, traced, capsys) -> None:
 
 
 def test_show_masks_personal_values_for_an_analyst(db: Path, traced, capsys, monkeypatch) -> None:
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     conv = conversation_of(db, incident_span(traced[1], "llm_sensitive_data"))
     with open_workspace(db) as ws:
@@ -111,7 +111,7 @@ def test_freeze_into_an_incident(db: Path, traced, capsys) -> None:
 
 def test_policy_applies_to_later_ingest_and_needs_lead_or_admin(db: Path, traced, capsys, tmp_path: Path,
                                                                 monkeypatch) -> None:
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     code, out, _ = cli(capsys, "traces", "policy", "bank-assist", "mask", "--db", str(db))
     assert code == 0 and "content policy mask" in out

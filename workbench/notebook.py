@@ -27,10 +27,10 @@ import pandas as pd
 
 from workbench import audit, cases, explore
 from workbench.access import Actor, local_admin, require
+from workbench.access.session import actor_for
 from workbench.demo import build_demo
 from workbench.detect import get_alert
 from workbench.errors import WorkbenchError
-from workbench.session import actor_for
 from workbench.store import Workspace, open_workspace
 
 

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from workbench.errors import WorkbenchError
+from workbench.explore.overview import sources_table
 from workbench.ingest import ingest_file, rejects, verify_sources
-from workbench.overview import sources_table
 from workbench.ui import cached, connection, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context

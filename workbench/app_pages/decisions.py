@@ -6,14 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from workbench import charts, charts_explain
-from workbench import decision_sample as sampling
 from workbench.cases.evidence import add_decision_set
 from workbench.cases.incidents import list_incidents
-from workbench.decision_sample import sample_decisions
 from workbench.explain import explain_decisions, replay
 from workbench.explain.registry import list_models
 from workbench.explore import nearest_normal
-from workbench.overview import workspace_summary
+from workbench.explore import sample as sampling
+from workbench.explore.overview import workspace_summary
+from workbench.explore.sample import sample_decisions
 from workbench.ui import cached, connection, evidence_widgets, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context

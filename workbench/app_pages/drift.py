@@ -11,7 +11,7 @@ from workbench.detect import drift
 from workbench.detect.alerts import list_alerts
 from workbench.explain import attribution_drift
 from workbench.explore import search_decisions
-from workbench.overview import workspace_summary
+from workbench.explore.overview import workspace_summary
 from workbench.ui import cached, evidence_widgets, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context

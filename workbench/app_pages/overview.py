@@ -9,8 +9,8 @@ from workbench import charts
 from workbench.cases.incidents import list_incidents
 from workbench.detect.alerts import list_alerts
 from workbench.explain.registry import list_models
+from workbench.explore.overview import metric_series, workspace_summary
 from workbench.integrations.watch import last_run
-from workbench.overview import metric_series, workspace_summary
 from workbench.ui import auth, cached, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench.sql_sandbox import _table_rules, run_sql
+from workbench.explore.sandbox import _table_rules, run_sql
 from workbench.ui import cached, widgets
 from workbench.ui.errors import shown
 from workbench.ui.state import context, require_page

@@ -11,7 +11,7 @@ The library API the app, CLI and notebooks share (every call takes a workspace a
 - ``cacao``: to_cacao, validate
 - ``reports``: render_report, write_report, report_data, manifest, verify_manifest
 
-Accounts and masking (``accounts``, ``masking``) live here too but are imported on their own.
+Accounts and masking live in ``workbench.access``.
 """
 
 from workbench.cases import atlas, incidents  # noqa: I001 - incidents before the modules that use it

@@ -44,10 +44,7 @@ __all__ = [
     "KINDS",
     "METRIC_JSON",
     "add_alert",
-    "add_attribution_drift",
-    "add_cli_output",
     "add_decision_set",
-    "add_drift",
     "add_explanation",
     "add_file",
     "add_file_bytes",
@@ -324,11 +321,3 @@ def add_file_bytes(
         raise WorkbenchError(f"{Path(str(name)).name} is empty")
     return _store_file(ws, actor, incident_id, str(name), lambda dest: dest.write_bytes(data),
                        {"uploaded_by": actor.user}, label, None)
-
-
-# The results frozen from where the analyst stands live in evidence_results (importable from here too).
-from workbench.cases.evidence_results import (  # noqa: E402 - after the functions it builds on
-    add_attribution_drift,
-    add_cli_output,
-    add_drift,
-)

@@ -2,7 +2,7 @@
 
 Items are frozen as they were added; every read masks personal feature values for the reading actor (alert
 evidence, explanation values, snapshot rows, and labels and notes quoting a masked value), through
-workbench.cases.masking. `incident_masker` gives the same scrubbing to other text about an incident.
+workbench.access.masking. `incident_masker` gives the same scrubbing to other text about an incident.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 
 from workbench import audit
 from workbench.access import Actor, require
+from workbench.access.masking import Masker, mask_frame
 from workbench.cases.evidence_hashing import (
     DECISION_COLS,
     METRIC_COLS,
@@ -24,7 +25,6 @@ from workbench.cases.evidence_hashing import (
     sha256_bytes,
 )
 from workbench.cases.incidents import require_incident
-from workbench.cases.masking import Masker, mask_frame
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 # `detect` as a module, not `from workbench.detect import DETECTOR_NAMES`: workbench.detect imports
-# workbench.cases.masking, so when detect is imported first this module loads before detect has defined the
+# workbench.access.masking, so when detect is imported first this module loads before detect has defined the
 # name (it is read at lint time). Import the name once masking no longer lives in workbench.cases.
 from workbench import audit, detect, settings
 from workbench.access import Actor, require

@@ -106,7 +106,7 @@ def shown(ws: Workspace, actor: Actor, excerpts: list[dict[str, Any]]) -> list[d
     """The excerpts as this reader may see them: personal values in texts as HMAC tokens without read:personal."""
     if actor.can("read:personal"):
         return excerpts
-    from workbench.cases.masking import masking_key
+    from workbench.access.masking import masking_key
     from workbench.traces.conversations import mask_personal
 
     key = masking_key(ws)

@@ -98,7 +98,7 @@ def user_add(
 
     With --identity the account signs in through the app's OIDC provider and needs no local password
     (give --password-stdin to set one as well)."""
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     ws = workspace(db)
     who = actor(ws, user)
@@ -118,7 +118,7 @@ def user_link(
     json_: JsonOpt = False,
 ) -> None:
     """Link an account to the OIDC identity (e-mail or `sub` claim) it signs in with through the app."""
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     if bool(identity) == unlink:
         raise WorkbenchError("give either --identity EMAIL or --unlink")
@@ -131,7 +131,7 @@ def user_link(
 @user_app.command("list")
 def user_list(db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
     """List accounts: role, disabled, locked, last sign-in."""
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     ws = workspace(db, create=False)
     rows = accounts.list_users(ws, actor(ws, user))
@@ -150,7 +150,7 @@ def user_role(
     json_: JsonOpt = False,
 ) -> None:
     """Change an account's role."""
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     ws = workspace(db, create=False)
     row = accounts.set_role(ws, actor(ws, user), name, role)
@@ -166,7 +166,7 @@ def user_disable(
     json_: JsonOpt = False,
 ) -> None:
     """Disable an account (or re-enable it with --enable)."""
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     ws = workspace(db, create=False)
     row = accounts.disable_user(ws, actor(ws, user), name, disabled=not enable)
@@ -182,7 +182,7 @@ def user_passwd(
     json_: JsonOpt = False,
 ) -> None:
     """Set a new password (admins for anyone, users for themselves); clears a lockout."""
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     ws = workspace(db, create=False)
     who = actor(ws, user)
@@ -212,7 +212,7 @@ def user_unlock(
     machine that holds the workspace with --local-recovery, which needs write access to the workspace file
     and is recorded in the audit chain under your OS user name. The app offers no such path, so the lockout
     still holds against password guessing over the network."""
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     ws = workspace(db, create=False)
     if local_recovery:
@@ -235,7 +235,7 @@ def personal_mark(
     json_: JsonOpt = False,
 ) -> None:
     """Mark features of a system as personal data (masked for roles without read:personal)."""
-    from workbench.cases import masking
+    from workbench.access import masking
 
     ws = workspace(db, create=False)
     marked = masking.mark_personal(ws, actor(ws, user), system, features, personal=not unmark)
@@ -254,7 +254,7 @@ def personal_list(
     json_: JsonOpt = False,
 ) -> None:
     """List the features marked personal, per system."""
-    from workbench.cases import masking
+    from workbench.access import masking
 
     ws = workspace(db, create=False)
     actor(ws, user)
@@ -276,7 +276,7 @@ def sql_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Run ad-hoc SQL: one SELECT, no file or network access, time- and row-limited, audited."""
-    from workbench.sql_sandbox import run_sql
+    from workbench.explore.sandbox import run_sql
 
     ws = workspace(db, create=False)
     result = run_sql(ws, actor(ws, user), statement, timeout=timeout, max_rows=max_rows)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from workbench.cases import evidence, incidents, playbooks, reports, timeline
+from workbench.cases import evidence, evidence_results, incidents, playbooks, reports, timeline
 from workbench.cases.evidence_size import size_text
 from workbench.cli import app
 from workbench.cli.common import (
@@ -237,7 +237,8 @@ def add_evidence_cmd(
             item = evidence.add_explanation(ws, who, incident, payload if isinstance(payload, dict)
                                             else {"decisions": payload}, label)
         else:
-            items = evidence.add_cli_output(ws, who, incident, text, name=file.name, system_id=system, label=label)
+            items = evidence_results.add_cli_output(ws, who, incident, text, name=file.name, system_id=system,
+                                                    label=label)
             for extra in items[:-1]:
                 _said(extra, json_)
             item = items[-1]
@@ -328,15 +329,3 @@ def attach_cmd(
     r = playbooks.attach(ws, who, incident, playbook, pb_dir)
     emit(r, json_, f"attached {r['id']} v{r['version']} ({r['steps']} steps)")
 
-
-# The playbook and report commands moved to their own modules; registered after `incident`, as before.
-from workbench.cli.playbooks_cmd import (  # noqa: E402, F401 - importable from the old path
-    pb_add_cmd,
-    pb_cacao_cmd,
-    pb_check_cmd,
-    pb_list_cmd,
-    pb_show_cmd,
-    pb_suggest_cmd,
-    playbooks_app,
-)
-from workbench.cli.report_cmd import report_cmd  # noqa: E402, F401 - importable from the old path

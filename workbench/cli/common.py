@@ -13,8 +13,8 @@ import typer
 
 from workbench import settings
 from workbench.access import Actor
+from workbench.access.session import actor_for, has_accounts
 from workbench.errors import WorkbenchError
-from workbench.session import actor_for, has_accounts
 from workbench.store import Workspace, open_workspace
 
 DbOpt = Annotated[

@@ -169,7 +169,7 @@ def demo(
     who = local_admin()
     result = build_demo(ws, who, sample_dir, progress=None if json_ else (lambda m: typer.echo(f"... {m}")))
     if with_accounts:
-        from workbench.cases import accounts
+        from workbench.access import accounts
 
         result["accounts"] = accounts.seed_demo_accounts(ws, who)
     if json_:
@@ -184,7 +184,7 @@ def demo(
 @app.command()
 def status(db: DbOpt = None, user: UserOpt = None, json_: JsonOpt = False) -> None:
     """Summarise the workspace: systems, decisions, metrics, sources, schema version."""
-    from workbench.overview import workspace_summary
+    from workbench.explore.overview import workspace_summary
 
     ws = workspace(db, create=False)
     summary = workspace_summary(ws, actor(ws, user))

@@ -10,7 +10,7 @@ from typing import Any
 
 from workbench import audit
 from workbench.access import Actor, require
-from workbench.cases.masking import mask_alerts
+from workbench.access.masking import mask_alerts
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 from workbench.timestamps import iso_z
@@ -170,7 +170,7 @@ def fetch(ws: Workspace, *, with_decisions: bool, system: str | None = None, det
     """Stored alerts as contract dictionaries (most severe and newest first); no permission check.
 
     Every alert shown to someone is read with their `actor`: personal feature values in its evidence and
-    summary are then masked for roles without read:personal (workbench.cases.masking). Without an actor
+    summary are then masked for roles without read:personal (workbench.access.masking). Without an actor
     the values are raw, for the detectors' and evaluators' own use only."""
     where, params = _where(system, detector, severity, status, since, until, ids)
     lim = f" LIMIT {int(limit)}" if limit else ""

@@ -104,7 +104,7 @@ def _keyed(ctx: Ctx, s: SystemScope, f: Feature, value: Any) -> str:
     """The trigger value as it enters the alert id: its HMAC token under the workspace masking key, the token an
     analyst without read:personal sees in place of the value, so the id reveals nothing the evidence hides
     (an unkeyed hash of a small number could be reversed by trying every value)."""
-    from workbench.cases.masking import mask_value, masking_key
+    from workbench.access.masking import mask_value, masking_key
 
     return str(mask_value(masking_key(ctx.ws), s.system_id, f.name, value))
 

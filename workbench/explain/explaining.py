@@ -6,7 +6,7 @@ from typing import Any
 
 from workbench import audit
 from workbench.access import Actor, require
-from workbench.cases.masking import Masker
+from workbench.access.masking import Masker
 from workbench.errors import WorkbenchError
 from workbench.explain import cache, features, registry, treeshap
 from workbench.explain.loaders import LoadedModel

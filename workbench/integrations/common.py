@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workbench.access import Actor, require
-from workbench.cases.masking import Masker
+from workbench.access.masking import Masker
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.store import Workspace
 

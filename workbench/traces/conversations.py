@@ -13,7 +13,7 @@ from typing import Any
 
 from workbench import audit
 from workbench.access import Actor, require
-from workbench.cases.masking import mask_value, masking_key
+from workbench.access.masking import mask_value, masking_key
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 from workbench.traces.signals import CARD, EMAIL, NRIC, PHONE, SECRETS

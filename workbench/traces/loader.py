@@ -14,7 +14,7 @@ from typing import Any
 
 from workbench import audit
 from workbench.access import Actor, require
-from workbench.cases.masking import mask_sql, masking_key
+from workbench.access.masking import mask_sql, masking_key
 from workbench.ingest.limits import RAW_CAP, ts_window, ts_window_reason
 from workbench.ingest.reading import Reader
 from workbench.ingest.settle import QUARANTINE_COLUMNS, quarantine_rejects

@@ -8,7 +8,7 @@ kept only as HMAC tokens (workspace key, per system), so equal values still matc
 
 from __future__ import annotations
 
-from workbench.cases.masking import mask_sql
+from workbench.access.masking import mask_sql
 
 
 def _q(text: str) -> str:

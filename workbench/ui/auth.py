@@ -8,9 +8,9 @@ from collections.abc import Mapping
 import streamlit as st
 
 from workbench.access import Actor, is_issued, local_admin
-from workbench.cases.accounts import actor_for_identity, authenticate
+from workbench.access.accounts import actor_for_identity, authenticate
+from workbench.access.session import has_accounts
 from workbench.errors import WorkbenchError
-from workbench.session import has_accounts
 from workbench.store import Workspace
 from workbench.ui.errors import message_for
 

@@ -14,7 +14,7 @@ import streamlit as st
 
 from workbench import demo, settings
 from workbench.access import local_admin
-from workbench.session import has_accounts
+from workbench.access.session import has_accounts
 from workbench.store import Workspace, open_workspace
 
 _demo_lock = threading.Lock()

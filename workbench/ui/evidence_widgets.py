@@ -15,13 +15,12 @@ import streamlit as st
 
 from workbench.access import Actor
 from workbench.cases.evidence import (
-    add_attribution_drift,
-    add_drift,
     add_explanation,
     add_file_bytes,
     add_metric_window,
     max_upload_bytes,
 )
+from workbench.cases.evidence_results import add_attribution_drift, add_drift
 from workbench.cases.incidents import list_incidents
 from workbench.ui import cached, connection
 from workbench.ui.errors import shown

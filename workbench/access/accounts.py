@@ -1,6 +1,6 @@
 """Local accounts: argon2id password hashes, roles, lockout, and an audited sign-in.
 
-A workspace without accounts runs in single-user mode (the OS user acts as admin, see workbench.session).
+A workspace without accounts runs in single-user mode (the OS user acts as admin, see workbench.access.session).
 Creating the first account, which must be an admin, switches the workspace to sign-in for everyone.
 An account may also carry an OIDC identity (e-mail or `sub` claim): the app's st.login sign-in maps it to
 the account with `actor_for_identity`. `authenticate` and `actor_for_identity` are the only issuers of the

@@ -10,7 +10,7 @@ import pandas as pd
 
 from workbench.access import Actor, require
 from workbench.errors import WorkbenchError
-from workbench.explore_sql import SqlParams, as_list, in_list, run_query, time_window
+from workbench.explore.sql import SqlParams, as_list, in_list, run_query, time_window
 from workbench.store import Workspace
 
 

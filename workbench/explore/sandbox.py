@@ -40,8 +40,7 @@ from typing import Any
 import duckdb
 
 from workbench import audit, settings
-from workbench.access import Actor, require
-from workbench.cases import masking
+from workbench.access import Actor, masking, require
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.store import Workspace
 from workbench.store.limits import parse_size

@@ -16,10 +16,9 @@ from typing import Any
 import pandas as pd
 
 from workbench import audit
-from workbench.access import Actor, require
-from workbench.cases import masking
+from workbench.access import Actor, masking, require
 from workbench.errors import PermissionDenied, WorkbenchError
-from workbench.explore_sql import (
+from workbench.explore.sql import (
     SQL_TYPE,
     SqlParams,
     as_list,
@@ -110,7 +109,7 @@ def _feature_condition(f: Filter, types: dict[str, str], p: SqlParams, personal:
 class DecisionFilter:
     """Which decisions a read wants: columns, a time window, score bounds, typed feature conditions, ids.
 
-    The one filter builder behind `search_decisions` and `decision_sample.sample_decisions`: `where` gives the
+    The one filter builder behind `search_decisions` and `sample.sample_decisions`: `where` gives the
     SQL condition (every value a parameter) and `details` what the audit log records of it."""
 
     system_id: str | None = None

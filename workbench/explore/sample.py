@@ -13,9 +13,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from workbench.access import Actor, require
-from workbench.cases import masking
-from workbench.explore_search import (
+from workbench.access import Actor, masking, require
+from workbench.explore.search import (
     BASE_COLUMNS,
     DecisionFilter,
     Filter,
@@ -23,7 +22,7 @@ from workbench.explore_search import (
     feature_columns,
     feature_labels,
 )
-from workbench.explore_sql import SqlParams, run_query
+from workbench.explore.sql import SqlParams, run_query
 from workbench.store import Workspace
 
 MODES = ("even", "newest", "oldest")

@@ -26,6 +26,6 @@ def actor_for(ws: Workspace, user: str | None = None, password: str | None = Non
     password = password if password is not None else (settings.get("password") or None)
     if password is None:
         raise WorkbenchError(f"password needed for {user}: set WORKBENCH_PASSWORD or use --password-stdin")
-    from workbench.cases import accounts
+    from workbench.access import accounts
 
     return accounts.authenticate(ws, user, password)

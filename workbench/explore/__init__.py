@@ -5,17 +5,18 @@ and is audited as `read.decisions` (who saw which decisions, or which filter). A
 `read:aggregates`. All SQL is parameterised; feature names are checked against feature_catalog and
 never reach the SQL text (names and values are parameters; feature columns are renamed in pandas).
 
-The reads live in ``explore_search`` (search, fetch), ``explore_aggregates`` (principal activity, metric
-points) and ``explore_nearest`` (nearest normal), on the SQL helpers of ``explore_sql``; this module is the
-one place to import them from.
+The reads live in ``search`` (search, fetch), ``aggregates`` (principal activity, metric points) and
+``nearest`` (nearest normal), on the SQL helpers of ``sql``; this package is the one place to import them
+from. ``sample`` thins decisions for charts, ``overview`` holds the landing page's aggregates and ``sandbox``
+runs read-only ad-hoc SQL.
 """
 
 from __future__ import annotations
 
-from workbench.explore_aggregates import metric_window, principal_activity
-from workbench.explore_nearest import alerted_ids_sql, nearest_normal
-from workbench.explore_search import BASE_COLUMNS, OPS, Filter, feature_types, get_decisions, search_decisions
-from workbench.explore_sql import quote_ident
+from workbench.explore.aggregates import metric_window, principal_activity
+from workbench.explore.nearest import alerted_ids_sql, nearest_normal
+from workbench.explore.search import BASE_COLUMNS, OPS, Filter, feature_types, get_decisions, search_decisions
+from workbench.explore.sql import quote_ident
 
 __all__ = [
     "BASE_COLUMNS",

@@ -129,7 +129,7 @@ def workspace_id(ws: Workspace) -> str:
 
 
 def _issue(ws: Workspace, user: str, role: str, via: str) -> Actor:
-    """A sealed Actor for a verified sign-in. Only `workbench.cases.accounts` calls this (after checking the
+    """A sealed Actor for a verified sign-in. Only `workbench.access.accounts` calls this (after checking the
     password or the identity provider's claim); anything else calling it defeats the point, as documented."""
     wid = workspace_id(ws)
     return Actor(user, role, _Seal(wid, via, _mac(wid, user, role, via)))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from workbench.access import Actor, require
-from workbench.cases import masking
+from workbench.access import Actor, masking, require
 from workbench.errors import WorkbenchError
-from workbench.explore_search import search_decisions
-from workbench.explore_sql import SqlParams, run_query, typed_feature
+from workbench.explore.search import search_decisions
+from workbench.explore.sql import SqlParams, run_query, typed_feature
 from workbench.store import Workspace
 
 
