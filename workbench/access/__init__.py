@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import sys
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from workbench.errors import PermissionDenied
+from workbench.store import Workspace
 
 if TYPE_CHECKING:
     from workbench.store import Workspace
@@ -56,7 +56,6 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 _KEY = secrets.token_bytes(32)  # seals actors issued in this process; never stored, never leaves the process
-_FRAMES = 6  # how far up `require` looks for the workspace of the library call that asked
 _ids: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
@@ -200,38 +199,15 @@ def _audit_refusal(ws: Workspace, actor: Actor, doing: str, reason: str) -> None
     worker.join()
 
 
-def _calling_workspace() -> Workspace | None:
-    """The Workspace held by the library call that called `require` (its `ws` argument), if any."""
-    from workbench.store import Workspace
-
-    frame = sys._getframe(2)
-    try:
-        for _ in range(_FRAMES):
-            if frame is None:
-                return None
-            local = frame.f_locals
-            found = local.get("ws")
-            if isinstance(found, Workspace):
-                return found
-            found = next((v for v in local.values() if isinstance(v, Workspace)), None)
-            if found is not None:
-                return found
-            frame = frame.f_back
-        return None
-    finally:
-        del frame
-
-
-def require(actor: Actor, permission: str, ws: Workspace | None = None) -> None:
+def require(actor: Actor, permission: str, ws: Workspace | None) -> None:
     """Raise PermissionDenied unless the actor holds the permission and the workspace accepts the actor.
 
-    The workspace is `ws`, or else the one the calling library function holds (its `ws` argument), so every
-    entry point that calls `require(actor, ...)` refuses a hand-made actor on a workspace with accounts."""
+    Every library entry point passes the workspace it acts on, so a hand-made actor is refused on a workspace
+    with accounts. `ws=None` is only for work that touches no existing workspace (building a new drill)."""
     if permission not in PERMISSIONS:
         raise KeyError(f"unknown permission {permission!r}")
-    target = ws if ws is not None else _calling_workspace()
-    if target is not None:
-        check_actor(target, actor, permission.replace(":", " "))
+    if ws is not None:
+        check_actor(ws, actor, permission.replace(":", " "))
     if not actor.can(permission):
         raise PermissionDenied(f"{actor.user} ({actor.role}) may not {permission.replace(':', ' ')}")
 

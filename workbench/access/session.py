@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workbench import settings
-from workbench.access import Actor, local_admin
+from workbench.access import Actor, accounts, local_admin
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 
@@ -26,6 +26,5 @@ def actor_for(ws: Workspace, user: str | None = None, password: str | None = Non
     password = password if password is not None else (settings.get("password") or None)
     if password is None:
         raise WorkbenchError(f"password needed for {user}: set WORKBENCH_PASSWORD or use --password-stdin")
-    from workbench.access import accounts
 
     return accounts.authenticate(ws, user, password)

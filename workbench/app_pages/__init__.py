@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workbench.access import Actor
+from workbench.drills.roles import may_see_facilitator_view
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ def pages_for(actor: Actor, drill: bool = False) -> list[PageSpec]:
     """The pages this actor may open, in navigation order (the drill pages only in a drill workspace)."""
     extra = [*EXTRA_PAGES, *(DRILL_PAGES if drill else [])]
     if drill:  # the facilitator's page shows the answers: never to a participant (workbench.drills.roles)
-        from workbench.drills.roles import may_see_facilitator_view
 
         if not may_see_facilitator_view(actor):
             extra = [p for p in extra if p.file != "drill_facilitator.py"]

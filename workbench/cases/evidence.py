@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench import audit
+from workbench import audit, settings
 from workbench.access import Actor, require
 from workbench.cases.evidence_hashing import (
     DECISION_COLS,
@@ -298,7 +298,6 @@ def add_file(
 
 def max_upload_bytes() -> int:
     """The largest file the app accepts as evidence (setting evidence_max_mb, MiB)."""
-    from workbench import settings
 
     try:
         mib = float(settings.get("evidence_max_mb"))

@@ -26,6 +26,9 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.cases.evidence_reading import LIST_COLS
+from workbench.cases.playbook_library import load_playbooks, playbook_dir
+from workbench.cases.timeline import _EVENT_SQL, COLUMNS, describe_action
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 
@@ -97,7 +100,6 @@ def evidence_ids_at(rows: list[dict[str, Any]], seq: int) -> set[int]:
 
 def evidence_at(ws: Workspace, incident_id: str, ids: set[int]) -> list[dict[str, Any]]:
     """The evidence rows (content decoded) of the items in `ids`, as recorded: for hashing, never for display."""
-    from workbench.cases.evidence_reading import LIST_COLS
 
     rows = ws.dicts(
         f"SELECT {LIST_COLS}, content FROM evidence WHERE incident_id = ? AND evidence_id IN "
@@ -114,7 +116,6 @@ def timeline_at(
     ws: Workspace, incident_id: str, rows: list[dict[str, Any]], seq: int, ids: set[int]
 ) -> pd.DataFrame:
     """The incident's timeline as of `seq`, as recorded (``timeline.build_timeline`` without masking)."""
-    from workbench.cases.timeline import _EVENT_SQL, COLUMNS, describe_action
 
     events = ws.df(_EVENT_SQL, [incident_id, incident_id])
     events = events[events["evidence_id"].isin(sorted(ids))]
@@ -173,7 +174,6 @@ def playbook_view(state: list[dict[str, Any]], dir: str | Path | None = None) ->
     """The recorded playbook state joined with the library's step texts, for rendering (not hashed)."""
     if not state:
         return []
-    from workbench.cases.playbook_library import load_playbooks, playbook_dir
 
     try:
         books = load_playbooks(dir)

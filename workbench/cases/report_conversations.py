@@ -15,8 +15,10 @@ import json
 from typing import Any
 
 from workbench.access import Actor
+from workbench.access.masking import masking_key
 from workbench.cases.evidence_hashing import evidence_store, sha256_bytes
 from workbench.store import Workspace
+from workbench.traces.conversations import mask_personal
 
 MAX_SPANS = 16  # spans shown per conversation: the flagged ones, their ancestors, and the first turn
 TEXT_CHARS = 500
@@ -106,8 +108,6 @@ def shown(ws: Workspace, actor: Actor, excerpts: list[dict[str, Any]]) -> list[d
     """The excerpts as this reader may see them: personal values in texts as HMAC tokens without read:personal."""
     if actor.can("read:personal"):
         return excerpts
-    from workbench.access.masking import masking_key
-    from workbench.traces.conversations import mask_personal
 
     key = masking_key(ws)
     out = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from workbench.cases import report_parts as parts
+from workbench.cases import report_templates as tpl
 from workbench.cases.report_conversations import lines as conversation_lines
 from workbench.cases.report_safe import md_block, md_text
 
@@ -159,7 +161,6 @@ def _md_authored(text: Any, missing: str) -> list[str]:
 
 def to_markdown(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> str:
     """The report as Markdown; every value from the workspace is escaped so no viewer runs or links it."""
-    from workbench.cases import report_parts as parts
 
     s = data["sections"]
     sm, wu = s["summary"], s.get("writeup") or {}
@@ -224,8 +225,6 @@ def to_markdown(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any])
 
 def to_html(data: dict[str, Any], man: dict[str, Any], meta: dict[str, Any]) -> str:
     """One self-contained HTML file (jinja2, autoescaped): charts drawn as inline SVG, no script at all."""
-    from workbench.cases import report_parts as parts
-    from workbench.cases import report_templates as tpl
 
     s = data["sections"]
     explanations = []

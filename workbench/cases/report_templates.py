@@ -214,6 +214,7 @@ stroke-dasharray="4 3"/><text x="{{ g.zero + 3 }}" y="{{ g.height - 8 }}">T+0</t
 """
 
 def _cell(value: Any, limit: int = 160) -> str:
+    # imported here: moving this file's imports to the top forms an import cycle
     from workbench.cases.report_render import _cell as cell
 
     return visible(cell(value, limit))

@@ -23,9 +23,12 @@ import pandas as pd
 
 from workbench import audit
 from workbench.access import Actor, require
+from workbench.cases import atlas as atlas_mod
 from workbench.cases import evidence as ev
 from workbench.cases import report_asof as asof
 from workbench.cases import report_conversations as conv
+from workbench.cases import report_pdf
+from workbench.cases import report_render as rr
 from workbench.cases import report_writeup as writeup
 from workbench.cases.evidence_reading import incident_masker
 from workbench.cases.evidence_size import size_text
@@ -102,7 +105,6 @@ def _sections(
     playbooks: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The six data sections from the incident's state, evidence items and timeline as of the cut."""
-    from workbench.cases import atlas as atlas_mod
 
     summary = {k: state[k] for k in _SUMMARY}
     summary["history"] = state["history"]
@@ -287,8 +289,6 @@ def _render(
         "generated_by": f"{actor.user} ({actor.role})",
         "workspace": str(ws.path),
     }
-    from workbench.cases import report_pdf
-    from workbench.cases import report_render as rr
 
     if fmt == "md":
         return rr.to_markdown(data, man, meta).encode("utf-8"), man

@@ -14,6 +14,7 @@ from typing import Any
 from workbench import audit
 from workbench.access import Actor, require
 from workbench.cases.incidents import _check_user, require_incident
+from workbench.cases.playbooks import progress
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 from workbench.timestamps import to_datetime
@@ -166,7 +167,6 @@ def tasks_from_playbook(
     dir: str | Path | None = None,  # noqa: A002 - the playbooks' own argument name
 ) -> list[dict[str, Any]]:
     """One task per step of the attached playbook(s) that has none yet (done steps give done tasks)."""
-    from workbench.cases.playbooks import progress
 
     inc = _writable(ws, actor, incident_id)
     books = progress(ws, actor, inc["incident_id"], dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from workbench.detect.alerts import Alert
 from workbench.detect.context import Ctx, SystemScope
 from workbench.detect.episodes import episodes_sql
+from workbench.explain.registry import registered_hashes
 from workbench.timestamps import human_utc
 
 NAME = "artifact"
@@ -14,7 +15,6 @@ GAP_MINUTES = 60  # unregistered decisions further apart than this are separate 
 
 def _registry(ctx: Ctx, system_id: str) -> tuple[set[str], set[str]]:
     """Registered hashes and versions of a system (empty when the registry is not there)."""
-    from workbench.explain.registry import registered_hashes
 
     hashes = set(registered_hashes(ctx.ws, system_id))
     versions: set[str] = set()

@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from workbench.access.masking import mask_value, masking_key
 from workbench.detect.alerts import Alert
 from workbench.detect.common import binom_z, poisson_z
 from workbench.detect.context import Ctx, Feature, SystemScope
+from workbench.explain.replay import replay
 from workbench.timestamps import human_utc
 
 NAME = "backdoor"
@@ -104,7 +106,6 @@ def _keyed(ctx: Ctx, s: SystemScope, f: Feature, value: Any) -> str:
     """The trigger value as it enters the alert id: its HMAC token under the workspace masking key, the token an
     analyst without read:personal sees in place of the value, so the id reveals nothing the evidence hides
     (an unkeyed hash of a small number could be reversed by trying every value)."""
-    from workbench.access.masking import mask_value, masking_key
 
     return str(mask_value(masking_key(ctx.ws), s.system_id, f.name, value))
 
@@ -143,7 +144,6 @@ def _classes(ctx: Ctx, s: SystemScope) -> tuple[list[str], np.ndarray] | None:
 
 def _replay(ctx: Ctx, s: SystemScope, version: str, ids: list[str]) -> tuple[list[str], np.ndarray] | None:
     """Scores of the given decisions under a registered version (None when it cannot be replayed)."""
-    from workbench.explain.replay import replay
 
     try:
         frame = replay(ctx.ws, ctx.actor, s.system_id, ids, version)

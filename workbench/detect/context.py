@@ -126,6 +126,7 @@ def build(ws: Workspace, actor: Actor, run_id: str, system: str | None, since: d
 def _typed_features(ws: Workspace, sid: str, feats: list[Feature], lo: datetime, hi: datetime):
     """(relation, SQL per feature, parameters): the system's decisions in [lo, hi] with their typed features, read
     from the typed feature table written at ingest (workbench.ingest.typed; JSON only for rows without one)."""
+    # imported here: moving this file's imports to the top forms an import cycle
     from workbench.ingest import typed
 
     return typed.relation(ws.con, sid, {f.name: f.type for f in feats}, where="ts >= ? AND ts <= ?",
@@ -136,6 +137,7 @@ def ensure_bins(ctx: Ctx, s: SystemScope) -> dict[str, tuple[str, int]]:
     """Add each feature's reference bin (b0..bN, SMALLINT) and the day to the run table, once per run."""
     if s.bins is not None:
         return s.bins
+    # imported here: moving this file's imports to the top forms an import cycle
     from workbench.detect.extraction import bin_sql
 
     exprs, bins = [], {}

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.detect import metric_story
-from workbench.detect.alerts import Alert
+from workbench.detect.alerts import SEVERITIES, Alert
 from workbench.detect.baseline import default_window
 from workbench.detect.context import Ctx
 from workbench.detect.robust import mad, trailing_mad_scale
@@ -243,7 +243,6 @@ def detect(ctx: Ctx) -> list[Alert]:
 def _merge(alerts: list[Alert]) -> list[Alert]:
     """One alert per overlapping episode of a system (p50 and p95 latency move together): the strongest
     series leads, the others are listed in its evidence."""
-    from workbench.detect.alerts import SEVERITIES
 
     out: list[Alert] = []
     group: list[Alert] = []

@@ -22,6 +22,7 @@ import yaml
 
 from workbench import audit
 from workbench.access import Actor, require
+from workbench.detect import run_all
 from workbench.drills.scenario import Scenario, parse_scenario
 from workbench.drills.workspace import (
     DrillInfo,
@@ -31,6 +32,11 @@ from workbench.drills.workspace import (
     seal_drill,
 )
 from workbench.errors import WorkbenchError
+from workbench.explain import registry
+from workbench.ingest import ingest
+from workbench.redteam import get_run
+from workbench.redteam.coverage import _manifests
+from workbench.redteam.report import headline
 from workbench.store import Workspace, open_workspace
 from workbench.store.sqltext import quote_literal
 
@@ -79,7 +85,6 @@ def _manifest(run: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
         raise WorkbenchError(f"red-team run {run_id} kept no traffic: run the attack again with --emit DIR (in the "
                              "app: 'Also check detection coverage'), then start the drill from that run")
     emit_dir = Path(run["emit_dir"])
-    from workbench.redteam.coverage import _manifests
 
     try:
         man = _manifests(emit_dir)[0]
@@ -149,7 +154,6 @@ def _mix(emit_dir: Path, man: dict[str, Any], out: Path) -> dict[str, Any]:
 
 def scenario_text(run: dict[str, Any], facts: dict[str, Any], emitted_principal: str | None) -> str:
     """The drill's scenario (front matter and facilitator notes), generated from the run."""
-    from workbench.redteam.report import headline
 
     attack, system = run["attack"], run["system_id"]
     days = max(2, min(31, (facts["data_end"] - facts["data_start"]).days + 1))
@@ -230,10 +234,6 @@ def _truth(run: dict[str, Any], scenario: Scenario, facts: dict[str, Any]) -> di
 def start_drill_from_redteam(ws: Workspace, actor: Actor, run_id: str, out_dir: str | Path, *, force: bool = False,
                              progress: Callable[[str], None] | None = None) -> DrillInfo:
     """Build a drill workspace from a stored red-team run's emitted traffic (its clock waits for the facilitator)."""
-    from workbench.detect import run_all
-    from workbench.explain import registry
-    from workbench.ingest import ingest
-    from workbench.redteam import get_run
 
     require(actor, "facilitate:drills", ws)
     require(actor, "read:decisions", ws)

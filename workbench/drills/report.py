@@ -16,8 +16,11 @@ from typing import Any
 from workbench import audit
 from workbench.access import Actor, require
 from workbench.cases.report_safe import md_block, md_text
+from workbench.cases.report_templates import render_drill
+from workbench.cases.timeline import describe_action
+from workbench.drills.report_pdf import render_pdf
 from workbench.drills.scenario import Scenario, offset_text
-from workbench.drills.scoring import DrillScore, alert_relevant, score
+from workbench.drills.scoring import DrillScore, _alerts, alert_relevant, score
 from workbench.drills.session import _clock_state, _injects, elapsed_at
 from workbench.drills.workspace import _truth, require_drill, scenario_of
 from workbench.errors import WorkbenchError
@@ -91,7 +94,6 @@ def timeline(ws: Workspace, scenario: Scenario, truth: dict[str, Any], sc: Drill
 
 
 def _describe(action: str, obj: Any, details: dict[str, Any]) -> str:
-    from workbench.cases.timeline import describe_action
 
     text = describe_action(action, details)
     if text == action:
@@ -104,7 +106,6 @@ def _describe(action: str, obj: Any, details: dict[str, Any]) -> str:
 
 
 def _relevant_alerts(ws: Workspace, truth: dict[str, Any]) -> list[dict[str, Any]]:
-    from workbench.drills.scoring import _alerts
 
     out = [a for a in _alerts(ws).values() if a.get("window_start") and alert_relevant(a, truth)]
     return sorted(out, key=lambda a: str(a["window_start"]))[:30]
@@ -252,7 +253,6 @@ def timeline_shapes(events: list[dict[str, Any]], width: int = 1100) -> dict[str
 
 def render_html(view: dict[str, Any]) -> str:
     """One self-contained HTML file (jinja2, autoescaped): the report with an SVG timeline, no script at all."""
-    from workbench.cases.report_templates import render_drill
 
     return render_drill(view=view)
 
@@ -272,7 +272,6 @@ def write_report(ws: Workspace, actor: Actor, fmt: str, out: str | Path, now: da
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "pdf":
-        from workbench.drills.report_pdf import render_pdf
 
         out.write_bytes(render_pdf(view))
     else:

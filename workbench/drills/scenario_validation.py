@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from workbench.cases import atlas
+from workbench.cases.playbooks import load_playbooks
 from workbench.drills.model import (
     DrillIncident,
     Inject,
@@ -20,7 +22,9 @@ from workbench.drills.model import (
     parse_duration,
     parse_offset,
 )
+from workbench.drills.traces import check_incident
 from workbench.errors import WorkbenchError
+from workbench.sample.incidents import _check
 
 QUESTION_KINDS = ("principal", "atlas", "feature", "version", "ip", "artifact", "time", "contain", "keywords", "choice",
                   "number")
@@ -60,12 +64,10 @@ def incidents_section(raw: Any, errs: list[str]) -> list[DrillIncident]:
                             seed=None if item.get("seed") is None else int(item["seed"]),
                             params=dict(item.get("params") or {}))
         if inc.type.startswith("llm_"):  # an LLM trace incident: injected by the trace generator (drills/traces.py)
-            from workbench.drills.traces import check_incident
 
             errs += [f"incident {iid}: {e}" for e in check_incident(inc)]
             out.append(inc)
             continue
-        from workbench.sample.incidents import _check
 
         try:
             _check(inc)
@@ -207,7 +209,6 @@ def rubric_section(raw: Any, errs: list[str]) -> Rubric:
 
 def atlas_ids_known(scenario: Scenario, atlas_yaml: Path | None = None) -> list[str]:
     """ATLAS ids the scenario expects that the catalogue in force (or the given ATLAS.yaml) does not know."""
-    from workbench.cases import atlas
 
     wanted = sorted({str(t) for q in scenario.questions if q.kind == "atlas" for t in _as_list(q.expected)
                      if not str(t).startswith("@")})
@@ -217,7 +218,6 @@ def atlas_ids_known(scenario: Scenario, atlas_yaml: Path | None = None) -> list[
 def check_scenario(scenario: Scenario, atlas_yaml: Path | None = None) -> list[str]:
     """Problems found against the rest of the workbench: unknown ATLAS ids and unknown playbooks."""
     problems = [f"unknown ATLAS technique {t}" for t in atlas_ids_known(scenario, atlas_yaml)]
-    from workbench.cases.playbooks import load_playbooks
 
     try:
         known = set(load_playbooks())

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workbench.access import Actor, require
+from workbench.detect.alerts import fetch
 from workbench.drills.grading import MARKS_KEY, expected_text, expected_values, grade
 from workbench.drills.scenario import Scenario, offset_text
 from workbench.drills.session import _clock_state, elapsed_at
-from workbench.drills.workspace import _truth, require_drill, scenario_of
+from workbench.drills.workspace import _meta_value, _truth, require_drill, scenario_of
 from workbench.store import Workspace
 from workbench.timestamps import as_datetime
 
@@ -88,7 +89,6 @@ def score(ws: Workspace, actor: Actor, scenario: Scenario | None = None, now: da
 
 def _marks(ws: Workspace) -> dict[int, dict[str, Any]]:
     """The facilitator's marks of free-text answers, by answer id."""
-    from workbench.drills.workspace import _meta_value
 
     return {int(k): v for k, v in (_meta_value(ws, MARKS_KEY) or {}).items()}
 
@@ -143,7 +143,6 @@ def _overlaps(alert: dict, inc: dict) -> bool:
 def _alerts(ws: Workspace) -> dict[str, dict[str, Any]]:
     if not ws.table_exists("alerts"):
         return {}
-    from workbench.detect.alerts import fetch
 
     return {str(a["alert_id"]): a for a in fetch(ws, with_decisions=True)}
 

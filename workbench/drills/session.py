@@ -14,6 +14,7 @@ from typing import Any
 
 from workbench import audit
 from workbench.access import Actor, require
+from workbench.drills.grading import JUDGED_KINDS, MARKS_KEY
 from workbench.drills.scenario import offset_text
 from workbench.drills.workspace import CLOCK_KEY, _meta_value, _set_meta, require_drill, scenario_of
 from workbench.errors import WorkbenchError
@@ -238,7 +239,6 @@ def all_answers(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
 
 def mark_answer(ws: Workspace, actor: Actor, question_id: str, points: float, note: str = "") -> dict[str, Any]:
     """The facilitator's mark for the latest answer to a free-text question (contain, keywords); audited."""
-    from workbench.drills.grading import JUDGED_KINDS, MARKS_KEY
 
     require(actor, "facilitate:drills", ws)
     require_drill(ws)

@@ -25,6 +25,7 @@ _KEYS = {"seed", "days", "conversations_per_day", "phrasing", "attack_scale"}
 
 def llm_types() -> tuple[str, ...]:
     """The LLM incident types the trace generator injects."""
+    # imported here: moving this file's imports to the top forms an import cycle
     from workbench.detect.llm_eval import TYPE_DETECTOR
 
     return tuple(TYPE_DETECTOR)
@@ -43,6 +44,7 @@ def check_incident(inc: DrillIncident) -> list[str]:
 
 def options(scenario: Scenario) -> dict[str, Any] | None:
     """The trace generator's options for this scenario, or None when it has no LLM incident."""
+    # imported here: moving this file's imports to the top forms an import cycle
     from workbench.drills.scenario import split_front_matter
 
     meta, _ = split_front_matter(scenario.text, scenario.path or scenario.id)
@@ -72,6 +74,7 @@ def generate(scenario: Scenario, data_dir: Path, sample_truth: dict[str, Any]) -
     """Write the agent's traces into data_dir/traces/spans and return their ground truth (its file removed)."""
     import json
 
+    # imported here: moving this file's imports to the top forms an import cycle
     from workbench.sample.llm_agent import generate_traces
 
     opts = options(scenario)
@@ -91,6 +94,7 @@ def configure_system(ws: Workspace, actor: Actor, truth: dict[str, Any] | None) 
     """Set the agent's canary and organisation domains before its traces are ingested, as its owner would."""
     if not truth or not actor.can("write:settings"):
         return
+    # imported here: moving this file's imports to the top forms an import cycle
     from workbench.traces.systems import configure
 
     configure(ws, actor, truth["system_id"], canary=truth.get("canary"), org_domains=truth.get("org_domains"))

@@ -8,7 +8,7 @@ from workbench import audit
 from workbench.access import Actor, require
 from workbench.access.masking import Masker
 from workbench.errors import WorkbenchError
-from workbench.explain import cache, features, registry, treeshap
+from workbench.explain import cache, features, registry, surrogate, treeshap
 from workbench.explain.loaders import LoadedModel
 from workbench.store import Workspace
 
@@ -58,7 +58,6 @@ def explain_batch(ws: Workspace, actor: Actor, system_id: str, ids: list[str], *
     extra: dict[str, Any] = {}
     for ver, members in groups.items():
         if ver == "surrogate":
-            from workbench.explain import surrogate
 
             model, sinfo = surrogate.current(ws, actor, system_id)
             sha, method = model.sha256, "surrogate"

@@ -9,6 +9,7 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.explain.loaders import LoadedModel
+from workbench.ingest import typed
 from workbench.store import Workspace
 
 META = ("decision_id", "ts", "model_version", "model_sha256", "score", "prediction")
@@ -28,7 +29,6 @@ def _typed(ws: Workspace, system_id: str, types: dict[str, str], where: str = "t
     Features come from the typed feature table written at ingest (workbench.ingest.typed; the JSON is parsed only
     for rows without one). The names travel in one parameter (or quoted) and come back as positional columns
     renamed in pandas."""
-    from workbench.ingest import typed
 
     rel, items, rparams = typed.relation(ws.con, system_id, types, source=source, where=where, where_params=params,
                                          prefix=_P)

@@ -7,6 +7,7 @@ from typing import Any
 
 from workbench.access import Actor, require
 from workbench.access.masking import Masker
+from workbench.detect.alerts import fetch
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.store import Workspace
 
@@ -46,7 +47,6 @@ def alerts_out(ws: Workspace, masker: Masker, *, ids: list[str] | None = None,
                severity: str | None = None) -> list[dict[str, Any]]:
     """Stored alerts as contract dicts for leaving the workspace: masked, without TLP:RED ones, decision ids
     capped at DECISION_IDS_MAX (n_decisions keeps the count), with the models their decisions were served by."""
-    from workbench.detect.alerts import fetch
 
     allowed = {r[0] for r in ws.rows(f"SELECT alert_id FROM alerts WHERE {NOT_RED_SQL}")}
     rows = [a for a in fetch(ws, with_decisions=True, ids=ids, severity=severity) if a["alert_id"] in allowed]

@@ -22,6 +22,7 @@ from typing import Any
 
 from workbench.cases.atlas import is_technique_id
 from workbench.errors import WorkbenchError
+from workbench.ingest.files import head_text
 
 FINDING_EVENTS = ("gen_ai.guardrail.security.finding", "gen_ai.security.finding")
 GUARDRAIL_SPANS = ("run_guardrail", "apply_guardrail")
@@ -107,7 +108,6 @@ def sniff_text(head: str) -> str | None:
 
 def sniff(path: Path) -> str | None:
     """Recognise a findings file by its content (not its name): 'otel', 'ocsf' or None."""
-    from workbench.ingest.files import head_text
 
     try:
         return sniff_text(head_text(path, 1 << 20))

@@ -16,8 +16,13 @@ from workbench import audit
 from workbench.access import Actor, require
 from workbench.cases import atlas as atlas_ids
 from workbench.cases.incidents import get_incident
+from workbench.cases.observables import list_observables
 from workbench.errors import WorkbenchError
 from workbench.integrations.common import alerts_out, export_masker, refuse_red
+from workbench.integrations.misp_event import event
+from workbench.integrations.stix_bundle import bundle
+from workbench.integrations.thehive_case import case_payload, push
+from workbench.integrations.webhook import check_env_name, check_url
 from workbench.store import Workspace
 
 FORMATS = ("stix", "misp", "thehive")
@@ -26,7 +31,6 @@ DECISION_IDS_MAX = 50
 
 
 def _observables(ws: Workspace, actor: Actor, incident_id: str, masker, alerts: list[dict[str, Any]]) -> list[dict]:
-    from workbench.cases.observables import list_observables
 
     rows = list_observables(ws, actor, incident_id)
     out, per_type = [], {}
@@ -92,15 +96,12 @@ def export_incident(ws: Workspace, actor: Actor, incident_id: str, fmt: str, *, 
         raise WorkbenchError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     data = gather(ws, actor, incident_id, unmasked)
     if fmt == "stix":
-        from workbench.integrations.stix_bundle import bundle
 
         doc: Any = json.loads(bundle(data).serialize())
     elif fmt == "misp":
-        from workbench.integrations.misp_event import event
 
         doc = event(data)
     else:
-        from workbench.integrations.thehive_case import case_payload
 
         doc = case_payload(data)
     audit.record(ws, actor, "export.incident", data["incident_id"],
@@ -112,8 +113,6 @@ def export_incident(ws: Workspace, actor: Actor, incident_id: str, fmt: str, *, 
 def push_thehive(ws: Workspace, actor: Actor, incident_id: str, url: str, api_key_env: str, *,
                  unmasked: bool = False, organisation: str | None = None) -> dict[str, Any]:
     """Create the incident as a case in TheHive 5 (with its observables and TTPs) through thehive4py; audited."""
-    from workbench.integrations.thehive_case import push
-    from workbench.integrations.webhook import check_env_name, check_url
 
     check_url(url)
     check_env_name(api_key_env)

@@ -18,6 +18,7 @@ from workbench.access import Actor, require
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.integrations import webhook
 from workbench.integrations.common import SEVERITIES
+from workbench.integrations.outbox import send
 from workbench.store import Workspace
 
 KINDS = ("webhook", "file")
@@ -111,7 +112,6 @@ def remove_sink(ws: Workspace, actor: Actor, sink_id: int) -> dict[str, Any]:
 def test_sink(ws: Workspace, actor: Actor, sink_id: int) -> dict[str, Any]:
     """Send one test event to a sink now (not through the outbox) and say whether it went through."""
     require(actor, "export", ws)
-    from workbench.integrations.outbox import send
 
     sink = get_sink(ws, actor, sink_id)
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")

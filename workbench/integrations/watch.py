@@ -23,7 +23,9 @@ from typing import Any
 
 from workbench import audit
 from workbench.access import Actor, require
+from workbench.detect import run_all
 from workbench.errors import WorkbenchError
+from workbench.ingest import ingest_file
 from workbench.integrations import external_alerts, external_parse, outbox
 from workbench.store import Workspace
 
@@ -69,7 +71,6 @@ def poll(ws: Workspace, dirs: list[str | Path]) -> list[Path]:
 
 def _load(ws: Workspace, actor: Actor, path: Path) -> dict[str, Any]:
     """Load one ready file (findings or data); the result's 'state' is loaded, failed or waiting (changed)."""
-    from workbench.ingest import ingest_file
 
     before = path.stat()
     fmt = external_parse.sniff(path)
@@ -103,7 +104,6 @@ def _watermark(ws: Workspace) -> int:
 
 def detect_new(ws: Workspace, actor: Actor) -> dict[str, Any]:
     """Run detection for every system touched by sources newer than the watermark, then move the watermark."""
-    from workbench.detect import run_all
 
     mark = _watermark(ws)
     rows = ws.rows("SELECT max(source_id), list_distinct(flatten(list(coalesce(system_ids, [])))) FROM sources "

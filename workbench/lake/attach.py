@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 from workbench import audit
 from workbench.access import Actor, require
 from workbench.errors import WorkbenchError
+from workbench.ingest import ingest
 from workbench.lake import manifest
 from workbench.store import Workspace
 
@@ -106,7 +107,7 @@ def rebuild_view(ws: Workspace) -> None:
 
 def attach(ws: Workspace, actor: Actor, uri: str | Path, *, name: str | None = None) -> dict[str, Any]:
     """Register a Parquet or Delta lake read-only: pin and hash its files, expose its decisions, audit it."""
-    require(actor, "write:ingest")
+    require(actor, "write:ingest", ws)
     root = resolve(uri)
     name = name or root.name
     if not _NAME.match(name):
@@ -153,7 +154,6 @@ def attach(ws: Workspace, actor: Actor, uri: str | Path, *, name: str | None = N
         audit.record(ws, actor, "lake.attach", name, summary)
     metrics_dir = root / "metrics"
     if fmt == "parquet" and metrics_dir.is_dir():
-        from workbench.ingest import ingest
 
         results = ingest(ws, actor, [metrics_dir], kind="metrics", fmt="parquet")
         summary["metrics_files"] = len(results)
@@ -176,14 +176,14 @@ def _catalog(ws: Workspace, rel: str, sid: int, known: dict[str, dict[str, str]]
 
 def list_lakes(ws: Workspace, actor: Actor) -> list[dict[str, Any]]:
     """The attached lakes with their custody figures."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     return ws.dicts("SELECT name, uri, format, version, source_id, attached_at, attached_by, files, size_bytes, "
                     "manifest_sha256 FROM lakes ORDER BY name")
 
 
 def verify(ws: Workspace, actor: Actor, name: str | None = None) -> list[dict[str, Any]]:
     """Re-hash every pinned file of each lake (or one) against its custody manifest; audited."""
-    require(actor, "read:aggregates")
+    require(actor, "read:aggregates", ws)
     lakes = ws.dicts("SELECT name, uri, manifest_sha256 FROM lakes" + (" WHERE name = ?" if name else "")
                      + " ORDER BY name", [name] if name else None)
     if name and not lakes:
@@ -204,7 +204,7 @@ def verify(ws: Workspace, actor: Actor, name: str | None = None) -> list[dict[st
 
 def detach(ws: Workspace, actor: Actor, name: str) -> dict[str, Any]:
     """Forget a lake (its files are untouched; evidence frozen from it keeps its copies and hashes)."""
-    require(actor, "write:ingest")
+    require(actor, "write:ingest", ws)
     row = ws.one("SELECT source_id, files FROM lakes WHERE name = ?", [name])
     if not row:
         raise WorkbenchError(f"no lake named {name!r}")

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from workbench.access import Actor, require
+from workbench.detect import DETECTORS, run_all
 from workbench.errors import WorkbenchError
+from workbench.lake import spark
 from workbench.lake.attach import attach, resolve
+from workbench.lake.spark_flood import SparkFlood
 from workbench.store import Workspace
 
 ENGINES = ("duckdb", "spark")
@@ -32,7 +35,6 @@ def spark_frames(ws: Workspace, name: str) -> dict[str, Any]:
     """One Spark DataFrame per system held by this lake alone (systems mixed with other rows stay on DuckDB)."""
     from pyspark.sql import functions as F
 
-    from workbench.lake import spark
 
     uri, fmt = ws.one("SELECT uri, format FROM lakes WHERE name = ?", [name])
     root = Path(uri)
@@ -48,9 +50,8 @@ def detect(ws: Workspace, actor: Actor, lake: str, *, engine: str = "duckdb", sy
            since: str | None = None, until: str | None = None,
            only: list[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run the detectors over an attached lake on an engine; (alerts, which family ran where)."""
-    from workbench.detect import DETECTORS, run_all
 
-    require(actor, "write:detect")
+    require(actor, "write:detect", ws)
     if engine not in ENGINES:
         raise WorkbenchError(f"unknown engine {engine!r}; use {' or '.join(ENGINES)}")
     name = ensure_attached(ws, actor, lake)
@@ -58,7 +59,6 @@ def detect(ws: Workspace, actor: Actor, lake: str, *, engine: str = "duckdb", sy
     if engine == "duckdb":
         return run_all(ws, actor, system=system, since=since, until=until, only=only), \
             {"engine": "duckdb", "lake": name, "duckdb": names, "spark": []}
-    from workbench.lake.spark_flood import SparkFlood
 
     flood = SparkFlood(spark_frames(ws, name))
     alerts = run_all(ws, actor, system=system, since=since, until=until, only=only,

@@ -32,7 +32,7 @@ def _lit(text: str) -> str:
 def export_lake(ws: Workspace, actor: Actor, out: Path, *, system: str | None = None,
                 overwrite: bool = False) -> dict[str, Any]:
     """Write decisions (and metrics) partitioned by system and date under `out`, hash every file, audit it."""
-    require(actor, "read:decisions")
+    require(actor, "read:decisions", ws)
     out = Path(out).absolute()
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise WorkbenchError(f"{out} is not empty (use --overwrite to replace it)")

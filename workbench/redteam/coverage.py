@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from workbench.access import Actor, require
+from workbench.detect import run_all
 from workbench.errors import WorkbenchError
+from workbench.ingest import ingest
 from workbench.redteam.runs import ATLAS, set_coverage
 from workbench.store import Workspace, open_workspace
 
@@ -36,8 +38,6 @@ def _manifests(emit_dir: Path) -> list[dict[str, Any]]:
 def coverage(ws: Workspace, actor: Actor, emit_dir: str | Path, *, keep_scratch: Path | None = None
              ) -> dict[str, Any]:
     """Ingest the emitted attack into a scratch copy of the workspace, detect, and score the detectors."""
-    from workbench.detect import run_all
-    from workbench.ingest import ingest
 
     require(actor, "read:decisions", ws)
     require(actor, "write:detect", ws)

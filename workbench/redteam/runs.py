@@ -14,6 +14,7 @@ from workbench import audit
 from workbench.access import Actor, require
 from workbench.errors import WorkbenchError
 from workbench.redteam import backdoor_scan, evasion, extraction, probing, space
+from workbench.redteam.emit import emit
 from workbench.redteam.target import open_target
 from workbench.store import Workspace
 
@@ -67,7 +68,6 @@ def run_attack(ws: Workspace, actor: Actor, system_id: str, attack: str, *, vers
            "space": [s.as_dict() for s in sp.specs.values()], "result": result, "emit_dir": None,
            "coverage": None}
     if emit_dir is not None:
-        from workbench.redteam.emit import emit
 
         out["emit_dir"] = str(emit(ws, actor, out, target, Path(emit_dir)))
     _store(ws, actor, out)

@@ -231,6 +231,7 @@ def generate_traces(out_dir: Path, seed: int = 7, days: int = 30, start: str = "
                     clean: bool = False, conversations_per_day: int = 40, phrasing: str = "a",
                     attack_scale: float = 1.0) -> dict[str, Any]:
     """Write traces/spans/*.jsonl.gz and traces/ground_truth.json into out_dir; return the manifest."""
+    # imported here: moving this file's imports to the top forms an import cycle
     from workbench.sample.llm_incidents import inject
 
     rng = np.random.default_rng([seed, 18])

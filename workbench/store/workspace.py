@@ -175,6 +175,7 @@ class Workspace:
 
     def named(self, name: str, params: Sequence[Any] | dict | None = None) -> duckdb.DuckDBPyConnection:
         """Run a named query from workbench/store/sql/ (see workbench.store.queries)."""
+        # imported here: moving this file's imports to the top forms an import cycle
         from workbench.store import queries
 
         return self.execute(queries.get(name).sql, params)
@@ -194,6 +195,7 @@ class Workspace:
     ) -> tuple[list[str], list[tuple], bool]:
         """Run a read with a time limit, a row cap and an optional memory allowance in bytes, on a cursor of its
         own inside a rolled-back transaction: (columns, rows, truncated). See workbench.store.limits."""
+        # imported here: moving this file's imports to the top forms an import cycle
         from workbench.store.limits import run_limited
 
         with self.hold():
@@ -327,6 +329,8 @@ def undo_interrupted_loads(ws: Workspace, source_ids: list[int] | None = None) -
     if not pending:
         return []
     from workbench import audit  # audit builds on the store: import on the rare path only
+
+    # imported here: moving this file's imports to the top forms an import cycle
     from workbench.access import Principal
 
     for source_id, path, user, role in pending:

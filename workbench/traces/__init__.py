@@ -12,7 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import WorkbenchError
 from workbench.ingest.files import head_text
+from workbench.traces.loader import load_file
 
 FORMATS = ("otlp-json", "langfuse")
 _LF_TYPES = {"GENERATION", "SPAN", "EVENT", "TOOL", "RETRIEVER", "AGENT", "CHAIN", "EMBEDDING", "EVALUATOR",
@@ -57,7 +59,6 @@ def recognise(path: Path, kind: str | None, fmt: str | None) -> str | None:
         return found or "otlp-json"
     if fmt is not None:
         if kind == "traces":
-            from workbench.errors import WorkbenchError
 
             raise WorkbenchError(f"{path}: traces are read from OTLP JSON or Langfuse JSONL (--from otlp, otlp-json "
                                  f"or langfuse), not {fmt}")
@@ -67,7 +68,6 @@ def recognise(path: Path, kind: str | None, fmt: str | None) -> str | None:
 
 def load(ws: Any, actor: Any, path: Path, result: Any, fmt: str, system: str | None, sha256, size: int) -> None:
     """Load a trace file into trace_spans (see loader.load_file); fills the ingest result."""
-    from workbench.traces.loader import load_file
 
     result.kind, result.format = "traces", fmt
     load_file(ws, actor, path, result, system, sha256, size)

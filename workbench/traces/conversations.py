@@ -14,6 +14,7 @@ from typing import Any
 from workbench import audit
 from workbench.access import Actor, require
 from workbench.access.masking import mask_value, masking_key
+from workbench.cases.evidence import add_file_bytes
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
 from workbench.traces.signals import CARD, EMAIL, NRIC, PHONE, SECRETS
@@ -107,7 +108,6 @@ def freeze(ws: Workspace, actor: Actor, incident_id: str, system_id: str, conver
            label: str | None = None) -> dict[str, Any]:
     """Freeze a conversation (spans, flags, as this actor may read them) as a file evidence item with its SHA-256."""
     require(actor, "write:incidents", ws)
-    from workbench.cases.evidence import add_file_bytes
 
     conv = conversation(ws, actor, system_id, conversation_id)
     data = json.dumps(conv, default=str, sort_keys=True, indent=1, ensure_ascii=False).encode("utf-8")
