@@ -263,7 +263,7 @@ def test_no_import_fallback_in_masking_paths():
     import workbench
 
     root = Path(workbench.__file__).parent
-    for rel in ("cases/evidence_reading.py", "cases/masking.py", "detect/alerts.py", "explain/explaining.py",
+    for rel in ("cases/evidence_reading.py", "access/masking.py", "detect/alerts.py", "explain/explaining.py",
                 "explain/attribution.py"):
         assert "except ImportError" not in (root / rel).read_text(), rel
 

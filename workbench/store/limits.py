@@ -15,7 +15,9 @@ they reach the ceiling instead of failing.
 The ceiling is process-wide while the query runs: concurrent limited queries each add their allowance, and
 another thread of the same process (another app session) that allocates a lot in that window shares it.
 Memory the allocator kept from earlier queries is reused without counting against the ceiling, so a query may
-touch somewhat more than its allowance (measured: +160 MB once after a 256 MB failure, then stable).
+touch more than its allowance: a little in a fresh process (measured: +160 MB once after a 256 MB failure, then
+stable), and in a long-lived process that once held gigabytes (a test run, a busy app) possibly all of it, so the
+ceiling is exact for the CLI and only a backstop in the app.
 Where RLIMIT_AS is unavailable (not Linux) only the DuckDB-level limit applies.
 
 What no in-process limit can do is interrupt one long function call: DuckDB checks for an interrupt between
