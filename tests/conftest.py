@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,24 @@ def _no_env_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("WORKBENCH_DB", "WORKBENCH_USER", "WORKBENCH_PASSWORD"):
         monkeypatch.delenv(var, raising=False)
     os.environ.setdefault("WORKBENCH_NO_AUTODEMO", "1")
+
+
+@pytest.fixture()
+def run_cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """Run the CLI in-process as `workbench ARGS...`: (exit code, stdout, stderr). An unexpected exception
+    propagates (WORKBENCH_DEBUG) instead of becoming one line, so a test sees the bug."""
+    from workbench.cli import main
+
+    monkeypatch.setenv("WORKBENCH_DEBUG", "1")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["workbench", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

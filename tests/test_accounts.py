@@ -178,10 +178,8 @@ def test_local_recovery_refused_while_another_admin_can_sign_in(ws, admin, monke
 
 
 def test_cli_unlock_local_recovery(tmp_path, monkeypatch):
-    from workbench.cli import _load_commands, app
+    from workbench.cli import app
     from workbench.store import open_workspace
-
-    _load_commands()
     monkeypatch.setenv("WORKBENCH_LOGIN_MAX_FAILURES", "2")
     db = tmp_path / "cli.duckdb"
     w = open_workspace(db)
@@ -262,9 +260,7 @@ def test_seed_demo_accounts(ws, admin):
 
 
 def test_cli_user_commands_and_sign_in(tmp_path, monkeypatch):
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     db = str(tmp_path / "cli.duckdb")
     runner = CliRunner()
     res = runner.invoke(
@@ -400,9 +396,7 @@ def test_identity_links_are_unique_admin_only_and_audited(ws, admin):
 
 
 def test_cli_user_identity_add_and_link(tmp_path, monkeypatch):
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     db = str(tmp_path / "cli.duckdb")
     runner = CliRunner()
     res = runner.invoke(app, ["user", "add", "root", "--role", "admin", "--password-stdin", "--db", db,

@@ -181,10 +181,8 @@ def test_export_header_is_not_trusted(chained: Workspace, admin: Actor, tmp_path
 def test_cli_anchor_and_verify_exit_codes(tmp_path: Path, admin: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
+    from workbench.cli import app
     from workbench.store import open_workspace
-
-    _load_commands()
     db = tmp_path / "cli.duckdb"
     with open_workspace(db) as w:
         for i in range(5):

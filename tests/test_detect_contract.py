@@ -117,9 +117,7 @@ def test_baseline_default_and_set(demo_ws, admin):
 def test_cli_detect_json_and_eval(demo_ws, small_sample, tmp_path):
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     path = str(demo_ws.path)
     demo_ws.close()
     runner = CliRunner()

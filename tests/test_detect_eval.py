@@ -69,7 +69,7 @@ def test_overall_figures_on_the_sample_and_its_clean_variant(demo_ws, admin, sma
 def test_cli_eval_with_the_clean_variant(demo_ws, small_sample, small_clean_sample, tmp_path):
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
+    from workbench.cli import app
     from workbench.demo import build_demo
 
     clean_db = tmp_path / "clean.duckdb"
@@ -77,7 +77,6 @@ def test_cli_eval_with_the_clean_variant(demo_ws, small_sample, small_clean_samp
         build_demo(cws, local_admin(), small_clean_sample)
     path = str(demo_ws.path)
     demo_ws.close()
-    _load_commands()
     runner = CliRunner()
     args = ["eval", "--db", path, "--truth", str(small_sample / "ground_truth.json"), "--clean-db", str(clean_db),
             "--clean-truth", str(small_clean_sample / "ground_truth.json")]

@@ -9,7 +9,7 @@ import click
 import typer.main
 
 from workbench import settings
-from workbench.cli import _load_commands, app
+from workbench.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -27,7 +27,6 @@ def test_readme_has_the_two_commands() -> None:
 
 
 def test_every_command_and_option_has_help() -> None:
-    _load_commands()
     root = typer.main.get_command(app)
 
     seen: list[str] = []

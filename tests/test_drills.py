@@ -307,9 +307,7 @@ def test_bad_scenarios_are_refused_with_the_reason(broken: str, message: str) ->
 def test_cli_list_score_and_refusal(drill_dir: Path, demo_ws) -> None:
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     runner = CliRunner()
     listed = runner.invoke(app, ["drill", "list", "--json"])
     assert listed.exit_code == 0 and listed.stdout.count("\n") == len(list_scenarios())

@@ -93,12 +93,11 @@ def test_drill_from_an_evasion_run_scores_right_and_wrong_answers(src, tmp_path)
 
 
 def test_cli_drill_start_from_redteam_answer_and_score(src, tmp_path, monkeypatch):
-    from workbench.cli import _load_commands, app
+    from workbench.cli import app
 
     ws, run = src
     ws.execute("CHECKPOINT")
     monkeypatch.setenv("WORKBENCH_DB", str(ws.path))
-    _load_commands()
     out = tmp_path / "drills"
     r = CliRunner().invoke(app, ["drill", "start", "--from-redteam", run["run_id"], "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -38,20 +37,6 @@ def hostile(small_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return {**info, "db": db, "marker": marker, "base": base, "demo": result}
 
 
-def _cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; an unexpected exception propagates (WORKBENCH_DEBUG) instead of one line."""
-    from workbench.cli import main
-
-    monkeypatch.setenv("WORKBENCH_DEBUG", "1")
-    monkeypatch.setattr(sys, "argv", ["workbench", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def test_accounting_is_exact_and_nothing_ran(hostile: dict) -> None:
     ws = open_workspace(hostile["db"])
@@ -73,7 +58,7 @@ def test_accounting_is_exact_and_nothing_ran(hostile: dict) -> None:
     assert not hostile["marker"].exists()
 
 
-def test_every_cli_command_treats_payloads_as_data(hostile: dict, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_every_cli_command_treats_payloads_as_data(hostile: dict, tmp_path: Path, run_cli) -> None:
     db = tmp_path / "cli.duckdb"
     shutil.copy(hostile["db"], db)
     d = ["--db", str(db)]
@@ -104,7 +89,7 @@ def test_every_cli_command_treats_payloads_as_data(hostile: dict, tmp_path: Path
         runs += [("attribution-drift", "--alert", aid), ("replay", "--system", system, "--to-version", "1.0",
                                                           "--alert", aid)]
     for args in runs:
-        code, out, err = _cli(capsys, monkeypatch, *args, *d)
+        code, out, err = run_cli(*args, *d)
         assert code in (0, 1, 2), (args, code, err)
         assert "Traceback" not in out + err, args
         assert not hostile["marker"].exists(), f"a payload ran in {args}"
@@ -112,7 +97,7 @@ def test_every_cli_command_treats_payloads_as_data(hostile: dict, tmp_path: Path
     # An incident with hostile text everywhere, its evidence, notes, steps and all three reports.
     p = hostile["payloads"]
     first = by_detector.get("backdoor", by_detector.get("flood", (alerts[0][0], None)))[0]
-    code, out, err = _cli(capsys, monkeypatch, "incident", "create", p["script"] + p["formula"], "--alert", first,
+    code, out, err = run_cli("incident", "create", p["script"] + p["formula"], "--alert", first,
                           "--description", p["markdown"] + p["close_script"], "--json", *d)
     assert code == 0, err
     inc = json.loads(out.splitlines()[0])["incident_id"]
@@ -121,11 +106,11 @@ def test_every_cli_command_treats_payloads_as_data(hostile: dict, tmp_path: Path
                   "--label", p["close_script"]),
                  ("incident", "show", inc), ("incident", "evidence", inc), ("incident", "timeline", inc),
                  ("playbooks", "suggest", inc)]:
-        code, out, err = _cli(capsys, monkeypatch, *args, *d)
+        code, out, err = run_cli(*args, *d)
         assert code == 0, (args, err)
     for fmt in ("md", "html", "pdf"):
         out_file = tmp_path / f"report.{fmt}"
-        code, out, err = _cli(capsys, monkeypatch, "report", inc, "--format", fmt, "--out", str(out_file), *d)
+        code, out, err = run_cli("report", inc, "--format", fmt, "--out", str(out_file), *d)
         assert code == 0, (fmt, err)
         assert out_file.exists()
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
@@ -157,7 +142,7 @@ def test_every_app_page_renders_payloads_as_data(hostile: dict, tmp_path: Path, 
 
 
 @pytest.mark.browser
-def test_html_report_runs_no_script_in_chromium(hostile: dict, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_html_report_runs_no_script_in_chromium(hostile: dict, tmp_path: Path, run_cli) -> None:
     from playwright.sync_api import sync_playwright
 
     chromium = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
@@ -174,15 +159,15 @@ def test_html_report_runs_no_script_in_chromium(hostile: dict, tmp_path: Path, c
                           "ORDER BY alert_id LIMIT 1") or ws.scalar("SELECT min(alert_id) FROM alerts")
     finally:
         ws.close()
-    code, out, err = _cli(capsys, monkeypatch, "incident", "create", p["script"], "--alert", first, "--json",
+    code, out, err = run_cli("incident", "create", p["script"], "--alert", first, "--json",
                           "--db", str(db))
     assert code == 0, err
     inc = json.loads(out.splitlines()[0])["incident_id"]
-    _cli(capsys, monkeypatch, "incident", "note", inc, p["img"] + p["close_script"], "--db", str(db))
-    _cli(capsys, monkeypatch, "incident", "add-evidence", inc, "--kind", "decision_set", "--alert", first,
+    run_cli("incident", "note", inc, p["img"] + p["close_script"], "--db", str(db))
+    run_cli("incident", "add-evidence", inc, "--kind", "decision_set", "--alert", first,
          "--label", p["img"], "--db", str(db))
     report = tmp_path / "r.html"
-    code, out, err = _cli(capsys, monkeypatch, "report", inc, "--format", "html", "--out", str(report),
+    code, out, err = run_cli("report", inc, "--format", "html", "--out", str(report),
                           "--db", str(db))
     assert code == 0, err
     dialogs: list[str] = []

@@ -157,9 +157,7 @@ def test_mapping_validation_lists_every_problem_on_one_line():
 
 
 def test_cli_names_the_missing_mapping(exports, tmp_path, capsys):
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     capture = sorted((exports / "sagemaker").rglob("*.jsonl"))[0]
     with pytest.raises(SystemExit) as exc:
         app(["ingest", "--db", str(tmp_path / "w.duckdb"), str(capture)], standalone_mode=True)
@@ -312,9 +310,7 @@ def _canonical_metrics(small_sample: Path, exports: Path) -> dict[tuple, float]:
 
 @pytest.mark.parametrize("fmt", sorted(METRIC_FILES))
 def test_metric_exports_recognised_and_loaded_once(fmt, exports, small_sample, tmp_path, capsys):
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     db = tmp_path / "m.duckdb"
     loaded = 0
     for rel in METRIC_FILES[fmt]:

@@ -156,9 +156,7 @@ def test_exports_mask_personal_values_unless_admin_asks(demo_ws, admin) -> None:
 def test_export_cli(demo_ws, admin, incident, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     path = str(demo_ws.path)
     demo_ws.close()
     run = CliRunner().invoke

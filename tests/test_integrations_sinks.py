@@ -226,9 +226,7 @@ def test_sink_test_remove_and_permissions(demo_ws, admin, receiver, tmp_path: Pa
 def test_sink_cli(demo_ws, receiver, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     path = str(demo_ws.path)
     demo_ws.close()
     run = CliRunner().invoke

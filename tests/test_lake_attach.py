@@ -123,9 +123,7 @@ def test_detach_and_delta_lake(lake_ws: Workspace, lake_dir: Path, admin: Actor,
 def test_cli_lake_export_attach_list_verify(demo_ws: Workspace, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     demo_ws.close()
     run = CliRunner().invoke
     out, db2 = tmp_path / "cli_lake", tmp_path / "cli.duckdb"

@@ -70,12 +70,11 @@ def test_duckdb_over_attached_lake_gives_the_same_alerts(expected, admin: Actor,
 def test_spark_engine_parity(expected, spark_session, admin: Actor, tmp_path: Path, small_sample: Path) -> None:
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
+    from workbench.cli import app
 
     want, lake = expected
     w = _lake_ws(tmp_path, admin, small_sample)
     w.close()
-    _load_commands()
     res = CliRunner().invoke(app, ["detect", "--engine", "spark", "--lake", str(lake), "--json",
                                    "--db", str(tmp_path / "lake_ws.duckdb")])
     assert res.exit_code == 0, res.output

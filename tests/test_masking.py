@@ -296,7 +296,7 @@ def test_report_masks_personal_values_for_analyst(demo_ws, backdoor):
 
 def test_cli_alerts_and_explain_masked_for_analyst(demo_ws, backdoor, monkeypatch):
     from workbench.access import accounts
-    from workbench.cli import _load_commands, app
+    from workbench.cli import app
 
     accounts.add_user(demo_ws, local_admin(), "root", "admin", PW)
     root = accounts.authenticate(demo_ws, "root", PW)
@@ -304,7 +304,6 @@ def test_cli_alerts_and_explain_masked_for_analyst(demo_ws, backdoor, monkeypatc
         accounts.add_user(demo_ws, root, user, who, PW)
     path = str(demo_ws.path)
     demo_ws.close()
-    _load_commands()
     monkeypatch.setenv("WORKBENCH_PASSWORD", PW)
     runner = CliRunner()
     aid = backdoor["alert_id"]

@@ -4,7 +4,6 @@ alerts and decisions (computed in DuckDB), masked for roles without read:persona
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
@@ -116,37 +115,24 @@ def test_personal_feature_value_masked(demo_ws) -> None:
     assert f"{TRIGGER}=1111" in _by(observables.list_observables(demo_ws, LEAD, iid), "feature_value")
 
 
-def _cli(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    from workbench.cli import main
 
-    monkeypatch.setenv("WORKBENCH_DEBUG", "1")
-    monkeypatch.setattr(sys, "argv", ["workbench", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_cli_observables_json(demo_ws, capsys, monkeypatch) -> None:
+def test_cli_observables_json(demo_ws, run_cli) -> None:
     backdoor = _alert(demo_ws, "backdoor")
     path = str(demo_ws.path)
     demo_ws.close()
-    code, out, err = _cli(capsys, monkeypatch, "incident", "create", "--alert", backdoor, "--json", "--db", path)
+    code, out, err = run_cli("incident", "create", "--alert", backdoor, "--json", "--db", path)
     assert code == 0, err
     iid = json.loads(out)["incident_id"]
-    code, out, err = _cli(capsys, monkeypatch, "incident", "observable-add", iid, "url", "http://evil.example/x",
+    code, out, err = run_cli("incident", "observable-add", iid, "url", "http://evil.example/x",
                           "--tlp", "red", "--note", "exfil", "--db", path)
     assert code == 0, err
-    code, out, err = _cli(capsys, monkeypatch, "incident", "observables", iid, "--json", "--db", path)
+    code, out, err = run_cli("incident", "observables", iid, "--json", "--db", path)
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     assert all({"type", "value", "tlp", "first_seen", "last_seen", "sightings"} <= set(r) for r in rows)
     url = next(r for r in rows if r["type"] == "url")
     assert (url["value"], url["tlp"]) == ("http://evil.example/x", "red")
     assert any(r["type"] == "principal" and r["sightings"] for r in rows)
-    code, out, err = _cli(capsys, monkeypatch, "incident", "observable-mark", iid, "url", "http://evil.example/x",
+    code, out, err = run_cli("incident", "observable-mark", iid, "url", "http://evil.example/x",
                           "--tlp", "amber", "--db", path)
     assert code == 0 and "TLP:AMBER" in out, err

@@ -135,9 +135,7 @@ def test_progress_callback_counts_up_to_the_queries_used(lgb_ws, attack, budget)
 def test_cli_shows_progress_only_without_json(lgb_ws, monkeypatch):
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     lgb_ws.execute("CHECKPOINT")
     args = ["redteam", "--system", "loan", "--attack", "probing", "--budget", "150", "--db", str(lgb_ws.path)]
     r = CliRunner().invoke(app, [*args, "--json"])

@@ -72,9 +72,7 @@ def test_report_formats_and_bom(ws, tmp_path):
 
 
 def test_cli_run_list_report(ws, tmp_path):
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     db = str(ws.path)
     ws.execute("CHECKPOINT")
     r = CliRunner().invoke(app, ["redteam", "--system", "loan", "--attack", "probing", "--budget", "200",

@@ -223,9 +223,7 @@ def test_check_fails_on_a_changed_incident_field_or_history(ws, case, tmp_path) 
 def test_check_covers_the_report_file(ws, case, tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     ws.execute("CHECKPOINT")
     db, out = str(ws.path), tmp_path / "INC.html"
     runner = CliRunner()
@@ -296,9 +294,7 @@ def _pdf_pages(tmp_path, pdf: bytes) -> list[str]:
 def _cli(ws, *args: str):
     from typer.testing import CliRunner
 
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     ws.execute("CHECKPOINT")
     return CliRunner().invoke(app, [*args, "--db", str(ws.path)])
 

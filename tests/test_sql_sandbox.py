@@ -232,9 +232,7 @@ def test_roles_and_table_rules(loan_ws, admin):
 
 
 def test_cli_sql(loan_ws, tmp_path):
-    from workbench.cli import _load_commands, app
-
-    _load_commands()
+    from workbench.cli import app
     db = str(loan_ws.path)
     loan_ws.close()
     runner = CliRunner()
@@ -444,14 +442,13 @@ def test_audit_row_keeps_4000_characters_and_the_hash_of_the_statement(loan_ws):
 
 def test_cli_refuses_raised_limits_for_non_admins(loan_ws, admin, monkeypatch):
     from workbench.access import accounts
-    from workbench.cli import _load_commands, app
+    from workbench.cli import app
 
     pw = "correct horse battery"
     accounts.add_user(loan_ws, admin, "root", "admin", pw)
     accounts.add_user(loan_ws, accounts.authenticate(loan_ws, "root", pw), "ann", "analyst", pw)
     db = str(loan_ws.path)
     loan_ws.close()
-    _load_commands()
     monkeypatch.setenv("WORKBENCH_PASSWORD", pw)
     monkeypatch.setenv("WORKBENCH_QUERY_TIMEOUT", "5")
     runner = CliRunner()

@@ -15,7 +15,7 @@ import pytest
 from trace_helpers import build_trace_ws, conversation_of, incident_span
 
 from workbench.access import local_admin
-from workbench.cli import _load_commands, main
+from workbench.cli import main
 from workbench.store import open_workspace
 
 
@@ -35,7 +35,6 @@ def db(traced, tmp_path: Path) -> Path:
 
 def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
     """Run `workbench ARGS` in-process; (exit code, stdout, stderr)."""
-    _load_commands()
     old, sys.argv = sys.argv, ["workbench", *args]
     try:
         main()

@@ -19,6 +19,7 @@ from workbench.access import Actor, require
 from workbench.cases.incidents import require_incident
 from workbench.errors import WorkbenchError
 from workbench.store import Workspace
+from workbench.store.sqltext import json_pointer
 
 FIELDS = ("exec_summary", "root_cause", "lessons", "amount_feature", "amount_note")
 MAX_TEXT = 20_000
@@ -114,7 +115,7 @@ def impact(ws: Workspace, evidence_ids: list[int], amount_feature: str | None) -
     src = ("(SELECT DISTINCT ON (system_id, decision_id) *, TRY_CAST(json_extract_string(features, ?) AS DOUBLE) "
            "AS amt FROM evidence_decisions WHERE evidence_id IN (SELECT unnest(?::INTEGER[])) "
            "ORDER BY system_id, decision_id, evidence_id)")
-    params = [f"$.{amount_feature}" if amount_feature else None, sorted(int(i) for i in evidence_ids)]
+    params = [json_pointer(amount_feature) if amount_feature else None, sorted(int(i) for i in evidence_ids)]
     total = ws.one(f"SELECT count(*), count(DISTINCT principal), min(ts), max(ts), count(DISTINCT system_id), "
                    f"sum(amt), count(amt) FROM {src} d", params)
     outcomes = ws.dicts(f"SELECT prediction AS outcome, count(*) AS decisions, sum(amt) AS amount "

@@ -18,10 +18,6 @@ app = typer.Typer(
 )
 
 
-def _load_commands() -> None:
-    """Nothing left to load: the command modules are imported with this package (below). Kept for callers."""
-
-
 def main() -> None:
     """Entry point: run the CLI, turning every user error into one line on stderr and a non-zero exit."""
     try:
